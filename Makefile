@@ -1,0 +1,109 @@
+# xtrace-operator — the operator (manager) and the xtrace server, one Go module.
+
+# Image names used by docker-build and deploy.
+IMG ?= ghcr.io/xtrace-dev/xtrace-operator:dev
+SERVER_IMG ?= ghcr.io/xtrace-dev/xtrace:dev
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+# Kubernetes version of the test control plane (must match the k8s.io/* libraries in go.mod).
+K8S_VERSION ?= 1.37.2
+LOCALBIN ?= $(CURDIR)/bin
+K8S_BIN_DIR ?= $(LOCALBIN)/k8s/$(K8S_VERSION)
+export KUBEBUILDER_ASSETS ?= $(K8S_BIN_DIR)
+
+# Tools, pinned, installed into ./bin with `go install`.
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+KUBECTL ?= kubectl
+
+GO_TEST_FLAGS ?= -count=1 -timeout=45m
+BENCH_FLAGS ?=
+SERVER_LDFLAGS := -X github.com/xtrace-dev/xtrace-operator/server/internal/version.Version=$(VERSION)
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRD and RBAC manifests under config/.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/...;./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods for the API types.
+	$(CONTROLLER_GEN) object paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: test
+test: manifests generate fmt vet k8s-binaries ## Run every test: unit, real Postgres, envtest, simulated cluster.
+	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: k8s-binaries
+k8s-binaries: ## Build kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok from source (cached in bin/k8s).
+	K8S_VERSION=$(K8S_VERSION) OUT_DIR=$(K8S_BIN_DIR) hack/build-k8s-binaries.sh
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the manager and the xtrace server into bin/.
+	go build -o $(LOCALBIN)/manager .
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(SERVER_LDFLAGS)" -o $(LOCALBIN)/xtrace ./server/cmd/xtrace
+
+.PHONY: run
+run: manifests generate ## Run the operator against the cluster in ~/.kube/config.
+	go run ./main.go
+
+.PHONY: run-server
+run-server: ## Run the xtrace server locally (starts a local Postgres under .data/ when DATABASE_URL is unset).
+	CGO_ENABLED=0 go build -ldflags "$(SERVER_LDFLAGS)" -o $(LOCALBIN)/xtrace ./server/cmd/xtrace
+	go build -o $(LOCALBIN)/run-server ./hack/run-server
+	$(LOCALBIN)/run-server -server $(LOCALBIN)/xtrace -data .data
+
+.PHONY: docker-build
+docker-build: ## Build the operator and server images with Docker.
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) -t $(SERVER_IMG) -f server/Dockerfile .
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRD into the cluster in ~/.kube/config.
+	$(KUBECTL) apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests ## Remove the CRD from the cluster.
+	$(KUBECTL) delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests ## Deploy the operator (config/default) with image IMG.
+	cd config/manager && $(KUBECTL) kustomize . >/dev/null
+	$(KUBECTL) kustomize config/default | sed "s|image: controller:latest|image: $(IMG)|" | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: ## Remove the operator deployed by `make deploy`.
+	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
+
+##@ Tools
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN)
+$(CONTROLLER_GEN):
+	mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)

@@ -1,0 +1,2 @@
+// Package controllers holds the reconcilers of the xtrace operator.
+package controllers

@@ -1,0 +1,216 @@
+// Package config reads the server's settings from the environment (SPEC §3.1).
+// Every value is validated once at start; a bad one stops the server with a
+// message naming the variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the validated server configuration.
+type Config struct {
+	// DatabaseURL is empty when the libpq PG* variables are used instead.
+	DatabaseURL          string
+	BearerTokens         []string
+	BindAddr             string
+	DefaultProjectID     string
+	PublicKey            string
+	SecretKey            string
+	RateLimitQPS         float64
+	RateLimitBurst       int
+	MetricsRetentionDays int
+	TracesRetentionDays  int
+	RetentionInterval    time.Duration
+	MaxRequestBodyBytes  int64
+	DBMaxConns           int32
+	LogFormat            string // json | text
+	LogLevel             string // debug | info | warn | error
+}
+
+// Defaults as documented in the README.
+const (
+	DefaultBindAddr            = "127.0.0.1:8742"
+	DefaultProjectID           = "default"
+	DefaultRateLimitQPS        = 20
+	DefaultRateLimitBurst      = 40
+	DefaultMetricsRetention    = 30
+	DefaultTracesRetention     = 90
+	DefaultRetentionInterval   = time.Hour
+	DefaultMaxRequestBodyBytes = 20 << 20
+	DefaultDBMaxConns          = 20
+)
+
+// Mode says which settings a subcommand needs.
+type Mode int
+
+const (
+	// ModeServe needs the database and the API credentials.
+	ModeServe Mode = iota
+	// ModeDatabaseOnly (migrate, retention) needs only the database settings.
+	ModeDatabaseOnly
+)
+
+// Load reads the configuration through getenv (os.Getenv in production).
+func Load(getenv func(string) string, mode Mode) (*Config, error) {
+	p := parser{getenv: getenv}
+	c := &Config{
+		DatabaseURL:          strings.TrimSpace(getenv("DATABASE_URL")),
+		BindAddr:             p.str("BIND_ADDR", DefaultBindAddr),
+		DefaultProjectID:     p.str("DEFAULT_PROJECT_ID", DefaultProjectID),
+		PublicKey:            p.firstOf("XTRACE_PUBLIC_KEY", "LANGFUSE_PUBLIC_KEY"),
+		SecretKey:            p.firstOf("XTRACE_SECRET_KEY", "LANGFUSE_SECRET_KEY"),
+		RateLimitQPS:         p.positiveFloat("RATE_LIMIT_QPS", DefaultRateLimitQPS),
+		RateLimitBurst:       p.intAtLeast("RATE_LIMIT_BURST", DefaultRateLimitBurst, 1),
+		MetricsRetentionDays: p.intAtLeast("METRICS_RETENTION_DAYS", DefaultMetricsRetention, 1),
+		TracesRetentionDays:  p.intAtLeast("TRACES_RETENTION_DAYS", DefaultTracesRetention, 1),
+		RetentionInterval:    p.duration("XTRACE_RETENTION_INTERVAL", DefaultRetentionInterval),
+		MaxRequestBodyBytes:  int64(p.intAtLeast("XTRACE_MAX_REQUEST_BODY_BYTES", DefaultMaxRequestBodyBytes, 1024)),
+		DBMaxConns:           int32(p.intAtLeast("XTRACE_DB_MAX_CONNS", DefaultDBMaxConns, 2)),
+		LogFormat:            p.oneOf("XTRACE_LOG_FORMAT", "json", "json", "text"),
+		LogLevel:             p.oneOf("XTRACE_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+	}
+	for _, tok := range strings.Split(getenv("API_BEARER_TOKEN"), ",") {
+		if tok = strings.TrimSpace(tok); tok != "" {
+			c.BearerTokens = append(c.BearerTokens, tok)
+		}
+	}
+
+	if c.DatabaseURL == "" && getenv("PGHOST") == "" && getenv("PGDATABASE") == "" {
+		p.fail("DATABASE_URL", "not set (nor PGHOST/PGDATABASE): set DATABASE_URL=postgres://user:pass@host:5432/db or the libpq PG* variables")
+	}
+	if (c.PublicKey == "") != (c.SecretKey == "") {
+		p.fail("XTRACE_SECRET_KEY", "XTRACE_PUBLIC_KEY and XTRACE_SECRET_KEY must be set together")
+	}
+	if mode == ModeServe && len(c.BearerTokens) == 0 {
+		p.fail("API_BEARER_TOKEN", "required: set one token or several separated by commas")
+	}
+	if c.DefaultProjectID == "" {
+		p.fail("DEFAULT_PROJECT_ID", "must not be empty")
+	}
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return c, nil
+}
+
+// LogValue keeps secrets out of logs: it lists settings, not credentials.
+func (c *Config) LogValue() []any {
+	return []any{
+		"bind_addr", c.BindAddr,
+		"database", redactURL(c.DatabaseURL),
+		"bearer_tokens", len(c.BearerTokens),
+		"basic_auth", c.PublicKey != "",
+		"default_project_id", c.DefaultProjectID,
+		"rate_limit_qps", c.RateLimitQPS,
+		"rate_limit_burst", c.RateLimitBurst,
+		"metrics_retention_days", c.MetricsRetentionDays,
+		"traces_retention_days", c.TracesRetentionDays,
+		"retention_interval", c.RetentionInterval.String(),
+		"max_request_body_bytes", c.MaxRequestBodyBytes,
+		"db_max_conns", c.DBMaxConns,
+	}
+}
+
+// redactURL drops everything but scheme, host and database name.
+func redactURL(u string) string {
+	if u == "" {
+		return "(libpq environment)"
+	}
+	at := strings.LastIndex(u, "@")
+	scheme := strings.Index(u, "://")
+	if scheme < 0 {
+		return "(keyword/value connection string)"
+	}
+	rest := u[scheme+3:]
+	if at > scheme {
+		rest = u[at+1:]
+	}
+	if q := strings.IndexByte(rest, '?'); q >= 0 {
+		rest = rest[:q]
+	}
+	return u[:scheme+3] + rest
+}
+
+type parser struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (p *parser) fail(name, msg string) { p.errs = append(p.errs, fmt.Errorf("%s: %s", name, msg)) }
+
+func (p *parser) str(name, def string) string {
+	if v := strings.TrimSpace(p.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) firstOf(names ...string) string {
+	for _, n := range names {
+		if v := strings.TrimSpace(p.getenv(n)); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func (p *parser) positiveFloat(name string, def float64) float64 {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		p.fail(name, fmt.Sprintf("%q is not a positive number", v))
+		return def
+	}
+	return f
+}
+
+func (p *parser) intAtLeast(name string, def, min int) int {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min {
+		p.fail(name, fmt.Sprintf("%q is not an integer ≥ %d", v, min))
+		return def
+	}
+	return n
+}
+
+func (p *parser) duration(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	if v == "0" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		p.fail(name, fmt.Sprintf("%q is not a duration like 1h or 30m (0 disables)", v))
+		return def
+	}
+	return d
+}
+
+func (p *parser) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(strings.TrimSpace(p.getenv(name)))
+	if v == "" {
+		return def
+	}
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	p.fail(name, fmt.Sprintf("%q is not one of %s", v, strings.Join(allowed, ", ")))
+	return def
+}
