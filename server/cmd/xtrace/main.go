@@ -1,22 +1,23 @@
 // Command xtrace is the xtrace server: trace and metrics ingest and query on PostgreSQL.
 //
 //	xtrace [serve]   run the HTTP server (default)
+//	xtrace migrate   apply the database migrations and exit
 //	xtrace version   print the version
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/xtrace-dev/xtrace-operator/server/internal/app"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/config"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/version"
 )
 
@@ -24,6 +25,7 @@ const usage = `usage: xtrace [command]
 
 commands:
   serve      run the HTTP server (default)
+  migrate    apply the database schema migrations and exit
   version    print the version
 `
 
@@ -39,6 +41,8 @@ func main() {
 	switch cmd {
 	case "serve":
 		err = serve(ctx)
+	case "migrate":
+		err = migrate(ctx)
 	case "version", "--version":
 		fmt.Println(version.Version)
 	case "help", "-h", "--help":
@@ -69,25 +73,30 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	log := newLogger(cfg, os.Stderr)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"status":"ok"}`)
-	})
-	srv := &http.Server{Addr: cfg.BindAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("xtrace serving", append([]any{"version", version.Version}, cfg.LogValue()...)...)
-	select {
-	case err := <-errc:
+	srv, err := app.New(ctx, cfg, log)
+	if err != nil {
 		return err
-	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	return srv.Serve(ctx, nil)
+}
+
+func migrate(ctx context.Context) error {
+	cfg, err := config.Load(os.Getenv, config.ModeDatabaseOnly)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, os.Stderr)
+	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, MaxConns: 2})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	applied, err := store.Migrate(ctx, st.Pool)
+	if err != nil {
 		return err
 	}
-	log.Info("xtrace stopped")
+	log.Info("migrations up to date", "applied", applied)
 	return nil
 }

@@ -1,0 +1,134 @@
+// Package app wires the server together: configuration → store → ingest
+// queues → HTTP API, plus the background loops, and runs them until the
+// context ends, shutting down in order.
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/config"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/httpapi"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/ingest"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/telemetry"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/version"
+)
+
+// ShutdownGrace bounds the drain on SIGTERM (Kubernetes' default grace period is 30 s).
+const ShutdownGrace = 25 * time.Second
+
+// Server is a configured xtrace server.
+type Server struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	store  *store.Store
+	tel    *telemetry.Metrics
+	points *ingest.Batcher[metrics.Point]
+	api    *httpapi.API
+}
+
+// New opens the pool (lazily: the database may still be starting) and builds the API.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, MaxConns: cfg.DBMaxConns})
+	if err != nil {
+		return nil, err
+	}
+	tel := telemetry.New()
+	project := cfg.DefaultProjectID
+	points := ingest.New(ingest.Options{Name: "metrics", Workers: 2, MaxGroupItems: 20000, Observer: tel},
+		func(ctx context.Context, pts []metrics.Point) error { return st.WritePoints(ctx, project, pts) })
+	api := httpapi.New(httpapi.Deps{Config: cfg, Store: st, Points: points, Telemetry: tel, Log: log})
+	return &Server{cfg: cfg, log: log, store: st, tel: tel, points: points, api: api}, nil
+}
+
+// Handler is the HTTP handler (for tests that serve it themselves).
+func (s *Server) Handler() http.Handler { return s.api.Handler() }
+
+// Serve listens on ln (or cfg.BindAddr when nil) until ctx ends, then shuts
+// down: readiness off, in-flight and queued writes committed and answered,
+// connections closed.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.BindAddr); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{
+		Handler:           s.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	bg, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	go s.prepareDatabase(bg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("xtrace serving", append([]any{"version", version.Version, "addr", ln.Addr().String()}, s.cfg.LogValue()...)...)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: not ready, draining requests and queued writes")
+	s.api.StartShutdown()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	err := srv.Shutdown(shutdownCtx)
+	if qerr := s.points.Close(shutdownCtx); qerr != nil && err == nil {
+		err = qerr
+	}
+	stopBackground()
+	s.store.Close()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	s.log.Info("xtrace stopped")
+	return nil
+}
+
+// prepareDatabase applies migrations (retrying while the database is
+// unreachable), then keeps the next days' partitions created.
+func (s *Server) prepareDatabase(ctx context.Context) {
+	backoff := 500 * time.Millisecond
+	for {
+		applied, err := store.Migrate(ctx, s.store.Pool)
+		if err == nil {
+			if len(applied) > 0 {
+				s.log.Info("migrations applied", "migrations", applied)
+			}
+			s.api.SetSchemaReady()
+			break
+		}
+		s.log.Warn("migrations not applied yet; retrying", "error", err, "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+	ticker := time.NewTicker(time.Hour)
+	defer ticker.Stop()
+	for {
+		if err := s.store.EnsurePartitionsAhead(ctx, time.Now(), 2); err != nil {
+			s.log.Warn("creating metric partitions ahead failed; points create them on demand", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}

@@ -1,0 +1,103 @@
+// Package httpapi is the HTTP layer: routes, middleware, handlers and the
+// mapping of errors to the error model. Handlers validate, then call the
+// ingest queue or the store; they hold no SQL.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/config"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/ingest"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/telemetry"
+)
+
+// Deps are what the API needs.
+type Deps struct {
+	Config    *config.Config
+	Store     *store.Store
+	Points    *ingest.Batcher[metrics.Point]
+	Telemetry *telemetry.Metrics
+	Log       *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// API serves the xtrace HTTP endpoints.
+type API struct {
+	cfg     *config.Config
+	store   *store.Store
+	points  *ingest.Batcher[metrics.Point]
+	tel     *telemetry.Metrics
+	log     *slog.Logger
+	now     func() time.Time
+	tokens  [][]byte
+	limiter *keyedLimiter
+	mux     *http.ServeMux
+
+	shuttingDown atomic.Bool
+	schemaReady  atomic.Bool
+}
+
+// Timeouts per kind of route.
+const (
+	queryTimeout  = 15 * time.Second
+	ingestTimeout = 30 * time.Second
+)
+
+// New builds the API and its routes.
+func New(d Deps) *API {
+	a := &API{
+		cfg: d.Config, store: d.Store, points: d.Points, tel: d.Telemetry, log: d.Log, now: d.Now,
+		limiter: newKeyedLimiter(d.Config.RateLimitQPS, d.Config.RateLimitBurst),
+		mux:     http.NewServeMux(),
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	for _, t := range d.Config.BearerTokens {
+		a.tokens = append(a.tokens, digest(t))
+	}
+
+	health := routeOptions{public: true, always: true, timeout: 5 * time.Second}
+	ingestRoute := routeOptions{timeout: ingestTimeout}
+	query := routeOptions{rateLimited: true, timeout: queryTimeout}
+
+	a.handle("GET /healthz", health, a.healthz)
+	a.handle("GET /readyz", health, a.readyz)
+	a.mux.Handle("GET /metrics", a.wrap("GET /metrics", health, func(w http.ResponseWriter, r *http.Request) error {
+		promhttp.HandlerFor(a.tel.Registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		return nil
+	}))
+	a.handle("GET /api/public/health", routeOptions{public: true, timeout: 5 * time.Second}, a.publicHealth)
+
+	a.handle("POST /v1/metrics/batch", ingestRoute, a.pushMetrics)
+	a.handle("GET /api/public/metrics/query", query, a.queryMetrics)
+	a.handle("GET /api/public/metrics/names", query, a.metricNames)
+	a.handle("GET /api/public/metrics/labels", query, a.metricLabels)
+
+	a.handle("/", routeOptions{public: true}, func(w http.ResponseWriter, r *http.Request) error {
+		return notFoundRoute(r)
+	})
+	return a
+}
+
+func (a *API) handle(pattern string, opts routeOptions, h handlerFunc) {
+	a.mux.Handle(pattern, a.wrap(pattern, opts, h))
+}
+
+// Handler returns the root handler.
+func (a *API) Handler() http.Handler { return a.mux }
+
+// SetSchemaReady marks the migrations as applied; until then /readyz is 503.
+func (a *API) SetSchemaReady() { a.schemaReady.Store(true) }
+
+// StartShutdown makes /readyz report not-ready and new requests get 503,
+// while requests already in flight finish.
+func (a *API) StartShutdown() { a.shuttingDown.Store(true) }

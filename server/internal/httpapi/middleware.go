@@ -1,0 +1,194 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+)
+
+// handlerFunc is an HTTP handler that returns its error for writeError.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	authKeyKey
+)
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+func authKey(ctx context.Context) string {
+	k, _ := ctx.Value(authKeyKey).(string)
+	return k
+}
+
+// statusRecorder remembers the status for the access log and metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += n
+	return n, err
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// validRequestID accepts client ids that are safe to echo and log.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// routeOptions say which middleware a route gets.
+type routeOptions struct {
+	public      bool          // no authentication (health, metrics)
+	rateLimited bool          // per-key token bucket (query routes)
+	timeout     time.Duration // per-request deadline
+	always      bool          // answered during shutdown too (health probes)
+}
+
+// wrap applies the middleware in their declared order:
+// request id → recovery → access log + metrics → shutdown gate → auth → rate limit → body limit → timeout → handler.
+func (a *API) wrap(pattern string, opts routeOptions, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		r = r.WithContext(ctx)
+		rec := &statusRecorder{ResponseWriter: w}
+
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				a.log.Error("panic in handler", "request_id", id, "route", pattern, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					writeError(rec, r, a.log, fmt.Errorf("panic: %v", p))
+				}
+			}
+			took := time.Since(start)
+			a.tel.Requests.WithLabelValues(pattern, fmt.Sprint(rec.status)).Inc()
+			a.tel.RequestDuration.WithLabelValues(pattern).Observe(took.Seconds())
+			a.log.Info("request", "method", r.Method, "route", pattern, "status", rec.status,
+				"duration_ms", float64(took.Microseconds())/1000, "bytes", rec.bytes, "request_id", id)
+		}()
+
+		if err := a.serve(rec, r, pattern, opts, h); err != nil {
+			writeError(rec, r, a.log, err)
+		}
+	})
+}
+
+func (a *API) serve(w http.ResponseWriter, r *http.Request, pattern string, opts routeOptions, h handlerFunc) error {
+	if !opts.always && a.shuttingDown.Load() {
+		return errShuttingDown
+	}
+	if !opts.public {
+		key, ok := a.authenticate(r)
+		if !ok {
+			return &apierror.Error{Status: http.StatusUnauthorized, Code: apierror.CodeUnauthorized,
+				Message: "missing or invalid credentials: send Authorization: Bearer <token> or Basic <public:secret>"}
+		}
+		r = r.WithContext(context.WithValue(r.Context(), authKeyKey, key))
+	}
+	if opts.rateLimited {
+		if err := a.limiter.allow(authKey(r.Context()), a.now()); err != nil {
+			a.tel.RateLimited.WithLabelValues(pattern).Inc()
+			return err
+		}
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxRequestBodyBytes)
+	}
+	if opts.timeout > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), opts.timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	return h(w, r)
+}
+
+// authenticate checks the Authorization header against every configured
+// credential in constant time and returns the rate-limit key.
+func (a *API) authenticate(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, cred, found := strings.Cut(h, " ")
+	if !found {
+		return "", false
+	}
+	cred = strings.TrimSpace(cred)
+	switch strings.ToLower(scheme) {
+	case "bearer":
+		ok := 0
+		for _, tok := range a.tokens {
+			ok |= subtle.ConstantTimeCompare(digest(cred), tok)
+		}
+		if ok == 1 {
+			return "bearer:" + hex.EncodeToString(digest(cred)[:8]), true
+		}
+	case "basic":
+		raw, err := base64.StdEncoding.DecodeString(cred)
+		if err != nil || a.cfg.PublicKey == "" {
+			return "", false
+		}
+		pub, secret, _ := strings.Cut(string(raw), ":")
+		okPub := subtle.ConstantTimeCompare(digest(pub), digest(a.cfg.PublicKey))
+		okSecret := subtle.ConstantTimeCompare(digest(secret), digest(a.cfg.SecretKey))
+		if okPub&okSecret == 1 {
+			return "basic:" + pub, true
+		}
+	}
+	return "", false
+}
+
+// digest makes comparisons constant-time regardless of length.
+func digest(s string) []byte {
+	d := sha256.Sum256([]byte(s))
+	return d[:]
+}

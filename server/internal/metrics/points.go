@@ -1,0 +1,211 @@
+// Package metrics is the time-series domain: validation of pushed points and
+// of query parameters (SPEC §3.4, §3.5). It has no SQL and no HTTP.
+package metrics
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+)
+
+// Limits of a push (SPEC §3.4).
+const (
+	MaxPointsPerBatch = 10000
+	MaxNameLength     = 200
+	MaxLabels         = 32
+	MaxLabelBytes     = 256
+	// Timestamps outside [MinTimestamp, now+MaxFutureSkew] are rejected: they
+	// are almost always unit mistakes (seconds vs. milliseconds) and would
+	// create partitions nobody asked for.
+	MaxFutureSkew = 24 * time.Hour
+)
+
+// MinTimestamp is the earliest accepted point time.
+var MinTimestamp = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+var (
+	namePattern     = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:.\-]*$`)
+	labelKeyPattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+)
+
+// Point is one validated sample.
+type Point struct {
+	Name   string
+	Labels map[string]string
+	// LabelsJSON is the canonical encoding of Labels (keys sorted); it identifies the series.
+	LabelsJSON string
+	Value      float64
+	Time       time.Time
+}
+
+// SeriesKey identifies the series of a point within a project.
+func (p *Point) SeriesKey() string { return p.Name + "\x00" + p.LabelsJSON }
+
+type wirePoint struct {
+	Name      *string         `json:"name"`
+	Labels    json.RawMessage `json:"labels"`
+	Value     json.RawMessage `json:"value"`
+	Timestamp *string         `json:"timestamp"`
+}
+
+// ParseBatch decodes and validates a push body {"metrics":[...]}. It is
+// all-or-nothing: the first problem is returned as a 400 naming the index and
+// field, and no points are returned. now is the receive time, used for points
+// without a timestamp.
+func ParseBatch(body []byte, now time.Time) ([]Point, error) {
+	var req struct {
+		Metrics []json.RawMessage `json:"metrics"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&req); err != nil {
+		return nil, apierror.BadRequest("body: %s", jsonProblem(err))
+	}
+	if dec.More() {
+		return nil, apierror.BadRequest("body: unexpected data after the JSON object")
+	}
+	if req.Metrics == nil {
+		return nil, apierror.BadRequest(`metrics: required (body is {"metrics":[...]})`)
+	}
+	if len(req.Metrics) > MaxPointsPerBatch {
+		return nil, apierror.BadRequest("metrics: %d points in one batch, at most %d allowed", len(req.Metrics), MaxPointsPerBatch)
+	}
+	out := make([]Point, len(req.Metrics))
+	for i, raw := range req.Metrics {
+		if err := parsePoint(raw, now, &out[i]); err != nil {
+			return nil, apierror.BadRequest("metrics[%d].%s", i, err)
+		}
+	}
+	return out, nil
+}
+
+func parsePoint(raw json.RawMessage, now time.Time, p *Point) error {
+	var w wirePoint
+	if err := json.Unmarshal(raw, &w); err != nil {
+		var te *json.UnmarshalTypeError
+		if asTypeError(err, &te) && te.Field != "" {
+			return fmt.Errorf("%s: must be a %s", te.Field, expectedType(te.Field))
+		}
+		return fmt.Errorf("point: must be an object with name, labels, value, timestamp")
+	}
+	if w.Name == nil || *w.Name == "" {
+		return fmt.Errorf("name: required")
+	}
+	if len(*w.Name) > MaxNameLength {
+		return fmt.Errorf("name: longer than %d characters", MaxNameLength)
+	}
+	if !namePattern.MatchString(*w.Name) {
+		return fmt.Errorf("name: %q does not match [a-zA-Z_:][a-zA-Z0-9_:.-]*", *w.Name)
+	}
+	p.Name = *w.Name
+
+	labels, err := parseLabels(w.Labels)
+	if err != nil {
+		return err
+	}
+	p.Labels = labels
+	p.LabelsJSON = CanonicalLabels(labels)
+
+	if len(w.Value) == 0 || string(w.Value) == "null" {
+		return fmt.Errorf("value: required")
+	}
+	if w.Value[0] == '"' {
+		return fmt.Errorf("value: must be a finite JSON number, not a string (NaN and Infinity are not accepted)")
+	}
+	var v float64
+	if err := json.Unmarshal(w.Value, &v); err != nil {
+		return fmt.Errorf("value: must be a finite JSON number")
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("value: must be finite")
+	}
+	p.Value = v
+
+	if w.Timestamp == nil || *w.Timestamp == "" {
+		p.Time = now.UTC()
+		return nil
+	}
+	ts, err := time.Parse(time.RFC3339Nano, *w.Timestamp)
+	if err != nil {
+		return fmt.Errorf("timestamp: %q is not RFC 3339 (e.g. 2026-02-14T10:00:00Z)", *w.Timestamp)
+	}
+	if ts.Before(MinTimestamp) || ts.After(now.Add(MaxFutureSkew)) {
+		return fmt.Errorf("timestamp: %s is outside the accepted range (after %s, at most %s ahead of the server clock)",
+			*w.Timestamp, MinTimestamp.Format(time.RFC3339), MaxFutureSkew)
+	}
+	// Postgres stores microseconds; truncate here so the identity of a point is what is stored.
+	p.Time = ts.UTC().Truncate(time.Microsecond)
+	return nil
+}
+
+func parseLabels(raw json.RawMessage) (map[string]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return map[string]string{}, nil
+	}
+	var generic map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &generic); err != nil {
+		return nil, fmt.Errorf("labels: must be an object of string values")
+	}
+	if len(generic) > MaxLabels {
+		return nil, fmt.Errorf("labels: %d labels, at most %d allowed", len(generic), MaxLabels)
+	}
+	labels := make(map[string]string, len(generic))
+	for k, rv := range generic {
+		if !labelKeyPattern.MatchString(k) {
+			return nil, fmt.Errorf("labels: key %q does not match [a-zA-Z_][a-zA-Z0-9_]*", k)
+		}
+		if len(k) > MaxLabelBytes {
+			return nil, fmt.Errorf("labels: key %q longer than %d bytes", k[:32]+"…", MaxLabelBytes)
+		}
+		var s string
+		if err := json.Unmarshal(rv, &s); err != nil {
+			return nil, fmt.Errorf("labels.%s: must be a string", k)
+		}
+		if len(s) > MaxLabelBytes {
+			return nil, fmt.Errorf("labels.%s: value longer than %d bytes", k, MaxLabelBytes)
+		}
+		labels[k] = s
+	}
+	return labels, nil
+}
+
+// CanonicalLabels encodes labels as JSON with sorted keys: the identity of a series
+// and the order in which series are returned.
+func CanonicalLabels(labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		vb, _ := json.Marshal(labels[k])
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(vb)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func expectedType(field string) string {
+	switch field {
+	case "name", "timestamp":
+		return "string"
+	case "labels":
+		return "object of string values"
+	default:
+		return "valid value"
+	}
+}

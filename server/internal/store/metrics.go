@@ -1,0 +1,328 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
+)
+
+// DefaultEnvironment is the environment of pushed metrics (the push API has none).
+const DefaultEnvironment = "default"
+
+// WritePoints stores a group of validated points in one transaction: the fast
+// path COPYs straight into the keyed points table; when the group repeats an
+// existing (series, ts) it falls back to an upsert in which the last write wins.
+// Within the group, later points replace earlier ones with the same identity.
+func (s *Store) WritePoints(ctx context.Context, project string, points []metrics.Point) error {
+	if len(points) == 0 {
+		return nil
+	}
+	ids, err := s.resolveSeries(ctx, project, points)
+	if err != nil {
+		return err
+	}
+	times := make([]time.Time, 0, 4)
+	rows := make([][]any, 0, len(points))
+	index := make(map[pointKey]int, len(points))
+	for i := range points {
+		k := pointKey{ids[i], points[i].Time.UnixMicro()}
+		if j, dup := index[k]; dup {
+			rows[j][2] = points[i].Value // last write wins inside the group
+			continue
+		}
+		index[k] = len(rows)
+		rows = append(rows, []any{ids[i], points[i].Time, points[i].Value})
+		if len(times) == 0 || !dayOf(times[len(times)-1]).Equal(dayOf(points[i].Time)) {
+			times = append(times, points[i].Time)
+		}
+	}
+	if err := s.EnsurePartitions(ctx, times...); err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		copyErr := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { // savepoint: a duplicate only undoes the COPY
+			_, err := sp.CopyFrom(ctx, pgx.Identifier{"metric_points"}, pointColumns, pgx.CopyFromRows(rows))
+			return err
+		})
+		if copyErr == nil || !isUniqueViolation(copyErr) {
+			return copyErr
+		}
+		return upsertPoints(ctx, tx, rows)
+	})
+	return classify(err)
+}
+
+type pointKey struct {
+	series int64
+	micros int64
+}
+
+var pointColumns = []string{"series_id", "ts", "value"}
+
+func upsertPoints(ctx context.Context, tx pgx.Tx, rows [][]any) error {
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS metric_points_staging
+		(series_id bigint, ts timestamptz, value double precision) ON COMMIT DELETE ROWS`); err != nil {
+		return err
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"metric_points_staging"}, pointColumns, pgx.CopyFromRows(rows)); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO metric_points (series_id, ts, value)
+		SELECT series_id, ts, value FROM metric_points_staging
+		ON CONFLICT (series_id, ts) DO UPDATE SET value = EXCLUDED.value`)
+	return err
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// resolveSeries returns the series id of every point, creating series on first sight.
+func (s *Store) resolveSeries(ctx context.Context, project string, points []metrics.Point) ([]int64, error) {
+	ids := make([]int64, len(points))
+	var missNames, missLabels []string
+	missAt := map[string][]int{}
+	for i := range points {
+		key := project + "\x00" + points[i].SeriesKey()
+		if id, ok := s.series.get(key); ok {
+			ids[i] = id
+			continue
+		}
+		if _, queued := missAt[key]; !queued {
+			missNames = append(missNames, points[i].Name)
+			missLabels = append(missLabels, points[i].LabelsJSON)
+		}
+		missAt[key] = append(missAt[key], i)
+	}
+	if len(missNames) == 0 {
+		return ids, nil
+	}
+	found, err := s.upsertSeries(ctx, project, missNames, missLabels)
+	if err != nil {
+		return nil, err
+	}
+	for j := range missNames {
+		key := project + "\x00" + missNames[j] + "\x00" + missLabels[j]
+		s.series.put(key, found[j])
+		for _, i := range missAt[key] {
+			ids[i] = found[j]
+		}
+	}
+	return ids, nil
+}
+
+// upsertSeries returns ids for (name, labels) pairs, inserting the new ones.
+// A series inserted concurrently by another transaction after this
+// statement's snapshot is invisible to it, so such rows are looked up again.
+func (s *Store) upsertSeries(ctx context.Context, project string, names, labels []string) ([]int64, error) {
+	const sql = `
+		WITH input AS (
+			SELECT ord, n, l::jsonb AS l FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(n, l, ord)
+		), inserted AS (
+			INSERT INTO metric_series (project_id, environment, name, labels)
+			SELECT $1, $4, n, l FROM input
+			ON CONFLICT (project_id, name, environment, md5(labels::text)) DO NOTHING
+			RETURNING id, name, labels
+		)
+		SELECT input.ord, coalesce(inserted.id, existing.id, 0)
+		FROM input
+		LEFT JOIN inserted ON inserted.name = input.n AND inserted.labels = input.l
+		LEFT JOIN metric_series existing ON existing.project_id = $1 AND existing.environment = $4
+			AND existing.name = input.n AND md5(existing.labels::text) = md5(input.l::text) AND existing.labels = input.l`
+	ids := make([]int64, len(names))
+	for attempt := 0; attempt < 3; attempt++ {
+		rows, err := s.Pool.Query(ctx, sql, project, names, labels, DefaultEnvironment)
+		if err != nil {
+			return nil, classify(fmt.Errorf("resolve series: %w", err))
+		}
+		missing := 0
+		var ord, id int64
+		_, err = pgx.ForEachRow(rows, []any{&ord, &id}, func() error {
+			ids[ord-1] = id
+			if id == 0 {
+				missing++
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, classify(fmt.Errorf("resolve series: %w", err))
+		}
+		if missing == 0 {
+			return ids, nil
+		}
+	}
+	return nil, errors.New("resolve series: series not visible after insert")
+}
+
+// aggregateSQL maps each aggregation to its SQL expression over (ts, value).
+// Only these fixed fragments are ever spliced into query text.
+var aggregateSQL = map[metrics.Agg]string{
+	metrics.AggAvg:   "avg(p.value)",
+	metrics.AggMin:   "min(p.value)",
+	metrics.AggMax:   "max(p.value)",
+	metrics.AggSum:   "sum(p.value)",
+	metrics.AggCount: "count(*)::double precision",
+	metrics.AggLast:  "(array_agg(p.value ORDER BY p.ts DESC, p.series_id DESC))[1]",
+	metrics.AggP50:   "percentile_cont(0.5) WITHIN GROUP (ORDER BY p.value)",
+	metrics.AggP90:   "percentile_cont(0.9) WITHIN GROUP (ORDER BY p.value)",
+	metrics.AggP95:   "percentile_cont(0.95) WITHIN GROUP (ORDER BY p.value)",
+	metrics.AggP99:   "percentile_cont(0.99) WITHIN GROUP (ORDER BY p.value)",
+}
+
+type seriesRow struct {
+	id        int64
+	labels    map[string]string
+	canonical string
+}
+
+// QueryMetrics answers a validated query (SPEC §3.5).
+func (s *Store) QueryMetrics(ctx context.Context, project string, q *metrics.Query) (*metrics.Result, error) {
+	filter := metrics.CanonicalLabels(q.Labels)
+	rows, err := s.Pool.Query(ctx, `
+		SELECT id, labels FROM metric_series
+		WHERE project_id = $1 AND name = $2 AND labels @> $3::jsonb`, project, q.Name, filter)
+	if err != nil {
+		return nil, classify(fmt.Errorf("find series: %w", err))
+	}
+	var all []seriesRow
+	var r seriesRow
+	_, err = pgx.ForEachRow(rows, []any{&r.id, &r.labels}, func() error {
+		all = append(all, seriesRow{id: r.id, labels: r.labels})
+		r.labels = nil
+		return nil
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("find series: %w", err))
+	}
+
+	// Group series: each series alone, or by the values of the group_by keys.
+	type group struct {
+		labels    map[string]string
+		canonical string
+		ids       []int64
+	}
+	byKey := map[string]*group{}
+	for _, sr := range all {
+		labels := sr.labels
+		if len(q.GroupBy) > 0 {
+			labels = map[string]string{}
+			for _, k := range q.GroupBy {
+				if v, ok := sr.labels[k]; ok {
+					labels[k] = v
+				}
+			}
+		}
+		key := metrics.CanonicalLabels(labels)
+		g := byKey[key]
+		if g == nil {
+			g = &group{labels: labels, canonical: key}
+			byKey[key] = g
+		}
+		g.ids = append(g.ids, sr.id)
+	}
+	groups := make([]*group, 0, len(byKey))
+	for _, g := range byKey {
+		groups = append(groups, g)
+	}
+	sort.Slice(groups, func(i, j int) bool { return groups[i].canonical < groups[j].canonical })
+	res := &metrics.Result{}
+	if len(groups) > metrics.MaxSeries {
+		groups = groups[:metrics.MaxSeries]
+		res.Truncated = true
+	}
+	if len(groups) == 0 {
+		return res, nil
+	}
+	var seriesIDs []int64
+	var groupOf []int32
+	for gi, g := range groups {
+		for _, id := range g.ids {
+			seriesIDs = append(seriesIDs, id)
+			groupOf = append(groupOf, int32(gi))
+		}
+	}
+
+	// Keep at most MaxPointsPerSeries buckets per group, the most recent ones;
+	// one more is fetched to know whether anything was dropped.
+	sql := `
+		SELECT grp, bucket, v, latest FROM (
+			SELECT grp, bucket, v, latest, row_number() OVER (PARTITION BY grp ORDER BY bucket DESC) AS rn
+			FROM (
+				SELECT g.grp, date_bin($3::interval, p.ts, '1970-01-01T00:00:00Z') AS bucket,
+				       ` + aggregateSQL[q.Agg] + ` AS v, max(p.ts) AS latest
+				FROM unnest($1::bigint[], $2::int[]) AS g(series_id, grp)
+				JOIN metric_points p ON p.series_id = g.series_id
+				WHERE p.ts >= $4 AND p.ts <= $5
+				GROUP BY 1, 2
+			) buckets
+		) ranked
+		WHERE rn <= $6
+		ORDER BY grp, bucket`
+	prows, err := s.Pool.Query(ctx, sql, seriesIDs, groupOf, q.Step, q.From, q.To, metrics.MaxPointsPerSeries+1)
+	if err != nil {
+		return nil, classify(fmt.Errorf("query points: %w", err))
+	}
+	values := make([][]metrics.Sample, len(groups))
+	var grp int32
+	var bucket, latest time.Time
+	var v float64
+	_, err = pgx.ForEachRow(prows, []any{&grp, &bucket, &v, &latest}, func() error {
+		values[grp] = append(values[grp], metrics.Sample{Timestamp: bucket.UTC(), Value: v})
+		if latest.After(res.LatestTS) {
+			res.LatestTS = latest.UTC()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("query points: %w", err))
+	}
+	for gi, g := range groups {
+		vals := values[gi]
+		if len(vals) == 0 {
+			continue // no points in range: not part of the answer
+		}
+		if len(vals) > metrics.MaxPointsPerSeries {
+			vals = vals[len(vals)-metrics.MaxPointsPerSeries:]
+			res.Truncated = true
+		}
+		res.Series = append(res.Series, metrics.Series{Labels: g.labels, Values: vals})
+	}
+	return res, nil
+}
+
+// MetricNames lists the metric names of a project, sorted.
+func (s *Store) MetricNames(ctx context.Context, project string) ([]string, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT DISTINCT name FROM metric_series WHERE project_id = $1 ORDER BY name`, project)
+	if err != nil {
+		return nil, classify(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return names, classify(err)
+}
+
+// MetricLabels lists, for one metric, each label key with its distinct values (sorted).
+func (s *Store) MetricLabels(ctx context.Context, project, name string) (map[string][]string, error) {
+	rows, err := s.Pool.Query(ctx, `
+		SELECT DISTINCT kv.key, kv.value
+		FROM metric_series s, jsonb_each_text(s.labels) AS kv
+		WHERE s.project_id = $1 AND s.name = $2
+		ORDER BY 1, 2`, project, name)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out := map[string][]string{}
+	var k, v string
+	_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error {
+		out[k] = append(out[k], v)
+		return nil
+	})
+	return out, classify(err)
+}

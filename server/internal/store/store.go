@@ -1,0 +1,122 @@
+// Package store is the PostgreSQL layer: the connection pool, the embedded
+// migrations and every SQL statement of the server. Errors leave this package
+// classified: connection problems wrap apierror.ErrUnavailable, missing rows
+// apierror.ErrNotFound; anything else is an internal error.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+)
+
+// Options configure Open.
+type Options struct {
+	// URL is a connection string; empty uses the libpq PG* environment variables.
+	URL      string
+	MaxConns int32
+	// ConnectTimeout bounds each connection attempt so an unreachable database
+	// turns into a 503 quickly instead of a hang.
+	ConnectTimeout time.Duration
+	// SeriesCacheSize bounds the in-process series-id cache (entries).
+	SeriesCacheSize int
+}
+
+// Store is the database handle shared by ingest, query and retention.
+type Store struct {
+	Pool *pgxpool.Pool
+
+	series     *seriesCache
+	partitions sync.Map // day (YYYYMMDD) -> struct{}: partitions known to exist
+}
+
+// Open creates the pool. It does not wait for the database: the server starts
+// and reports not-ready until Postgres answers.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(opts.URL)
+	if err != nil {
+		// pgx's message can contain the password; say only what kind of problem it is.
+		return nil, errors.New("DATABASE_URL: cannot be parsed as a PostgreSQL connection string")
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	if opts.ConnectTimeout == 0 {
+		opts.ConnectTimeout = 3 * time.Second
+	}
+	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	cfg.HealthCheckPeriod = 10 * time.Second
+	if cfg.ConnConfig.RuntimeParams == nil {
+		cfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "xtrace"
+	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create connection pool: %w", err)
+	}
+	if opts.SeriesCacheSize <= 0 {
+		opts.SeriesCacheSize = 1 << 20
+	}
+	return &Store{Pool: pool, series: newSeriesCache(opts.SeriesCacheSize)}, nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() { s.Pool.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return classify(s.Pool.Ping(ctx))
+}
+
+// classify wraps connection-level failures as apierror.ErrUnavailable and
+// missing rows as apierror.ErrNotFound, keeping the original for logs.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: %w", apierror.ErrNotFound, err)
+	}
+	if IsUnavailable(err) {
+		return fmt.Errorf("%w: %w", apierror.ErrUnavailable, err)
+	}
+	return err
+}
+
+// IsUnavailable reports whether err means the database could not be reached
+// or went away (as opposed to rejecting a statement).
+func IsUnavailable(err error) bool {
+	if errors.Is(err, apierror.ErrUnavailable) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "53", "57": // connection exception, insufficient resources, operator intervention (shutdown, statement timeout)
+			return true
+		}
+		return false
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err) ||
+		isClosedConn(err)
+}
+
+func isClosedConn(err error) bool {
+	return err != nil && (errors.Is(err, net.ErrClosed) || err.Error() == "conn closed" || err.Error() == "closed pool")
+}
