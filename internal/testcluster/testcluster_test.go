@@ -48,7 +48,7 @@ func TestSimulatedClusterRunsADeployment(t *testing.T) {
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "demo", Image: "example.invalid/demo:1"}}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "demo", Image: "example.invalid/demo:1"}}},
 			},
 		},
 	}

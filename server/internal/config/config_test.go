@@ -111,4 +111,3 @@ func TestLogValueHasNoSecrets(t *testing.T) {
 		t.Errorf("redacted URL missing from %s", dump)
 	}
 }
-

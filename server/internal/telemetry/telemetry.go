@@ -84,7 +84,9 @@ func New() *Metrics {
 }
 
 // QueueDepth implements ingest.Observer.
-func (m *Metrics) QueueDepth(name string, items int) { m.QueueDepthGauge.WithLabelValues(name).Set(float64(items)) }
+func (m *Metrics) QueueDepth(name string, items int) {
+	m.QueueDepthGauge.WithLabelValues(name).Set(float64(items))
+}
 
 // Committed implements ingest.Observer.
 func (m *Metrics) Committed(name string, _ int, items int, took time.Duration, err error) {
