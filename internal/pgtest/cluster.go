@@ -327,6 +327,15 @@ func (c *Cluster) Stop() {
 	}
 }
 
+// Crash kills the server the way a power cut would (immediate shutdown, no
+// checkpoint); the next Start on the same DataDir runs crash recovery.
+func (c *Cluster) Crash() {
+	if c.cmd != nil && c.cmd.Process != nil {
+		_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+		<-c.exited
+	}
+}
+
 // Exited is closed when the server process has exited.
 func (c *Cluster) Exited() <-chan struct{} { return c.exited }
 

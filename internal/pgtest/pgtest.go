@@ -23,10 +23,16 @@ var (
 	shared        *Cluster
 	sharedErr     error
 	adminURL      string // database URL used for CREATE/DROP DATABASE
-	templates     = map[string]error{}
+	templates     = map[string]*templateOnce{}
 	dbCounter     atomic.Int64
 	runIdentifier = fmt.Sprintf("t%d_%d", os.Getpid(), time.Now().Unix()%100000)
 )
+
+// templateOnce prepares one template database once per test binary.
+type templateOnce struct {
+	sync.Once
+	err error
+}
 
 // Run is for TestMain: it runs the tests, then stops the shared cluster.
 //
@@ -85,16 +91,15 @@ func NewDatabaseFrom(t testing.TB, template string, prepare func(ctx context.Con
 	t.Helper()
 	tmpl := "xtrace_tmpl_" + runIdentifier + "_" + template
 	sharedMu.Lock()
-	err, done := templates[tmpl]
-	sharedMu.Unlock()
-	if !done {
-		err = createTemplate(t, tmpl, prepare)
-		sharedMu.Lock()
-		templates[tmpl] = err
-		sharedMu.Unlock()
+	once := templates[tmpl]
+	if once == nil {
+		once = &templateOnce{}
+		templates[tmpl] = once
 	}
-	if err != nil {
-		t.Fatalf("pgtest: prepare template %s: %v", template, err)
+	sharedMu.Unlock()
+	once.Do(func() { once.err = createTemplate(t, tmpl, prepare) })
+	if once.err != nil {
+		t.Fatalf("pgtest: prepare template %s: %v", template, once.err)
 	}
 	return newDatabase(t, tmpl)
 }

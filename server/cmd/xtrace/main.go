@@ -73,7 +73,7 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	log := newLogger(cfg, os.Stderr)
-	srv, err := app.New(ctx, cfg, log)
+	srv, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {
 		return err
 	}

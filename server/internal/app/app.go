@@ -31,20 +31,38 @@ type Server struct {
 	tel    *telemetry.Metrics
 	points *ingest.Batcher[metrics.Point]
 	api    *httpapi.API
+	opts   Options
 }
 
+// Options are for tests; production uses the zero value.
+type Options struct {
+	// Now replaces the clock of the API (receive times, rate limiting).
+	Now func() time.Time
+	// ShutdownDelay is how long the listener stays open after SIGTERM while
+	// /readyz reports 503, so load balancers stop sending traffic before
+	// connections are refused. Zero means DefaultShutdownDelay; negative, none.
+	ShutdownDelay time.Duration
+}
+
+// DefaultShutdownDelay covers the time Kubernetes takes to remove a terminating pod from its Service.
+const DefaultShutdownDelay = 2 * time.Second
+
 // New opens the pool (lazily: the database may still be starting) and builds the API.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, MaxConns: cfg.DBMaxConns})
 	if err != nil {
 		return nil, err
 	}
 	tel := telemetry.New()
+	tel.QueueDepth("metrics", 0) // exposed from the start, not only after the first push
 	project := cfg.DefaultProjectID
 	points := ingest.New(ingest.Options{Name: "metrics", Workers: 2, MaxGroupItems: 20000, Observer: tel},
 		func(ctx context.Context, pts []metrics.Point) error { return st.WritePoints(ctx, project, pts) })
-	api := httpapi.New(httpapi.Deps{Config: cfg, Store: st, Points: points, Telemetry: tel, Log: log})
-	return &Server{cfg: cfg, log: log, store: st, tel: tel, points: points, api: api}, nil
+	api := httpapi.New(httpapi.Deps{Config: cfg, Store: st, Points: points, Telemetry: tel, Log: log, Now: opts.Now})
+	if opts.ShutdownDelay == 0 {
+		opts.ShutdownDelay = DefaultShutdownDelay
+	}
+	return &Server{cfg: cfg, log: log, store: st, tel: tel, points: points, api: api, opts: opts}, nil
 }
 
 // Handler is the HTTP handler (for tests that serve it themselves).
@@ -83,6 +101,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("shutting down: not ready, draining requests and queued writes")
 	s.api.StartShutdown()
+	if s.opts.ShutdownDelay > 0 {
+		time.Sleep(s.opts.ShutdownDelay)
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	err := srv.Shutdown(shutdownCtx)

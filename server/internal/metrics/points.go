@@ -65,6 +65,10 @@ func ParseBatch(body []byte, now time.Time) ([]Point, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&req); err != nil {
+		var te *json.UnmarshalTypeError
+		if asTypeError(err, &te) && te.Field == "metrics" {
+			return nil, apierror.BadRequest("metrics: must be an array of points")
+		}
 		return nil, apierror.BadRequest("body: %s", jsonProblem(err))
 	}
 	if dec.More() {
@@ -79,7 +83,7 @@ func ParseBatch(body []byte, now time.Time) ([]Point, error) {
 	out := make([]Point, len(req.Metrics))
 	for i, raw := range req.Metrics {
 		if err := parsePoint(raw, now, &out[i]); err != nil {
-			return nil, apierror.BadRequest("metrics[%d].%s", i, err)
+			return nil, apierror.BadRequest("metrics[%d]%s", i, err)
 		}
 	}
 	return out, nil
@@ -90,18 +94,18 @@ func parsePoint(raw json.RawMessage, now time.Time, p *Point) error {
 	if err := json.Unmarshal(raw, &w); err != nil {
 		var te *json.UnmarshalTypeError
 		if asTypeError(err, &te) && te.Field != "" {
-			return fmt.Errorf("%s: must be a %s", te.Field, expectedType(te.Field))
+			return fmt.Errorf(".%s: must be a %s", te.Field, expectedType(te.Field))
 		}
-		return fmt.Errorf("point: must be an object with name, labels, value, timestamp")
+		return fmt.Errorf(": must be an object with name, labels, value, timestamp")
 	}
 	if w.Name == nil || *w.Name == "" {
-		return fmt.Errorf("name: required")
+		return fmt.Errorf(".name: required")
 	}
 	if len(*w.Name) > MaxNameLength {
-		return fmt.Errorf("name: longer than %d characters", MaxNameLength)
+		return fmt.Errorf(".name: longer than %d characters", MaxNameLength)
 	}
 	if !namePattern.MatchString(*w.Name) {
-		return fmt.Errorf("name: %q does not match [a-zA-Z_:][a-zA-Z0-9_:.-]*", *w.Name)
+		return fmt.Errorf(".name: %q does not match [a-zA-Z_:][a-zA-Z0-9_:.-]*", *w.Name)
 	}
 	p.Name = *w.Name
 
@@ -113,17 +117,17 @@ func parsePoint(raw json.RawMessage, now time.Time, p *Point) error {
 	p.LabelsJSON = CanonicalLabels(labels)
 
 	if len(w.Value) == 0 || string(w.Value) == "null" {
-		return fmt.Errorf("value: required")
+		return fmt.Errorf(".value: required")
 	}
 	if w.Value[0] == '"' {
-		return fmt.Errorf("value: must be a finite JSON number, not a string (NaN and Infinity are not accepted)")
+		return fmt.Errorf(".value: must be a finite JSON number, not a string (NaN and Infinity are not accepted)")
 	}
 	var v float64
 	if err := json.Unmarshal(w.Value, &v); err != nil {
-		return fmt.Errorf("value: must be a finite JSON number")
+		return fmt.Errorf(".value: must be a finite JSON number")
 	}
 	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return fmt.Errorf("value: must be finite")
+		return fmt.Errorf(".value: must be finite")
 	}
 	p.Value = v
 
@@ -133,10 +137,10 @@ func parsePoint(raw json.RawMessage, now time.Time, p *Point) error {
 	}
 	ts, err := time.Parse(time.RFC3339Nano, *w.Timestamp)
 	if err != nil {
-		return fmt.Errorf("timestamp: %q is not RFC 3339 (e.g. 2026-02-14T10:00:00Z)", *w.Timestamp)
+		return fmt.Errorf(".timestamp: %q is not RFC 3339 (e.g. 2026-02-14T10:00:00Z)", *w.Timestamp)
 	}
 	if ts.Before(MinTimestamp) || ts.After(now.Add(MaxFutureSkew)) {
-		return fmt.Errorf("timestamp: %s is outside the accepted range (after %s, at most %s ahead of the server clock)",
+		return fmt.Errorf(".timestamp: %s is outside the accepted range (after %s, at most %s ahead of the server clock)",
 			*w.Timestamp, MinTimestamp.Format(time.RFC3339), MaxFutureSkew)
 	}
 	// Postgres stores microseconds; truncate here so the identity of a point is what is stored.
@@ -150,25 +154,25 @@ func parseLabels(raw json.RawMessage) (map[string]string, error) {
 	}
 	var generic map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &generic); err != nil {
-		return nil, fmt.Errorf("labels: must be an object of string values")
+		return nil, fmt.Errorf(".labels: must be an object of string values")
 	}
 	if len(generic) > MaxLabels {
-		return nil, fmt.Errorf("labels: %d labels, at most %d allowed", len(generic), MaxLabels)
+		return nil, fmt.Errorf(".labels: %d labels, at most %d allowed", len(generic), MaxLabels)
 	}
 	labels := make(map[string]string, len(generic))
 	for k, rv := range generic {
 		if !labelKeyPattern.MatchString(k) {
-			return nil, fmt.Errorf("labels: key %q does not match [a-zA-Z_][a-zA-Z0-9_]*", k)
+			return nil, fmt.Errorf(".labels: key %q does not match [a-zA-Z_][a-zA-Z0-9_]*", k)
 		}
 		if len(k) > MaxLabelBytes {
-			return nil, fmt.Errorf("labels: key %q longer than %d bytes", k[:32]+"…", MaxLabelBytes)
+			return nil, fmt.Errorf(".labels: key %q longer than %d bytes", k[:32]+"…", MaxLabelBytes)
 		}
 		var s string
 		if err := json.Unmarshal(rv, &s); err != nil {
-			return nil, fmt.Errorf("labels.%s: must be a string", k)
+			return nil, fmt.Errorf(".labels.%s: must be a string", k)
 		}
 		if len(s) > MaxLabelBytes {
-			return nil, fmt.Errorf("labels.%s: value longer than %d bytes", k, MaxLabelBytes)
+			return nil, fmt.Errorf(".labels.%s: value longer than %d bytes", k, MaxLabelBytes)
 		}
 		labels[k] = s
 	}

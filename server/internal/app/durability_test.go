@@ -1,0 +1,179 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/servertest"
+)
+
+// privateCluster starts a PostgreSQL cluster this test may crash and restart.
+func privateCluster(t *testing.T) (*pgtest.Cluster, pgtest.Options) {
+	t.Helper()
+	if os.Getenv(pgtest.EnvURL) != "" {
+		t.Log("ignoring " + pgtest.EnvURL + ": this test must crash its own server")
+	}
+	dir, err := os.MkdirTemp("", "xtrace-outage-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := pgtest.Options{DataDir: dir + "/data"}
+	c, err := pgtest.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Port = c.Port
+	t.Cleanup(c.Stop)
+	return c, opts
+}
+
+// TestAckedWritesSurviveADatabaseCrash pushes from several clients while the
+// database crashes and comes back: every 200-acknowledged point must be
+// stored, every failure must be a 503 (or 429), and the server must recover by itself.
+func TestAckedWritesSurviveADatabaseCrash(t *testing.T) {
+	cluster, opts := privateCluster(t)
+	ctx := context.Background()
+	dbURL := cluster.URL("postgres")
+	s := servertest.Start(t, servertest.Options{DatabaseURL: dbURL})
+
+	var (
+		mu       sync.Mutex
+		acked    = map[string]bool{} // series label "c<client>-b<batch>"
+		statuses = map[int]int{}
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+	)
+	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	for c := 0; c < 4; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for b := 0; !stop.Load(); b++ {
+				id := fmt.Sprintf("c%d-b%d", c, b)
+				var pts []map[string]any
+				for i := 0; i < 50; i++ {
+					pts = append(pts, map[string]any{"name": "outage", "labels": map[string]string{"batch": id},
+						"value": i, "timestamp": base.Add(time.Duration(i) * time.Second).Format(time.RFC3339)})
+				}
+				resp, err := s.Try("POST", "/v1/metrics/batch", map[string]any{"metrics": pts})
+				mu.Lock()
+				if err != nil {
+					statuses[-1]++
+				} else {
+					statuses[resp.Status]++
+					if resp.Status == 200 {
+						acked[id] = true
+					}
+				}
+				mu.Unlock()
+				time.Sleep(2 * time.Millisecond)
+			}
+		}(c)
+	}
+
+	waitFor(t, 10*time.Second, "some acknowledged pushes", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 20 })
+	cluster.Crash()
+	waitFor(t, 15*time.Second, "readyz to report 503", func() bool {
+		r, err := s.Try("GET", "/readyz", nil)
+		return err == nil && r.Status == http.StatusServiceUnavailable
+	})
+	waitFor(t, 15*time.Second, "pushes to fail with 503", func() bool { mu.Lock(); defer mu.Unlock(); return statuses[503] >= 4 })
+
+	restarted, err := pgtest.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(restarted.Stop)
+	s.WaitReady(t, 30*time.Second)
+	mu.Lock()
+	ackedBefore := len(acked)
+	mu.Unlock()
+	waitFor(t, 15*time.Second, "pushes to succeed again", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) > ackedBefore+5 })
+	stop.Store(true)
+	wg.Wait()
+
+	for code := range statuses {
+		if code != 200 && code != 503 && code != 429 {
+			t.Errorf("unexpected outcome %d (%d times); want only 200, 503 or 429", code, statuses[code])
+		}
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT labels->>'batch', count(*) FROM metric_series s JOIN metric_points p ON p.series_id = s.id WHERE s.name = 'outage' GROUP BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]int{}
+	var id string
+	var n int
+	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error { stored[id] = n; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for id := range acked {
+		if stored[id] != 50 {
+			t.Errorf("acknowledged batch %s has %d of 50 points stored", id, stored[id])
+		}
+	}
+	t.Logf("outcomes: %v; acknowledged batches: %d, all stored", statuses, len(acked))
+}
+
+func TestServerStartsBeforeTheDatabase(t *testing.T) {
+	cluster, opts := privateCluster(t)
+	cluster.Stop()
+	// The server starts with the database down: alive, not ready, 503 on writes.
+	s := servertest.Start(t, servertest.Options{DatabaseURL: cluster.URL("postgres"), NoWait: true})
+	if r := s.Do(t, "GET", "/healthz", nil); r.Status != 200 {
+		t.Fatalf("healthz %d", r.Status)
+	}
+	if r := s.Do(t, "GET", "/readyz", nil); r.Status != 503 || !strings.Contains(string(r.Body), `"status":"not_ready"`) {
+		t.Fatalf("readyz %d %s", r.Status, r.Body)
+	}
+	start := time.Now()
+	r := s.Do(t, "POST", "/v1/metrics/batch", `{"metrics":[{"name":"x","value":1}]}`)
+	if r.Status != 503 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("push with database down: %d %s", r.Status, r.Body)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("503 took %s; must be bounded", took)
+	}
+	if r := s.Do(t, "GET", "/api/public/health", nil); r.Status != 503 {
+		t.Fatalf("public health with database down: %d", r.Status)
+	}
+	restarted, err := pgtest.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(restarted.Stop)
+	s.WaitReady(t, 30*time.Second)
+	if r := s.Do(t, "POST", "/v1/metrics/batch", `{"metrics":[{"name":"x","value":1}]}`); r.Status != 200 {
+		t.Fatalf("push after recovery: %d %s", r.Status, r.Body)
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
