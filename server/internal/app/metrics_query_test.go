@@ -206,12 +206,12 @@ func TestQueryMatchesIndependentComputation(t *testing.T) {
 	// Exact bucket edges and the interval's ends.
 	from, to := base.Add(5*time.Minute), base.Add(35*time.Minute)
 	pts = append(pts,
-		point{"pending_requests", series[0], 111, from},                          // included (closed interval)
-		point{"pending_requests", series[0], 222, to},                            // included
-		point{"pending_requests", series[0], 333, from.Add(-time.Microsecond)},   // excluded
-		point{"pending_requests", series[0], 444, to.Add(time.Microsecond)},      // excluded
-		point{"pending_requests", series[1], 555, base.Add(20 * time.Minute)},    // exactly a bucket start
-		point{"other_metric", series[0], 999, base.Add(10 * time.Minute)},        // another name
+		point{"pending_requests", series[0], 111, from},                        // included (closed interval)
+		point{"pending_requests", series[0], 222, to},                          // included
+		point{"pending_requests", series[0], 333, from.Add(-time.Microsecond)}, // excluded
+		point{"pending_requests", series[0], 444, to.Add(time.Microsecond)},    // excluded
+		point{"pending_requests", series[1], 555, base.Add(20 * time.Minute)},  // exactly a bucket start
+		point{"other_metric", series[0], 999, base.Add(10 * time.Minute)},      // another name
 	)
 	// Push in shuffled order: results must not depend on arrival order.
 	rng.Shuffle(len(pts), func(i, j int) { pts[i], pts[j] = pts[j], pts[i] })

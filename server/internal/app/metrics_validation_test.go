@@ -33,7 +33,9 @@ func TestPushValidation(t *testing.T) {
 	s := servertest.Start(t, servertest.Options{})
 	now := time.Now().UTC().Format(time.RFC3339)
 	good := fmt.Sprintf(`{"name":"ok","labels":{"a":"b"},"value":1,"timestamp":%q}`, now)
-	many := func(n int, p string) string { return `{"metrics":[` + strings.TrimSuffix(strings.Repeat(p+",", n), ",") + `]}` }
+	many := func(n int, p string) string {
+		return `{"metrics":[` + strings.TrimSuffix(strings.Repeat(p+",", n), ",") + `]}`
+	}
 	manyLabels := map[string]string{}
 	for i := 0; i < 33; i++ {
 		manyLabels[fmt.Sprintf("k%d", i)] = "v"
