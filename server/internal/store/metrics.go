@@ -85,15 +85,36 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
-// resolveSeries returns the series id of every point, creating series on first sight.
+// resolveSeries returns the series id of every point, creating series on
+// first sight and recording, once a day, that cached series are still pushed
+// (so retention does not remove a series a replica still writes to).
 func (s *Store) resolveSeries(ctx context.Context, project string, points []metrics.Point) ([]int64, error) {
+	today := dayOf(time.Now())
+	for attempt := 0; ; attempt++ {
+		ids, stale, err := s.resolveSeriesOnce(ctx, project, points, today)
+		if err != nil || len(stale) == 0 {
+			return ids, err
+		}
+		// Retention deleted series this replica had cached: forget and resolve again.
+		s.series.remove(stale)
+		if attempt == 2 {
+			return nil, errors.New("resolve series: cached series keep disappearing")
+		}
+	}
+}
+
+func (s *Store) resolveSeriesOnce(ctx context.Context, project string, points []metrics.Point, today time.Time) ([]int64, []string, error) {
 	ids := make([]int64, len(points))
 	var missNames, missLabels []string
 	missAt := map[string][]int{}
+	touch := map[string]int64{}
 	for i := range points {
 		key := project + "\x00" + points[i].SeriesKey()
-		if id, ok := s.series.get(key); ok {
-			ids[i] = id
+		if e, ok := s.series.get(key); ok {
+			ids[i] = e.id
+			if e.seen.Before(today) {
+				touch[key] = e.id
+			}
 			continue
 		}
 		if _, queued := missAt[key]; !queued {
@@ -102,64 +123,118 @@ func (s *Store) resolveSeries(ctx context.Context, project string, points []metr
 		}
 		missAt[key] = append(missAt[key], i)
 	}
-	if len(missNames) == 0 {
-		return ids, nil
+	if len(touch) > 0 {
+		stale, err := s.touchSeries(ctx, touch, today)
+		if err != nil || len(stale) > 0 {
+			return nil, stale, err
+		}
 	}
-	found, err := s.upsertSeries(ctx, project, missNames, missLabels)
+	if len(missNames) == 0 {
+		return ids, nil, nil
+	}
+	sortPairs(missNames, missLabels) // one lock order for every writer: no deadlocks between upserts
+	found, err := s.upsertSeries(ctx, project, missNames, missLabels, today)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for j := range missNames {
 		key := project + "\x00" + missNames[j] + "\x00" + missLabels[j]
-		s.series.put(key, found[j])
+		s.series.put(key, cachedSeries{id: found[j], seen: today})
 		for _, i := range missAt[key] {
 			ids[i] = found[j]
 		}
 	}
-	return ids, nil
+	return ids, nil, nil
 }
 
-// upsertSeries returns ids for (name, labels) pairs, inserting the new ones.
-// A series inserted concurrently by another transaction after this
-// statement's snapshot is invisible to it, so such rows are looked up again.
-func (s *Store) upsertSeries(ctx context.Context, project string, names, labels []string) ([]int64, error) {
-	const sql = `
-		WITH input AS (
-			SELECT ord, n, l::jsonb AS l FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(n, l, ord)
-		), inserted AS (
-			INSERT INTO metric_series (project_id, environment, name, labels)
-			SELECT $1, $4, n, l FROM input
-			ON CONFLICT (project_id, name, environment, md5(labels::text)) DO NOTHING
-			RETURNING id, name, labels
-		)
-		SELECT input.ord, coalesce(inserted.id, existing.id, 0)
-		FROM input
-		LEFT JOIN inserted ON inserted.name = input.n AND inserted.labels = input.l
-		LEFT JOIN metric_series existing ON existing.project_id = $1 AND existing.environment = $4
-			AND existing.name = input.n AND md5(existing.labels::text) = md5(input.l::text) AND existing.labels = input.l`
-	ids := make([]int64, len(names))
-	for attempt := 0; attempt < 3; attempt++ {
-		rows, err := s.Pool.Query(ctx, sql, project, names, labels, DefaultEnvironment)
-		if err != nil {
-			return nil, classify(fmt.Errorf("resolve series: %w", err))
+// sortPairs sorts names and labels together by (name, labels).
+func sortPairs(names, labels []string) {
+	idx := make([]int, len(names))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool {
+		if names[idx[a]] != names[idx[b]] {
+			return names[idx[a]] < names[idx[b]]
 		}
-		missing := 0
-		var ord, id int64
-		_, err = pgx.ForEachRow(rows, []any{&ord, &id}, func() error {
-			ids[ord-1] = id
-			if id == 0 {
-				missing++
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, classify(fmt.Errorf("resolve series: %w", err))
-		}
-		if missing == 0 {
-			return ids, nil
+		return labels[idx[a]] < labels[idx[b]]
+	})
+	n2, l2 := make([]string, len(names)), make([]string, len(labels))
+	for i, j := range idx {
+		n2[i], l2[i] = names[j], labels[j]
+	}
+	copy(names, n2)
+	copy(labels, l2)
+}
+
+// touchSeries marks cached series as seen today and returns the cache keys of
+// those that no longer exist.
+func (s *Store) touchSeries(ctx context.Context, touch map[string]int64, today time.Time) ([]string, error) {
+	idList := make([]int64, 0, len(touch))
+	for _, id := range touch {
+		idList = append(idList, id)
+	}
+	sort.Slice(idList, func(i, j int) bool { return idList[i] < idList[j] })
+	rows, err := s.Pool.Query(ctx, `UPDATE metric_series SET last_seen = greatest(last_seen, $2::date)
+		WHERE id = ANY($1) RETURNING id`, idList, today)
+	if err != nil {
+		return nil, classify(fmt.Errorf("touch series: %w", err))
+	}
+	alive, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, classify(fmt.Errorf("touch series: %w", err))
+	}
+	exists := make(map[int64]bool, len(alive))
+	for _, id := range alive {
+		exists[id] = true
+	}
+	var stale []string
+	for key, id := range touch {
+		if exists[id] {
+			s.series.put(key, cachedSeries{id: id, seen: today})
+		} else {
+			stale = append(stale, key)
 		}
 	}
-	return nil, errors.New("resolve series: series not visible after insert")
+	return stale, nil
+}
+
+// upsertSeries returns ids for distinct (name, labels) pairs, inserting the
+// new ones and marking existing ones as seen today. DO UPDATE (rather than DO
+// NOTHING) makes RETURNING yield existing rows too, including rows another
+// transaction inserts concurrently.
+func (s *Store) upsertSeries(ctx context.Context, project string, names, labels []string, today time.Time) ([]int64, error) {
+	rows, err := s.Pool.Query(ctx, `
+		WITH input AS (
+			SELECT ord, n, l::jsonb AS l FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(n, l, ord)
+		), upserted AS (
+			INSERT INTO metric_series AS s (project_id, environment, name, labels, last_seen)
+			SELECT $1, $4, n, l, $5::date FROM input
+			ON CONFLICT (project_id, name, environment, md5(labels::text))
+			DO UPDATE SET last_seen = greatest(s.last_seen, EXCLUDED.last_seen)
+			RETURNING id, name, labels
+		)
+		SELECT input.ord, upserted.id
+		FROM input JOIN upserted ON upserted.name = input.n AND upserted.labels = input.l`,
+		project, names, labels, DefaultEnvironment, today)
+	if err != nil {
+		return nil, classify(fmt.Errorf("resolve series: %w", err))
+	}
+	ids := make([]int64, len(names))
+	found := 0
+	var ord, id int64
+	_, err = pgx.ForEachRow(rows, []any{&ord, &id}, func() error {
+		ids[ord-1] = id
+		found++
+		return nil
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("resolve series: %w", err))
+	}
+	if found != len(names) {
+		return nil, fmt.Errorf("resolve series: %d of %d series resolved", found, len(names))
+	}
+	return ids, nil
 }
 
 // aggregateSQL maps each aggregation to its SQL expression over (ts, value).

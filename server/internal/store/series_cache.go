@@ -1,38 +1,48 @@
 package store
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
-// seriesCache maps a series identity to its id. It is bounded: when full it
-// is cleared (series ids never change, so a miss only costs a lookup).
+// seriesCache maps a series identity to its id and the UTC day this replica
+// last recorded it as seen. It is bounded: when full it is cleared (a miss
+// only costs a lookup).
 type seriesCache struct {
-	mu  sync.RWMutex
-	max int
-	ids map[string]int64
+	mu      sync.RWMutex
+	max     int
+	entries map[string]cachedSeries
+}
+
+type cachedSeries struct {
+	id   int64
+	seen time.Time // UTC day
 }
 
 func newSeriesCache(max int) *seriesCache {
-	return &seriesCache{max: max, ids: make(map[string]int64)}
+	return &seriesCache{max: max, entries: make(map[string]cachedSeries)}
 }
 
-func (c *seriesCache) get(key string) (int64, bool) {
+func (c *seriesCache) get(key string) (cachedSeries, bool) {
 	c.mu.RLock()
-	id, ok := c.ids[key]
+	e, ok := c.entries[key]
 	c.mu.RUnlock()
-	return id, ok
+	return e, ok
 }
 
-func (c *seriesCache) put(key string, id int64) {
+func (c *seriesCache) put(key string, e cachedSeries) {
 	c.mu.Lock()
-	if len(c.ids) >= c.max {
-		c.ids = make(map[string]int64)
+	if len(c.entries) >= c.max {
+		c.entries = make(map[string]cachedSeries)
 	}
-	c.ids[key] = id
+	c.entries[key] = e
 	c.mu.Unlock()
 }
 
-// forget drops every entry (after retention deleted series).
-func (c *seriesCache) forget() {
+func (c *seriesCache) remove(keys []string) {
 	c.mu.Lock()
-	c.ids = make(map[string]int64)
+	for _, k := range keys {
+		delete(c.entries, k)
+	}
 	c.mu.Unlock()
 }

@@ -8,7 +8,10 @@ CREATE TABLE metric_series (
     environment text        NOT NULL DEFAULT 'default',
     name        text        NOT NULL,
     labels      jsonb       NOT NULL DEFAULT '{}',
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    -- UTC day of the last push, refreshed at most once a day per replica;
+    -- retention removes series not seen for the retention period.
+    last_seen   date        NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')::date
 );
 -- Label sets can exceed a btree entry's size limit, so uniqueness is on their digest;
 -- lookups still compare the labels themselves.

@@ -1,0 +1,182 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+
+func open(t *testing.T, url string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Options{URL: url, MaxConns: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestConcurrentMigrationsApplyOnce(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	var wg sync.WaitGroup
+	results := make([][]string, 4)
+	errs := make([]error, 4)
+	for i := range results {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s, err := Open(context.Background(), Options{URL: url, MaxConns: 2})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer s.Close()
+			results[i], errs[i] = Migrate(context.Background(), s.Pool)
+		}(i)
+	}
+	wg.Wait()
+	applied := 0
+	for i := range results {
+		if errs[i] != nil {
+			t.Fatalf("migrator %d: %v", i, errs[i])
+		}
+		applied += len(results[i])
+	}
+	all, _ := loadMigrations()
+	if applied != len(all) {
+		t.Fatalf("%d migrations applied by 4 concurrent migrators, want each of %d once", applied, len(all))
+	}
+}
+
+func migrated(t *testing.T) *Store {
+	t.Helper()
+	s := open(t, pgtest.NewDatabase(t))
+	if _, err := Migrate(context.Background(), s.Pool); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func pt(name string, labels map[string]string, v float64, ts time.Time) metrics.Point {
+	return metrics.Point{Name: name, Labels: labels, LabelsJSON: metrics.CanonicalLabels(labels), Value: v, Time: ts}
+}
+
+func TestPartitionsAheadAndOnDemand(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	now := time.Date(2026, 2, 14, 23, 30, 0, 0, time.UTC)
+	if err := s.EnsurePartitionsAhead(ctx, now, 2); err != nil {
+		t.Fatal(err)
+	}
+	// A back-filled point from a month earlier creates its day's partition.
+	old := time.Date(2026, 1, 10, 5, 0, 0, 0, time.UTC)
+	if err := s.WritePoints(ctx, "default", []metrics.Point{pt("x", nil, 1, old), pt("x", nil, 2, now)}); err != nil {
+		t.Fatal(err)
+	}
+	parts, err := s.ListPartitions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range parts {
+		names = append(names, p.Name)
+	}
+	want := []string{"metric_points_p20260110", "metric_points_p20260214", "metric_points_p20260215", "metric_points_p20260216"}
+	if fmt.Sprint(names) != fmt.Sprint(want) {
+		t.Fatalf("partitions %v, want %v", names, want)
+	}
+	// A second store (another replica) creating the same partitions does not fail.
+	other := open(t, s.Pool.Config().ConnString())
+	if err := other.EnsurePartitionsAhead(ctx, now, 2); err != nil {
+		t.Fatal(err)
+	}
+	var inOld int
+	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM metric_points_p20260110").Scan(&inOld); err != nil || inOld != 1 {
+		t.Fatalf("back-filled point not in its day's partition: %d %v", inOld, err)
+	}
+}
+
+func TestMetricsViewHasTheOriginalColumns(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	ts := time.Date(2026, 2, 14, 10, 0, 0, 0, time.UTC)
+	if err := s.WritePoints(ctx, "default", []metrics.Point{pt("gpu_utilization", map[string]string{"node_id": "n1", "gpu_index": "0"}, 87.5, ts)}); err != nil {
+		t.Fatal(err)
+	}
+	var project, env, name, labels string
+	var value float64
+	var got time.Time
+	err := s.Pool.QueryRow(ctx, `SELECT project_id, environment, name, labels::text, value, "timestamp" FROM metrics`).Scan(&project, &env, &name, &labels, &value, &got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if project != "default" || env != "default" || name != "gpu_utilization" || labels != `{"node_id": "n1", "gpu_index": "0"}` || value != 87.5 || !got.Equal(ts) {
+		t.Fatalf("view row: %s %s %s %s %v %v", project, env, name, labels, value, got)
+	}
+}
+
+func TestConcurrentWritersAgreeOnSeriesIDs(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	url := s.Pool.Config().ConnString()
+	base := time.Date(2026, 2, 14, 10, 0, 0, 0, time.UTC)
+	if err := s.EnsurePartitionsAhead(ctx, base, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Four stores (as four replicas, each with a cold cache) write the same 200 new series at once.
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			st, err := Open(ctx, Options{URL: url, MaxConns: 2})
+			if err != nil {
+				errs[w] = err
+				return
+			}
+			defer st.Close()
+			var pts []metrics.Point
+			for i := 0; i < 200; i++ {
+				pts = append(pts, pt("kv_cache_usage", map[string]string{"replica_id": fmt.Sprint(i)}, float64(w), base.Add(time.Duration(w)*time.Second)))
+			}
+			errs[w] = st.WritePoints(ctx, "default", pts)
+		}(w)
+	}
+	wg.Wait()
+	for w, err := range errs {
+		if err != nil {
+			t.Fatalf("writer %d: %v", w, err)
+		}
+	}
+	var series, points int
+	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM metric_series").Scan(&series); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM metric_points").Scan(&points); err != nil {
+		t.Fatal(err)
+	}
+	if series != 200 || points != 800 {
+		t.Fatalf("%d series and %d points, want 200 and 800", series, points)
+	}
+}
+
+func TestIsUnavailable(t *testing.T) {
+	s := open(t, "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
+	err := s.Ping(context.Background())
+	if err == nil || !IsUnavailable(err) {
+		t.Fatalf("unreachable database: %v is not classified as unavailable", err)
+	}
+}
