@@ -75,6 +75,11 @@ run-server: ## Run the xtrace server locally (starts a local Postgres under .dat
 	go build -o $(LOCALBIN)/run-server ./hack/run-server
 	$(LOCALBIN)/run-server -server $(LOCALBIN)/xtrace -data .data
 
+.PHONY: bench
+bench: ## Benchmark ingest, storage, queries and pruning on the fleet profile (BENCH_FLAGS=-steps 17280 for a full day).
+	CGO_ENABLED=0 go build -ldflags "$(SERVER_LDFLAGS)" -o $(LOCALBIN)/xtrace ./server/cmd/xtrace
+	go run ./server/bench -server $(LOCALBIN)/xtrace $(BENCH_FLAGS)
+
 .PHONY: docker-build
 docker-build: ## Build the operator and server images with Docker.
 	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .

@@ -47,6 +47,8 @@ type Options struct {
 	RunAsUser string
 	// Log receives the server's output; nil discards it.
 	Log *os.File
+	// Settings are extra server settings (name=value), e.g. for benchmarks.
+	Settings []string
 }
 
 // Cluster is a running PostgreSQL server owned by this process.
@@ -202,6 +204,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		"-c", "max_connections=200",
 		"-c", "log_min_messages=warning",
 	)
+	for _, kv := range opts.Settings {
+		c.cmd.Args = append(c.cmd.Args, "-c", kv)
+	}
 	var out io.Writer = &c.logTail
 	if opts.Log != nil {
 		out = io.MultiWriter(opts.Log, &c.logTail)
@@ -335,6 +340,9 @@ func (c *Cluster) Crash() {
 		<-c.exited
 	}
 }
+
+// Pid is the postmaster's process id.
+func (c *Cluster) Pid() int { return c.cmd.Process.Pid }
 
 // Exited is closed when the server process has exited.
 func (c *Cluster) Exited() <-chan struct{} { return c.exited }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -30,23 +29,14 @@ const (
 // MinTimestamp is the earliest accepted point time.
 var MinTimestamp = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-var (
-	namePattern     = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:.\-]*$`)
-	labelKeyPattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-)
-
 // Point is one validated sample.
 type Point struct {
-	Name   string
-	Labels map[string]string
+	Name string
 	// LabelsJSON is the canonical encoding of Labels (keys sorted); it identifies the series.
 	LabelsJSON string
 	Value      float64
 	Time       time.Time
 }
-
-// SeriesKey identifies the series of a point within a project.
-func (p *Point) SeriesKey() string { return p.Name + "\x00" + p.LabelsJSON }
 
 type wirePoint struct {
 	Name      *string         `json:"name"`
@@ -59,7 +49,19 @@ type wirePoint struct {
 // all-or-nothing: the first problem is returned as a 400 naming the index and
 // field, and no points are returned. now is the receive time, used for points
 // without a timestamp.
+//
+// The common, valid body is read by a reflection-free scanner (fastBatch);
+// only when that declines is the body decoded with encoding/json, point by
+// point, to accept it or to say precisely what is wrong.
 func ParseBatch(body []byte, now time.Time) ([]Point, error) {
+	if points, ok := fastBatch(body, now); ok {
+		return points, nil
+	}
+	return parseBatchSlow(body, now)
+}
+
+// parseBatchSlow decodes point by point to name the first problem precisely.
+func parseBatchSlow(body []byte, now time.Time) ([]Point, error) {
 	var req struct {
 		Metrics []json.RawMessage `json:"metrics"`
 	}
@@ -101,11 +103,8 @@ func parsePoint(raw json.RawMessage, now time.Time, p *Point) error {
 	if w.Name == nil || *w.Name == "" {
 		return fmt.Errorf(".name: required")
 	}
-	if len(*w.Name) > MaxNameLength {
-		return fmt.Errorf(".name: longer than %d characters", MaxNameLength)
-	}
-	if !namePattern.MatchString(*w.Name) {
-		return fmt.Errorf(".name: %q does not match [a-zA-Z_:][a-zA-Z0-9_:.-]*", *w.Name)
+	if err := checkName(*w.Name); err != nil {
+		return err
 	}
 	p.Name = *w.Name
 
@@ -113,7 +112,6 @@ func parsePoint(raw json.RawMessage, now time.Time, p *Point) error {
 	if err != nil {
 		return err
 	}
-	p.Labels = labels
 	p.LabelsJSON = CanonicalLabels(labels)
 
 	if len(w.Value) == 0 || string(w.Value) == "null" {
@@ -131,21 +129,95 @@ func parsePoint(raw json.RawMessage, now time.Time, p *Point) error {
 	}
 	p.Value = v
 
-	if w.Timestamp == nil || *w.Timestamp == "" {
-		p.Time = now.UTC()
-		return nil
+	ts, err := parseTimestamp(w.Timestamp, now)
+	p.Time = ts
+	return err
+}
+
+func parseTimestamp(v *string, now time.Time) (time.Time, error) {
+	if v == nil || *v == "" {
+		return now.UTC().Truncate(time.Microsecond), nil
 	}
-	ts, err := time.Parse(time.RFC3339Nano, *w.Timestamp)
+	ts, err := time.Parse(time.RFC3339Nano, *v)
 	if err != nil {
-		return fmt.Errorf(".timestamp: %q is not RFC 3339 (e.g. 2026-02-14T10:00:00Z)", *w.Timestamp)
+		return time.Time{}, fmt.Errorf(".timestamp: %q is not RFC 3339 (e.g. 2026-02-14T10:00:00Z)", *v)
 	}
 	if ts.Before(MinTimestamp) || ts.After(now.Add(MaxFutureSkew)) {
-		return fmt.Errorf(".timestamp: %s is outside the accepted range (after %s, at most %s ahead of the server clock)",
-			*w.Timestamp, MinTimestamp.Format(time.RFC3339), MaxFutureSkew)
+		return time.Time{}, fmt.Errorf(".timestamp: %s is outside the accepted range (after %s, at most %s ahead of the server clock)",
+			*v, MinTimestamp.Format(time.RFC3339), MaxFutureSkew)
 	}
 	// Postgres stores microseconds; truncate here so the identity of a point is what is stored.
-	p.Time = ts.UTC().Truncate(time.Microsecond)
+	return ts.UTC().Truncate(time.Microsecond), nil
+}
+
+func checkName(name string) error {
+	if len(name) > MaxNameLength {
+		return fmt.Errorf(".name: longer than %d characters", MaxNameLength)
+	}
+	if !validName(name) {
+		return fmt.Errorf(".name: %q does not match [a-zA-Z_:][a-zA-Z0-9_:.-]*", name)
+	}
 	return nil
+}
+
+// checkLabels validates decoded string labels (count, keys, sizes).
+func checkLabels(labels map[string]string) error {
+	if len(labels) > MaxLabels {
+		return fmt.Errorf(".labels: %d labels, at most %d allowed", len(labels), MaxLabels)
+	}
+	for k, v := range labels {
+		if err := checkLabel(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkLabel(k, v string) error {
+	if len(k) > MaxLabelBytes {
+		return fmt.Errorf(".labels: key %q longer than %d bytes", k[:32]+"…", MaxLabelBytes)
+	}
+	if !validLabelKey(k) {
+		return fmt.Errorf(".labels: key %q does not match [a-zA-Z_][a-zA-Z0-9_]*", k)
+	}
+	if len(v) > MaxLabelBytes {
+		return fmt.Errorf(".labels.%s: value longer than %d bytes", k, MaxLabelBytes)
+	}
+	return nil
+}
+
+// validName is [a-zA-Z_:][a-zA-Z0-9_:.-]* without a regexp (it runs for every point).
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == ':':
+		case i > 0 && (c >= '0' && c <= '9' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validLabelKey is [a-zA-Z_][a-zA-Z0-9_]*.
+func validLabelKey(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+		case i > 0 && c >= '0' && c <= '9':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func parseLabels(raw json.RawMessage) (map[string]string, error) {
@@ -161,18 +233,15 @@ func parseLabels(raw json.RawMessage) (map[string]string, error) {
 	}
 	labels := make(map[string]string, len(generic))
 	for k, rv := range generic {
-		if !labelKeyPattern.MatchString(k) {
-			return nil, fmt.Errorf(".labels: key %q does not match [a-zA-Z_][a-zA-Z0-9_]*", k)
-		}
-		if len(k) > MaxLabelBytes {
-			return nil, fmt.Errorf(".labels: key %q longer than %d bytes", k[:32]+"…", MaxLabelBytes)
-		}
 		var s string
+		if err := checkLabel(k, ""); err != nil {
+			return nil, err
+		}
 		if err := json.Unmarshal(rv, &s); err != nil {
 			return nil, fmt.Errorf(".labels.%s: must be a string", k)
 		}
-		if len(s) > MaxLabelBytes {
-			return nil, fmt.Errorf(".labels.%s: value longer than %d bytes", k, MaxLabelBytes)
+		if err := checkLabel(k, s); err != nil {
+			return nil, err
 		}
 		labels[k] = s
 	}
@@ -193,14 +262,26 @@ func CanonicalLabels(labels map[string]string) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		kb, _ := json.Marshal(k)
-		vb, _ := json.Marshal(labels[k])
-		b.Write(kb)
+		writeJSONString(&b, k)
 		b.WriteByte(':')
-		b.Write(vb)
+		writeJSONString(&b, labels[k])
 	}
 	b.WriteByte('}')
 	return b.String()
+}
+
+// writeJSONString writes s as a JSON string; plain strings (the usual label) skip encoding/json.
+func writeJSONString(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			enc, _ := json.Marshal(s)
+			b.Write(enc)
+			return
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
 }
 
 func expectedType(field string) string {

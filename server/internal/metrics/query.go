@@ -56,7 +56,7 @@ func ParseQuery(q url.Values, now time.Time) (*Query, error) {
 	if out.Name == "" {
 		return nil, apierror.BadRequest("name: required")
 	}
-	if len(out.Name) > MaxNameLength || !namePattern.MatchString(out.Name) {
+	if len(out.Name) > MaxNameLength || !validName(out.Name) {
 		// Not an error: such a series cannot exist, but say so clearly.
 		return nil, apierror.BadRequest("name: %q is not a valid metric name", truncate(out.Name, 64))
 	}
@@ -104,7 +104,7 @@ func ParseQuery(q url.Values, now time.Time) (*Query, error) {
 			if k == "" {
 				return nil, apierror.BadRequest("group_by: empty label key in %q", truncate(v, 64))
 			}
-			if !labelKeyPattern.MatchString(k) {
+			if !validLabelKey(k) {
 				return nil, apierror.BadRequest("group_by: %q is not a valid label key", truncate(k, 64))
 			}
 			if !seen[k] {

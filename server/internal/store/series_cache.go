@@ -11,7 +11,12 @@ import (
 type seriesCache struct {
 	mu      sync.RWMutex
 	max     int
-	entries map[string]cachedSeries
+	entries map[seriesKey]cachedSeries
+}
+
+// seriesKey identifies a series; a struct key avoids building a string per point.
+type seriesKey struct {
+	project, name, labels string
 }
 
 type cachedSeries struct {
@@ -20,26 +25,26 @@ type cachedSeries struct {
 }
 
 func newSeriesCache(max int) *seriesCache {
-	return &seriesCache{max: max, entries: make(map[string]cachedSeries)}
+	return &seriesCache{max: max, entries: make(map[seriesKey]cachedSeries)}
 }
 
-func (c *seriesCache) get(key string) (cachedSeries, bool) {
+func (c *seriesCache) get(key seriesKey) (cachedSeries, bool) {
 	c.mu.RLock()
 	e, ok := c.entries[key]
 	c.mu.RUnlock()
 	return e, ok
 }
 
-func (c *seriesCache) put(key string, e cachedSeries) {
+func (c *seriesCache) put(key seriesKey, e cachedSeries) {
 	c.mu.Lock()
 	if len(c.entries) >= c.max {
-		c.entries = make(map[string]cachedSeries)
+		c.entries = make(map[seriesKey]cachedSeries)
 	}
 	c.entries[key] = e
 	c.mu.Unlock()
 }
 
-func (c *seriesCache) remove(keys []string) {
+func (c *seriesCache) remove(keys []seriesKey) {
 	c.mu.Lock()
 	for _, k := range keys {
 		delete(c.entries, k)

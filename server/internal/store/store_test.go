@@ -67,7 +67,7 @@ func migrated(t *testing.T) *Store {
 }
 
 func pt(name string, labels map[string]string, v float64, ts time.Time) metrics.Point {
-	return metrics.Point{Name: name, Labels: labels, LabelsJSON: metrics.CanonicalLabels(labels), Value: v, Time: ts}
+	return metrics.Point{Name: name, LabelsJSON: metrics.CanonicalLabels(labels), Value: v, Time: ts}
 }
 
 func TestPartitionsAheadAndOnDemand(t *testing.T) {
