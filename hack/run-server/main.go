@@ -107,7 +107,7 @@ func run(binary, dataDir string) error {
 
 // tryLine is the curl command printed for the user (and run by the test).
 func tryLine(base, token string) string {
-	return fmt.Sprintf("curl -s -H 'Authorization: Bearer %s' %s/healthz", token, base)
+	return fmt.Sprintf("curl -s -H 'Authorization: Bearer %s' %s/api/public/metrics/names", token, base)
 }
 
 func openLog(path string) (*os.File, error) {
