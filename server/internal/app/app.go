@@ -17,6 +17,7 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/telemetry"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/version"
 )
 
@@ -30,6 +31,7 @@ type Server struct {
 	store  *store.Store
 	tel    *telemetry.Metrics
 	points *ingest.Batcher[metrics.Point]
+	traces *ingest.Batcher[traces.Upsert]
 	api    *httpapi.API
 	opts   Options
 }
@@ -58,11 +60,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	project := cfg.DefaultProjectID
 	points := ingest.New(ingest.Options{Name: "metrics", Workers: 2, MaxGroupItems: 20000, Observer: tel},
 		func(ctx context.Context, pts []metrics.Point) error { return st.WritePoints(ctx, project, pts) })
-	api := httpapi.New(httpapi.Deps{Config: cfg, Store: st, Points: points, Telemetry: tel, Log: log, Now: opts.Now})
+	tel.QueueDepth("traces", 0)
+	traceQueue := ingest.New(ingest.Options{Name: "traces", Workers: 2, MaxGroupItems: 2000, Observer: tel},
+		func(ctx context.Context, ups []traces.Upsert) error { return st.WriteTraceUpserts(ctx, project, ups) })
+	api := httpapi.New(httpapi.Deps{Config: cfg, Store: st, Points: points, Traces: traceQueue, Telemetry: tel, Log: log, Now: opts.Now})
 	if opts.ShutdownDelay == 0 {
 		opts.ShutdownDelay = DefaultShutdownDelay
 	}
-	return &Server{cfg: cfg, log: log, store: st, tel: tel, points: points, api: api, opts: opts}, nil
+	return &Server{cfg: cfg, log: log, store: st, tel: tel, points: points, traces: traceQueue, api: api, opts: opts}, nil
 }
 
 // Handler is the HTTP handler (for tests that serve it themselves).
@@ -107,8 +112,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	err := srv.Shutdown(shutdownCtx)
-	if qerr := s.points.Close(shutdownCtx); qerr != nil && err == nil {
-		err = qerr
+	for _, closeQueue := range []func(context.Context) error{s.points.Close, s.traces.Close} {
+		if qerr := closeQueue(shutdownCtx); qerr != nil && err == nil {
+			err = qerr
+		}
 	}
 	stopBackground()
 	s.store.Close()

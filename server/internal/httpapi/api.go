@@ -16,6 +16,7 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/telemetry"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
 )
 
 // Deps are what the API needs.
@@ -23,6 +24,7 @@ type Deps struct {
 	Config    *config.Config
 	Store     *store.Store
 	Points    *ingest.Batcher[metrics.Point]
+	Traces    *ingest.Batcher[traces.Upsert]
 	Telemetry *telemetry.Metrics
 	Log       *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -31,15 +33,16 @@ type Deps struct {
 
 // API serves the xtrace HTTP endpoints.
 type API struct {
-	cfg     *config.Config
-	store   *store.Store
-	points  *ingest.Batcher[metrics.Point]
-	tel     *telemetry.Metrics
-	log     *slog.Logger
-	now     func() time.Time
-	tokens  [][]byte
-	limiter *keyedLimiter
-	mux     *http.ServeMux
+	cfg        *config.Config
+	store      *store.Store
+	points     *ingest.Batcher[metrics.Point]
+	traceQueue *ingest.Batcher[traces.Upsert]
+	tel        *telemetry.Metrics
+	log        *slog.Logger
+	now        func() time.Time
+	tokens     [][]byte
+	limiter    *keyedLimiter
+	mux        *http.ServeMux
 
 	shuttingDown atomic.Bool
 	schemaReady  atomic.Bool
@@ -54,7 +57,7 @@ const (
 // New builds the API and its routes.
 func New(d Deps) *API {
 	a := &API{
-		cfg: d.Config, store: d.Store, points: d.Points, tel: d.Telemetry, log: d.Log, now: d.Now,
+		cfg: d.Config, store: d.Store, points: d.Points, traceQueue: d.Traces, tel: d.Telemetry, log: d.Log, now: d.Now,
 		limiter: newKeyedLimiter(d.Config.RateLimitQPS, d.Config.RateLimitBurst),
 		mux:     http.NewServeMux(),
 	}
@@ -81,6 +84,17 @@ func New(d Deps) *API {
 	a.handle("GET /api/public/metrics/query", query, a.queryMetrics)
 	a.handle("GET /api/public/metrics/names", query, a.metricNames)
 	a.handle("GET /api/public/metrics/labels", query, a.metricLabels)
+
+	a.handle("POST /v1/l/batch", ingestRoute, a.nativeBatch)
+	a.handle("POST /api/public/ingestion", ingestRoute, a.ingestion)
+	a.handle("GET /api/public/traces", query, a.listTraces)
+	a.handle("GET /api/public/traces/{traceId}", query, a.getTrace)
+	a.handle("GET /api/public/observations", query, a.listObservations)
+	a.handle("GET /api/public/observations/{observationId}", query, a.getObservation)
+	a.handle("GET /api/public/sessions", query, a.listSessions)
+	a.handle("GET /api/public/sessions/{sessionId}", query, a.getSession)
+	a.handle("GET /api/public/metrics/daily", query, a.dailyMetrics)
+	a.handle("GET /api/public/projects", query, a.projects)
 
 	a.handle("/", routeOptions{public: true}, func(w http.ResponseWriter, r *http.Request) error {
 		return notFoundRoute(r)

@@ -1,0 +1,211 @@
+// Package traces is the trace domain: Langfuse ingestion events and native
+// batches become field-level upserts of traces, observations and scores, and
+// upserts are merged with Langfuse's rules in a way that does not depend on
+// the order in which they arrive. It has no SQL and no HTTP.
+package traces
+
+import (
+	"bytes"
+	"encoding/json"
+	"sort"
+	"time"
+)
+
+// Kind is the kind of entity an upsert targets.
+type Kind string
+
+// The entity kinds.
+const (
+	KindTrace       Kind = "trace"
+	KindObservation Kind = "observation"
+	KindScore       Kind = "score"
+)
+
+// Stamp orders writes of one field: the event time in microseconds, doubled,
+// plus one for updates, so that at equal times a create applies before an
+// update. Placeholder marks values the server filled in (a minimal trace made
+// for an orphan observation): any real value replaces them.
+type Stamp int64
+
+// Placeholder is the stamp of server-filled values.
+const Placeholder Stamp = -1
+
+// NewStamp makes a stamp from an event time.
+func NewStamp(t time.Time, update bool) Stamp {
+	s := Stamp(t.UnixMicro() * 2)
+	if update {
+		s++
+	}
+	return s
+}
+
+// Upsert is one event's defined fields for one entity.
+type Upsert struct {
+	Kind   Kind
+	ID     string
+	Stamp  Stamp
+	Fields map[string]json.RawMessage // only defined (non-null) fields, Langfuse names
+}
+
+// Entity is the merged state of a trace, observation or score: its fields
+// (Langfuse names) and, per field, the stamp of the write that set it.
+type Entity struct {
+	Fields map[string]json.RawMessage `json:"fields"`
+	Stamps map[string]Stamp           `json:"stamps"`
+}
+
+// rule says how a field merges.
+type rule int
+
+const (
+	overwrite rule = iota // the write with the later stamp wins
+	immutable             // the write with the earliest stamp wins ("never changes once set")
+	earliest              // the smallest value wins (trace timestamp)
+	deepMerge             // objects merge key by key; later stamp wins conflicts
+	union                 // string arrays: union, sorted
+)
+
+var rules = map[Kind]map[string]rule{
+	KindTrace: {
+		"timestamp": earliest, "environment": immutable, "metadata": deepMerge, "tags": union,
+	},
+	KindObservation: {
+		"traceId": immutable, "startTime": immutable, "environment": immutable, "type": immutable, "metadata": deepMerge,
+	},
+	KindScore: {
+		"environment": immutable, "metadata": deepMerge,
+	},
+}
+
+// Merge applies u to e. Applying the same upserts in any order gives the same entity.
+func Merge(e *Entity, u Upsert) {
+	if e.Fields == nil {
+		e.Fields = map[string]json.RawMessage{}
+		e.Stamps = map[string]Stamp{}
+	}
+	for name, v := range u.Fields {
+		old, has := e.Fields[name]
+		oldStamp := e.Stamps[name]
+		if !has || (oldStamp == Placeholder && u.Stamp != Placeholder) {
+			e.Fields[name], e.Stamps[name] = v, u.Stamp
+			continue
+		}
+		if u.Stamp == Placeholder {
+			continue // a real value is already there
+		}
+		switch rules[u.Kind][name] {
+		case overwrite:
+			if u.Stamp > oldStamp || (u.Stamp == oldStamp && bytes.Compare(v, old) > 0) {
+				e.Fields[name], e.Stamps[name] = v, u.Stamp
+			}
+		case immutable:
+			if u.Stamp < oldStamp || (u.Stamp == oldStamp && bytes.Compare(v, old) < 0) {
+				e.Fields[name], e.Stamps[name] = v, u.Stamp
+			}
+		case earliest:
+			if tNew, tOld := parseTime(v), parseTime(old); tNew.Before(tOld) || (tNew.Equal(tOld) && u.Stamp < oldStamp) {
+				e.Fields[name], e.Stamps[name] = v, u.Stamp
+			}
+		case deepMerge:
+			if u.Stamp >= oldStamp {
+				e.Fields[name], e.Stamps[name] = mergeJSON(old, v), u.Stamp
+			} else {
+				e.Fields[name] = mergeJSON(v, old)
+			}
+		case union:
+			e.Fields[name], e.Stamps[name] = unionStrings(old, v), max(oldStamp, u.Stamp)
+		}
+	}
+}
+
+func parseTime(raw json.RawMessage) time.Time {
+	var s string
+	_ = json.Unmarshal(raw, &s)
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+// mergeJSON deep-merges objects; where either side is not an object, top wins.
+func mergeJSON(base, top json.RawMessage) json.RawMessage {
+	var b, t map[string]json.RawMessage
+	if json.Unmarshal(base, &b) != nil || json.Unmarshal(top, &t) != nil || b == nil || t == nil {
+		return top
+	}
+	for k, v := range t {
+		if old, ok := b[k]; ok {
+			b[k] = mergeJSON(old, v)
+		} else {
+			b[k] = v
+		}
+	}
+	out, _ := json.Marshal(b)
+	return out
+}
+
+func unionStrings(a, b json.RawMessage) json.RawMessage {
+	var x, y []string
+	_ = json.Unmarshal(a, &x)
+	_ = json.Unmarshal(b, &y)
+	set := map[string]bool{}
+	for _, s := range append(x, y...) {
+		set[s] = true
+	}
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	raw, _ := json.Marshal(out)
+	return raw
+}
+
+// Str returns a string field, or nil when unset.
+func (e *Entity) Str(name string) *string {
+	var s string
+	if v, ok := e.Fields[name]; ok && json.Unmarshal(v, &s) == nil {
+		return &s
+	}
+	return nil
+}
+
+// Time returns a time field, or nil when unset.
+func (e *Entity) Time(name string) *time.Time {
+	if s := e.Str(name); s != nil {
+		if t, err := time.Parse(time.RFC3339Nano, *s); err == nil {
+			return &t
+		}
+	}
+	return nil
+}
+
+// Num returns a number from an object field (e.g. usageDetails.input), or nil.
+func (e *Entity) Num(field, key string) *float64 {
+	var m map[string]float64
+	if v, ok := e.Fields[field]; ok && json.Unmarshal(v, &m) == nil {
+		if f, ok := m[key]; ok {
+			return &f
+		}
+	}
+	return nil
+}
+
+// Strings returns a string-array field.
+func (e *Entity) Strings(name string) []string {
+	var ss []string
+	if v, ok := e.Fields[name]; ok {
+		_ = json.Unmarshal(v, &ss)
+	}
+	if ss == nil {
+		ss = []string{}
+	}
+	return ss
+}
+
+// Bool returns a boolean field (false when unset).
+func (e *Entity) Bool(name string) bool {
+	var b bool
+	if v, ok := e.Fields[name]; ok {
+		_ = json.Unmarshal(v, &b)
+	}
+	return b
+}
