@@ -40,6 +40,8 @@ type Server struct {
 type Options struct {
 	// Now replaces the clock of the API (receive times, rate limiting).
 	Now func() time.Time
+	// MaxQueuedItems bounds each ingest queue (points, trace upserts); zero keeps the defaults.
+	MaxQueuedItems int
 	// ShutdownDelay is how long the listener stays open after SIGTERM while
 	// /readyz reports 503, so load balancers stop sending traffic before
 	// connections are refused. Zero means DefaultShutdownDelay; negative, none.
@@ -58,10 +60,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	tel := telemetry.New()
 	tel.QueueDepth("metrics", 0) // exposed from the start, not only after the first push
 	project := cfg.DefaultProjectID
-	points := ingest.New(ingest.Options{Name: "metrics", Workers: 2, MaxGroupItems: 20000, Observer: tel},
+	points := ingest.New(ingest.Options{Name: "metrics", Workers: 2, MaxGroupItems: 20000, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
 		func(ctx context.Context, pts []metrics.Point) error { return st.WritePoints(ctx, project, pts) })
 	tel.QueueDepth("traces", 0)
-	traceQueue := ingest.New(ingest.Options{Name: "traces", Workers: 2, MaxGroupItems: 2000, Observer: tel},
+	traceQueue := ingest.New(ingest.Options{Name: "traces", Workers: 2, MaxGroupItems: 2000, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
 		func(ctx context.Context, ups []traces.Upsert) error { return st.WriteTraceUpserts(ctx, project, ups) })
 	api := httpapi.New(httpapi.Deps{Config: cfg, Store: st, Points: points, Traces: traceQueue, Telemetry: tel, Log: log, Now: opts.Now})
 	if opts.ShutdownDelay == 0 {

@@ -64,12 +64,21 @@ func TestAckedWritesSurviveADatabaseCrash(t *testing.T) {
 			defer wg.Done()
 			for b := 0; !stop.Load(); b++ {
 				id := fmt.Sprintf("c%d-b%d", c, b)
-				var pts []map[string]any
-				for i := 0; i < 50; i++ {
-					pts = append(pts, map[string]any{"name": "outage", "labels": map[string]string{"batch": id},
-						"value": i, "timestamp": base.Add(time.Duration(i) * time.Second).Format(time.RFC3339)})
+				var resp *servertest.Response
+				var err error
+				if c%2 == 0 { // metrics
+					var pts []map[string]any
+					for i := 0; i < 50; i++ {
+						pts = append(pts, map[string]any{"name": "outage", "labels": map[string]string{"batch": id},
+							"value": i, "timestamp": base.Add(time.Duration(i) * time.Second).Format(time.RFC3339)})
+					}
+					resp, err = s.Try("POST", "/v1/metrics/batch", map[string]any{"metrics": pts})
+				} else { // traces: one trace with two observations
+					resp, err = s.Try("POST", "/v1/l/batch", map[string]any{
+						"trace":        map[string]any{"id": id, "name": "outage"},
+						"observations": []map[string]any{{"id": id + "-o1"}, {"id": id + "-o2", "type": "GENERATION"}},
+					})
 				}
-				resp, err := s.Try("POST", "/v1/metrics/batch", map[string]any{"metrics": pts})
 				mu.Lock()
 				if err != nil {
 					statuses[-1]++
@@ -126,10 +135,27 @@ func TestAckedWritesSurviveADatabaseCrash(t *testing.T) {
 	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error { stored[id] = n; return nil }); err != nil {
 		t.Fatal(err)
 	}
+	rows, err = conn.Query(ctx, `SELECT trace_id, count(*) FROM observations GROUP BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error { stored[id] = n; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[bool]int{}
 	for id := range acked {
-		if stored[id] != 50 {
-			t.Errorf("acknowledged batch %s has %d of 50 points stored", id, stored[id])
+		isTrace := strings.HasPrefix(id, "c1-") || strings.HasPrefix(id, "c3-")
+		kinds[isTrace]++
+		want := 50
+		if isTrace {
+			want = 2
 		}
+		if stored[id] != want {
+			t.Errorf("acknowledged batch %s has %d of %d rows stored", id, stored[id], want)
+		}
+	}
+	if kinds[true] == 0 || kinds[false] == 0 {
+		t.Fatalf("acknowledged batches: %d trace, %d metric; want both", kinds[true], kinds[false])
 	}
 	t.Logf("outcomes: %v; acknowledged batches: %d, all stored", statuses, len(acked))
 }

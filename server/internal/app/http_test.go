@@ -223,3 +223,57 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Errorf("server still accepting connections after shutdown")
 	}
 }
+
+// TestFullQueueAnswers429: when writes wait on the database and the queue is
+// full, new pushes get 429 with Retry-After: 1 at once instead of piling up.
+func TestFullQueueAnswers429(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, servertest.Options{MaxQueuedItems: 3})
+	ctx := context.Background()
+	if r := s.Do(t, "POST", "/v1/metrics/batch", `{"metrics":[{"name":"warmup","value":1}]}`); r.Status != 200 {
+		t.Fatalf("warm-up push: %d", r.Status)
+	}
+	conn, err := pgx.Connect(ctx, s.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE metric_points IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	blocked := make(chan int, 3)
+	for i := 0; i < 3; i++ {
+		go func(i int) {
+			r, err := s.Try("POST", "/v1/metrics/batch", fmt.Sprintf(`{"metrics":[{"name":"q","labels":{"i":"%d"},"value":1}]}`, i))
+			if err != nil {
+				blocked <- -1
+				return
+			}
+			blocked <- r.Status
+		}(i)
+	}
+	waitFor(t, 10*time.Second, "three pushes waiting in the queue", func() bool {
+		m := s.Do(t, "GET", "/metrics", nil)
+		return strings.Contains(string(m.Body), `xtrace_ingest_queue_items{queue="metrics"} 3`)
+	})
+	start := time.Now()
+	r := s.Do(t, "POST", "/v1/metrics/batch", `{"metrics":[{"name":"q","labels":{"i":"x"},"value":1}]}`)
+	if r.Status != 429 || time.Since(start) > 5*time.Second {
+		t.Fatalf("push into a full queue: %d after %s, want an immediate 429", r.Status, time.Since(start))
+	}
+	var e errBody
+	r.JSON(t, &e)
+	if r.Header.Get("Retry-After") != "1" || e.Code != "TOO_MANY_REQUESTS" {
+		t.Fatalf("queue full: Retry-After=%q %s", r.Header.Get("Retry-After"), r.Body)
+	}
+	_ = tx.Rollback(ctx)
+	for i := 0; i < 3; i++ {
+		if code := <-blocked; code != 200 {
+			t.Errorf("queued push answered %d, want 200 once the database moved", code)
+		}
+	}
+}

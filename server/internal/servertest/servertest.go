@@ -33,6 +33,8 @@ type Options struct {
 	Now func() time.Time
 	// ShutdownDelay as in app.Options; zero means none (tests stop fast).
 	ShutdownDelay time.Duration
+	// MaxQueuedItems as in app.Options.
+	MaxQueuedItems int
 	// NoWait returns without waiting for /readyz (e.g. the database is down on purpose).
 	NoWait bool
 }
@@ -77,7 +79,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := app.New(ctx, cfg, log, app.Options{Now: opts.Now, ShutdownDelay: shutdownDelay(opts.ShutdownDelay)})
+	srv, err := app.New(ctx, cfg, log, app.Options{Now: opts.Now, ShutdownDelay: shutdownDelay(opts.ShutdownDelay), MaxQueuedItems: opts.MaxQueuedItems})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,126 @@
+package traces
+
+import (
+	"encoding/json"
+	"math/rand"
+	"reflect"
+	"testing"
+	"time"
+)
+
+var now = time.Date(2026, 2, 14, 12, 0, 0, 0, time.UTC)
+
+func TestMergeRulesAreOrderIndependent(t *testing.T) {
+	t0 := time.Date(2026, 2, 14, 10, 0, 0, 0, time.UTC)
+	ups := []Upsert{
+		{Kind: KindTrace, ID: "t", Stamp: NewStamp(t0, false), Fields: map[string]json.RawMessage{
+			"timestamp": json.RawMessage(`"2026-02-14T10:00:05Z"`), "name": json.RawMessage(`"a"`), "tags": json.RawMessage(`["x"]`),
+			"metadata": json.RawMessage(`{"a":1,"o":{"p":1}}`), "environment": json.RawMessage(`"one"`)}},
+		{Kind: KindTrace, ID: "t", Stamp: NewStamp(t0.Add(time.Second), false), Fields: map[string]json.RawMessage{
+			"timestamp": json.RawMessage(`"2026-02-14T10:00:00Z"`), "name": json.RawMessage(`"b"`), "tags": json.RawMessage(`["y","x"]`),
+			"metadata": json.RawMessage(`{"a":2,"o":{"q":2}}`), "environment": json.RawMessage(`"two"`)}},
+		{Kind: KindTrace, ID: "t", Stamp: Placeholder, Fields: map[string]json.RawMessage{
+			"timestamp": json.RawMessage(`"2026-02-14T09:00:00Z"`), "environment": json.RawMessage(`"placeholder"`)}},
+		{Kind: KindTrace, ID: "t", Stamp: NewStamp(t0.Add(2*time.Second), true), Fields: map[string]json.RawMessage{
+			"output": json.RawMessage(`"done"`)}},
+	}
+	want := map[string]string{
+		"timestamp": `"2026-02-14T10:00:00Z"`, "name": `"b"`, "tags": `["x","y"]`,
+		"metadata": `{"a":2,"o":{"p":1,"q":2}}`, "environment": `"one"`, "output": `"done"`,
+	}
+	rng := rand.New(rand.NewSource(9))
+	for round := 0; round < 50; round++ {
+		rng.Shuffle(len(ups), func(i, j int) { ups[i], ups[j] = ups[j], ups[i] })
+		var e Entity
+		for _, u := range ups {
+			Merge(&e, u)
+		}
+		got := map[string]string{}
+		for k, v := range e.Fields {
+			got[k] = string(v)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("order %d: %v, want %v", round, got, want)
+		}
+	}
+}
+
+func TestNormalizeEnvironment(t *testing.T) {
+	for in, want := range map[string]string{"Prod": "prod", "": "default", "langfuse-x": "default", "a b": "default",
+		"staging_2": "staging_2", "x-y": "x-y", "averyveryveryveryveryveryveryverylongname": "default"} {
+		if got := NormalizeEnvironment(in); got != want {
+			t.Errorf("NormalizeEnvironment(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestUsageForms(t *testing.T) {
+	cases := []struct{ in, wantUsage, wantCost string }{
+		{`{"usage":{"input":10,"output":5,"inputCost":0.1,"outputCost":0.2}}`, `{"input":10,"output":5,"total":15}`, `{"input":0.1,"output":0.2,"total":0.30000000000000004}`},
+		{`{"usage":{"promptTokens":3,"completionTokens":4,"totalTokens":7}}`, `{"input":3,"output":4,"total":7}`, ``},
+		{`{"usageDetails":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":1}}}`, `{"input":3,"output":4,"total":7}`, ``},
+		{`{"usageDetails":{"input":3,"output":4,"cache_read":2}}`, `{"cache_read":2,"input":3,"output":4,"total":7}`, ``},
+		{`{"usage":{},"costDetails":{}}`, ``, ``},
+		{`{"promptTokens":1,"completionTokens":2,"totalCost":0.5}`, `{"input":1,"output":2,"total":3}`, `{"total":0.5}`},
+	}
+	for _, c := range cases {
+		var f map[string]json.RawMessage
+		_ = json.Unmarshal([]byte(c.in), &f)
+		if err := normalizeUsage(f); err != nil {
+			t.Fatalf("%s: %v", c.in, err)
+		}
+		if string(f["usageDetails"]) != c.wantUsage || string(f["costDetails"]) != c.wantCost {
+			t.Errorf("%s: usage %s cost %s; want %s and %s", c.in, f["usageDetails"], f["costDetails"], c.wantUsage, c.wantCost)
+		}
+	}
+}
+
+// FuzzParseIngestion and FuzzParseNativeBatch: no body crashes the decoders,
+// and every upsert they produce is well-formed. `go test` runs the seeds.
+func FuzzParseIngestion(f *testing.F) {
+	f.Add(`{"batch":[{"id":"e","type":"trace-create","timestamp":"2026-02-14T10:00:00Z","body":{"id":"t","tags":["a"]}}]}`)
+	f.Add(`{"batch":[{"id":"e","type":"generation-create","body":{"id":"g","traceId":"t","usage":{"input":1}}}]}`)
+	f.Add(`{"batch":[{"type":"score-create","body":{"id":"s","name":"n","value":"x"}},{"type":"sdk-log","body":{}}]}`)
+	f.Add(`{"batch":[{"type":"span-update","body":{"id":"s","metadata":{"a":{"b":[1,2,{"c":null}]}}}}]}`)
+	f.Add(`{"batch":5}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		ups, ok, bad, err := ParseIngestion([]byte(body), now)
+		if err != nil {
+			return
+		}
+		checkUpserts(t, ups)
+		for _, r := range append(ok, bad...) {
+			if r.ID == "" {
+				t.Fatalf("result without id for %q", body)
+			}
+		}
+	})
+}
+
+func FuzzParseNativeBatch(f *testing.F) {
+	f.Add(`{"trace":{"id":"t","name":"x"},"observations":[{"id":"o","promptTokens":1}]}`)
+	f.Add(`{"observations":[{"id":"o","traceId":"t","type":"GENERATION","usageDetails":{"input":2}}]}`)
+	f.Add(`{"trace":{"id":"t","metadata":[[[[[]]]]]}}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		ups, _, _, err := ParseNativeBatch([]byte(body), now)
+		if err == nil {
+			checkUpserts(t, ups)
+		}
+	})
+}
+
+func checkUpserts(t *testing.T, ups []Upsert) {
+	for _, u := range ups {
+		if u.ID == "" || len(u.ID) > MaxIDLength {
+			t.Fatalf("upsert with bad id %q", u.ID)
+		}
+		for k, v := range u.Fields {
+			if !json.Valid(v) {
+				t.Fatalf("field %s is not valid JSON: %q", k, v)
+			}
+		}
+		var e Entity
+		Merge(&e, u)
+		Merge(&e, u) // merging twice is a no-op
+	}
+}
