@@ -51,8 +51,12 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: manifests generate fmt vet k8s-binaries ## Run every test: unit, real Postgres, envtest, simulated cluster.
+test: manifests generate fmt vet k8s-binaries compat-deps ## Run every test: unit, real Postgres, envtest, simulated cluster, real SDKs.
 	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: compat-deps
+compat-deps: ## Install the pinned npm clients of the compatibility suite (hack/compat).
+	cd hack/compat && npm ci --no-audit --no-fund --loglevel=error
 
 .PHONY: k8s-binaries
 k8s-binaries: ## Build kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok from source (cached in bin/k8s).

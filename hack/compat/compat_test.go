@@ -1,0 +1,91 @@
+// Package compat drives the xtrace server with third-party clients (the real
+// Langfuse and OpenTelemetry JavaScript SDKs from npm). `make test` runs
+// `npm ci` here first.
+package compat
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+
+const (
+	publicKey = "pk-lf-compat"
+	secretKey = "sk-lf-compat"
+)
+
+// startServer builds and runs the real xtrace binary on a fresh database.
+func startServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "xtrace")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../server/cmd/xtrace").CombinedOutput(); err != nil {
+		t.Fatalf("build xtrace: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+pgtest.NewDatabase(t), "API_BEARER_TOKEN=compat-token",
+		"XTRACE_PUBLIC_KEY="+publicKey, "XTRACE_SECRET_KEY="+secretKey, "BIND_ADDR=127.0.0.1:"+strconv.Itoa(port),
+		"XTRACE_LOG_LEVEL=warn", "XTRACE_RETENTION_INTERVAL=0", "RATE_LIMIT_QPS=1000", "RATE_LIMIT_BURST=1000")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("xtrace not ready after 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// node runs a script of this directory against the server.
+func node(t *testing.T, base, script string) {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatal("node not found: the compatibility tests need Node.js 20 (apt-get install nodejs npm)")
+	}
+	if _, err := os.Stat("node_modules/langfuse"); err != nil {
+		t.Fatal("node_modules missing: run `npm ci` in hack/compat (make test does)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", script)
+	cmd.Env = append(os.Environ(), "XTRACE_URL="+base, "XTRACE_PUBLIC_KEY="+publicKey, "XTRACE_SECRET_KEY="+secretKey,
+		"XTRACE_TOKEN=compat-token", "RUN_ID="+strconv.FormatInt(time.Now().UnixNano(), 36))
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s output:\n%s", script, out)
+	if err != nil {
+		t.Fatalf("%s failed: %v", script, err)
+	}
+}
+
+func TestLangfuseSDK(t *testing.T) {
+	node(t, startServer(t), "langfuse-sdk.mjs")
+}
