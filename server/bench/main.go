@@ -36,14 +36,14 @@ import (
 )
 
 type options struct {
-	server    string
-	steps     int
-	interval  time.Duration
-	batch     int
-	clients   int
-	reps      int
-	out       string
-	keepGoing bool
+	server   string
+	steps    int
+	interval time.Duration
+	batch    int
+	clients  int
+	reps     int
+	out      string
+	traces   int
 }
 
 func main() {
@@ -55,6 +55,7 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 8, "concurrent pushing clients (agents pushing at once)")
 	flag.IntVar(&o.reps, "reps", 60, "repetitions of each query (≥ 50)")
 	flag.StringVar(&o.out, "out", "bench-result.json", "JSON result file")
+	flag.IntVar(&o.traces, "traces", 20000, "gateway requests to push to /v1/l/batch (one trace + 2 observations each)")
 	flag.Parse()
 	if o.reps < 50 {
 		o.reps = 50
@@ -204,7 +205,13 @@ func run(o options) error {
 		lat[q.name] = ms
 	}
 
-	// 5. Time to prune one day: drop the partition holding the most points, through the retention code.
+	// 5. Trace ingest: one request per gateway call, as Nebula Gateway sends them.
+	traceRate, traceLat, err := traceIngest(base, token, o)
+	if err != nil {
+		return fmt.Errorf("trace ingest: %w", err)
+	}
+
+	// 6. Time to prune one day: drop the partition holding the most points, through the retention code.
 	pruneSeconds, prunedPoints, err := pruneOneDay(ctx, cluster.URL("bench_server"))
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
@@ -226,6 +233,9 @@ func run(o options) error {
 		"prune_day_points":  float64(prunedPoints),
 		"query_repetitions": float64(o.reps),
 	}
+	result["traces"] = float64(o.traces)
+	result["traces_per_s"] = round(traceRate, 0)
+	result["trace_batch_p50_ms"], result["trace_batch_p95_ms"], result["trace_batch_p99_ms"] = traceLat[0], traceLat[1], traceLat[2]
 	fmt.Printf("\n%-34s %14s\n", "measure", "value")
 	fmt.Printf("%-34s %14.0f\n", "points", result["points"])
 	fmt.Printf("%-34s %14.0f\n", "ingest over HTTP (points/s)", result["ingest_points_per_s"])
@@ -241,6 +251,8 @@ func run(o options) error {
 		fmt.Printf("%-34s %4.1f / %4.1f / %5.1f   (p95 target ≤ %.0f ms)\n", q.name+" query p50/p95/p99 (ms)", l[0], l[1], l[2], q.target)
 	}
 	fmt.Printf("%-34s %14.4f   (target ≤ 1 s; %d points)\n", "prune one day (s)", result["prune_day_s"], prunedPoints)
+	fmt.Printf("%-34s %14.0f   (%d clients, 1 trace + 2 observations per request)\n", "trace ingest /v1/l/batch (traces/s)", result["traces_per_s"], o.clients)
+	fmt.Printf("%-34s %4.1f / %4.1f / %5.1f\n", "trace request p50/p95/p99 (ms)", traceLat[0], traceLat[1], traceLat[2])
 	b, _ := json.MarshalIndent(result, "", "  ")
 	if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
 		return err
@@ -398,6 +410,74 @@ func ingest(base, token string, fl []series, o options, start time.Time) (float6
 	fmt.Printf("ingest over HTTP: %d points in %s (%d clients, %d points per request, %d retries after 429)\n",
 		n, took.Round(time.Millisecond), o.clients, o.batch, retries.Load())
 	return float64(n) / took.Seconds(), nil
+}
+
+// traceIngest pushes o.traces gateway-shaped batches with o.clients clients and
+// returns traces/s and the request latency percentiles.
+func traceIngest(base, token string, o options) (float64, [3]float64, error) {
+	if o.traces <= 0 {
+		return 0, [3]float64{}, nil
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.clients}}
+	next := make(chan int, o.traces)
+	for i := 0; i < o.traces; i++ {
+		next <- i
+	}
+	close(next)
+	lat := make([][]float64, o.clients)
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	began := time.Now()
+	for c := 0; c < o.clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for i := range next {
+				ts := time.Now().UTC()
+				body, _ := json.Marshal(map[string]any{
+					"trace": map[string]any{"id": fmt.Sprintf("bench-trace-%d", i), "name": "/v1/chat/completions", "userId": fmt.Sprintf("team-%d", i%20),
+						"tags": []string{"gateway"}, "timestamp": ts.Format(time.RFC3339Nano)},
+					"observations": []map[string]any{
+						{"id": fmt.Sprintf("bench-route-%d", i), "name": "routing", "startTime": ts.Format(time.RFC3339Nano),
+							"endTime": ts.Add(2 * time.Millisecond).Format(time.RFC3339Nano), "metadata": map[string]any{"endpoint": fmt.Sprintf("node-%d", i%100)}},
+						{"id": fmt.Sprintf("bench-gen-%d", i), "type": "GENERATION", "name": "chat", "model": fmt.Sprintf("model-%d", i%50),
+							"startTime": ts.Format(time.RFC3339Nano), "endTime": ts.Add(800 * time.Millisecond).Format(time.RFC3339Nano),
+							"input": "How do I route this request?", "output": "To the least loaded replica.", "promptTokens": 120, "completionTokens": 48},
+					},
+				})
+				req, _ := http.NewRequest("POST", base+"/v1/l/batch", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Content-Type", "application/json")
+				start := time.Now()
+				resp, err := client.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("/v1/l/batch answered %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				lat[c] = append(lat[c], float64(time.Since(start).Microseconds())/1000)
+			}
+		}(c)
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, [3]float64{}, err
+	}
+	took := time.Since(began)
+	var all []float64
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Float64s(all)
+	pct := func(p float64) float64 { return round(all[int(p*float64(len(all)-1)+0.5)], 2) }
+	fmt.Printf("trace ingest: %d requests in %s\n", o.traces, took.Round(time.Millisecond))
+	return float64(o.traces) / took.Seconds(), [3]float64{pct(0.5), pct(0.95), pct(0.99)}, nil
 }
 
 // measure runs a query reps times (after two warm-ups) and returns p50/p95/p99 in ms.

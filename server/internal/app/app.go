@@ -63,7 +63,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	points := ingest.New(ingest.Options{Name: "metrics", Workers: 2, MaxGroupItems: 20000, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
 		func(ctx context.Context, pts []metrics.Point) error { return st.WritePoints(ctx, project, pts) })
 	tel.QueueDepth("traces", 0)
-	traceQueue := ingest.New(ingest.Options{Name: "traces", Workers: 2, MaxGroupItems: 2000, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
+	traceQueue := ingest.New(ingest.Options{Name: "traces", Workers: 2, MaxGroupItems: 2000, MaxDelay: time.Millisecond, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
 		func(ctx context.Context, ups []traces.Upsert) error { return st.WriteTraceUpserts(ctx, project, ups) })
 	api := httpapi.New(httpapi.Deps{Config: cfg, Store: st, Points: points, Traces: traceQueue, Telemetry: tel, Log: log, Now: opts.Now})
 	if opts.ShutdownDelay == 0 {

@@ -176,10 +176,18 @@ func TestGracefulShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE metric_points IN EXCLUSIVE MODE"); err != nil {
+	if _, err := tx.Exec(ctx, "LOCK TABLE metric_points, traces IN EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
-	results := make(chan int, 5)
+	results := make(chan int, 6)
+	go func() { // a trace write waits too
+		r, err := s.Try("POST", "/v1/l/batch", `{"trace":{"id":"inflight-trace"},"observations":[{"id":"inflight-obs"}]}`)
+		if err != nil {
+			results <- -1
+			return
+		}
+		results <- r.Status
+	}()
 	for i := 0; i < 5; i++ {
 		go func(i int) {
 			r, err := s.Try("POST", "/v1/metrics/batch", fmt.Sprintf(`{"metrics":[{"name":"inflight","labels":{"i":"%d"},"value":%d}]}`, i, i))
@@ -191,9 +199,10 @@ func TestGracefulShutdown(t *testing.T) {
 		}(i)
 	}
 	waitFor(t, 10*time.Second, "pushes to wait on the lock", func() bool {
+		// pg_locks, not pg_stat_activity: the latter is a snapshot fixed for the rest of tx.
 		var waiting int
-		_ = conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").Scan(&waiting)
-		return waiting > 0
+		_ = conn.QueryRow(ctx, "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted").Scan(&waiting)
+		return waiting >= 2 // both queues have a transaction waiting
 	})
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.Stop() }()
@@ -207,7 +216,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil { // release the writes
 		t.Fatal(err)
 	}
-	for i := 0; i < 5; i++ {
+	for i := 0; i < 6; i++ {
 		if code := <-results; code != 200 {
 			t.Errorf("in-flight push answered %d, want 200", code)
 		}
@@ -218,6 +227,9 @@ func TestGracefulShutdown(t *testing.T) {
 	var n int
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM metrics WHERE name = 'inflight'").Scan(&n); err != nil || n != 5 {
 		t.Fatalf("in-flight points stored: %d (%v), want 5", n, err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM observations WHERE trace_id = 'inflight-trace'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("in-flight trace stored: %d observations (%v), want 1", n, err)
 	}
 	if _, err := s.Try("GET", "/healthz", nil); err == nil {
 		t.Errorf("server still accepting connections after shutdown")
