@@ -2,6 +2,7 @@
 //
 //	xtrace [serve]   run the HTTP server (default)
 //	xtrace migrate   apply the database migrations and exit
+//	xtrace retention run one retention pass and exit
 //	xtrace version   print the version
 package main
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/app"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/config"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/retention"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/version"
 )
@@ -26,6 +28,7 @@ const usage = `usage: xtrace [command]
 commands:
   serve      run the HTTP server (default)
   migrate    apply the database schema migrations and exit
+  retention  run one retention pass (what the operator's CronJob runs) and exit
   version    print the version
 `
 
@@ -43,6 +46,8 @@ func main() {
 		err = serve(ctx)
 	case "migrate":
 		err = migrate(ctx)
+	case "retention":
+		err = retentionPass(ctx)
 	case "version", "--version":
 		fmt.Println(version.Version)
 	case "help", "-h", "--help":
@@ -99,4 +104,27 @@ func migrate(ctx context.Context) error {
 	}
 	log.Info("migrations up to date", "applied", applied)
 	return nil
+}
+
+// retentionPass runs one pass: expired metric partitions, points, series,
+// traces. Safe next to serving replicas and other passes (advisory lock).
+func retentionPass(ctx context.Context) error {
+	cfg, err := config.Load(os.Getenv, config.ModeDatabaseOnly)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, os.Stderr)
+	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, MaxConns: 4})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if _, err := store.Migrate(mctx, st.Pool); err != nil {
+		return fmt.Errorf("database not reachable or not migratable: %w", err)
+	}
+	p := &retention.Pruner{Store: st, Log: log, MetricsDays: cfg.MetricsRetentionDays, TracesDays: cfg.TracesRetentionDays}
+	_, err = p.RunOnce(ctx)
+	return err
 }

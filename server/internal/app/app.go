@@ -15,6 +15,7 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/server/internal/httpapi"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/ingest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/retention"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/telemetry"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
@@ -40,6 +41,8 @@ type Server struct {
 type Options struct {
 	// Now replaces the clock of the API (receive times, rate limiting).
 	Now func() time.Time
+	// RetentionFirstPass delays the first in-process retention pass; zero means RetentionFirstPass.
+	RetentionFirstPass time.Duration
 	// MaxQueuedItems bounds each ingest queue (points, trace upserts); zero keeps the defaults.
 	MaxQueuedItems int
 	// ShutdownDelay is how long the listener stays open after SIGTERM while
@@ -66,6 +69,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	traceQueue := ingest.New(ingest.Options{Name: "traces", Workers: 2, MaxGroupItems: 2000, MaxDelay: time.Millisecond, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
 		func(ctx context.Context, ups []traces.Upsert) error { return st.WriteTraceUpserts(ctx, project, ups) })
 	api := httpapi.New(httpapi.Deps{Config: cfg, Store: st, Points: points, Traces: traceQueue, Telemetry: tel, Log: log, Now: opts.Now})
+	if opts.RetentionFirstPass == 0 {
+		opts.RetentionFirstPass = RetentionFirstPass
+	}
 	if opts.ShutdownDelay == 0 {
 		opts.ShutdownDelay = DefaultShutdownDelay
 	}
@@ -128,6 +134,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// RetentionFirstPass is how long after start the in-process pruning first runs.
+const RetentionFirstPass = 30 * time.Second
+
+func (s *Server) pruner() *retention.Pruner {
+	return &retention.Pruner{Store: s.store, Log: s.log, Telemetry: s.tel, MetricsDays: s.cfg.MetricsRetentionDays,
+		TracesDays: s.cfg.TracesRetentionDays, FirstPassDue: s.opts.RetentionFirstPass}
+}
+
 // prepareDatabase applies migrations (retrying while the database is
 // unreachable), then keeps the next days' partitions created.
 func (s *Server) prepareDatabase(ctx context.Context) {
@@ -139,6 +153,9 @@ func (s *Server) prepareDatabase(ctx context.Context) {
 				s.log.Info("migrations applied", "migrations", applied)
 			}
 			s.api.SetSchemaReady()
+			if s.cfg.RetentionInterval > 0 {
+				go s.pruner().Loop(ctx, s.cfg.RetentionInterval)
+			}
 			break
 		}
 		s.log.Warn("migrations not applied yet; retrying", "error", err, "retry_in", backoff.String())

@@ -33,6 +33,8 @@ type Options struct {
 	Now func() time.Time
 	// ShutdownDelay as in app.Options; zero means none (tests stop fast).
 	ShutdownDelay time.Duration
+	// RetentionFirstPass as in app.Options.
+	RetentionFirstPass time.Duration
 	// MaxQueuedItems as in app.Options.
 	MaxQueuedItems int
 	// NoWait returns without waiting for /readyz (e.g. the database is down on purpose).
@@ -67,7 +69,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if dbURL == "" {
 		dbURL = MigratedDatabase(t)
 	}
-	env := map[string]string{"DATABASE_URL": dbURL, "API_BEARER_TOKEN": Token, "XTRACE_LOG_LEVEL": "warn",
+	env := map[string]string{"DATABASE_URL": dbURL, "API_BEARER_TOKEN": Token, "XTRACE_LOG_LEVEL": "warn", "XTRACE_RETENTION_INTERVAL": "0",
 		// Tests that are about rate limiting set their own limits.
 		"RATE_LIMIT_QPS": "1000000", "RATE_LIMIT_BURST": "1000000"}
 	for k, v := range opts.Env {
@@ -79,7 +81,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := app.New(ctx, cfg, log, app.Options{Now: opts.Now, ShutdownDelay: shutdownDelay(opts.ShutdownDelay), MaxQueuedItems: opts.MaxQueuedItems})
+	srv, err := app.New(ctx, cfg, log, app.Options{Now: opts.Now, ShutdownDelay: shutdownDelay(opts.ShutdownDelay), MaxQueuedItems: opts.MaxQueuedItems, RetentionFirstPass: opts.RetentionFirstPass})
 	if err != nil {
 		t.Fatal(err)
 	}

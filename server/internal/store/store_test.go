@@ -180,3 +180,37 @@ func TestIsUnavailable(t *testing.T) {
 		t.Fatalf("unreachable database: %v is not classified as unavailable", err)
 	}
 }
+
+// TestStaleCachedSeriesIsResolvedAgain: retention removed a series this
+// replica still has cached; the daily "seen" touch notices and the point is
+// written to a live series, never to a deleted id.
+func TestStaleCachedSeriesIsResolvedAgain(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	ts := time.Date(2026, 2, 14, 10, 0, 0, 0, time.UTC)
+	p := pt("gpu_temperature", map[string]string{"node_id": "n1"}, 50, ts)
+	if err := s.WritePoints(ctx, "default", []metrics.Point{p}); err != nil {
+		t.Fatal(err)
+	}
+	key := seriesKey{"default", p.Name, p.LabelsJSON}
+	entry, ok := s.series.get(key)
+	if !ok {
+		t.Fatal("series not cached after a write")
+	}
+	// As retention would: the series and its points are gone; the cache entry is from an earlier day.
+	if _, err := s.Pool.Exec(ctx, "DELETE FROM metric_points; DELETE FROM metric_series"); err != nil {
+		t.Fatal(err)
+	}
+	s.series.put(key, cachedSeries{id: entry.id, seen: entry.seen.AddDate(0, 0, -1)})
+	p.Time = ts.Add(time.Minute)
+	if err := s.WritePoints(ctx, "default", []metrics.Point{p}); err != nil {
+		t.Fatal(err)
+	}
+	var orphans, visible int
+	_ = s.Pool.QueryRow(ctx, "SELECT count(*) FROM metric_points p WHERE NOT EXISTS (SELECT 1 FROM metric_series s WHERE s.id = p.series_id)").Scan(&orphans)
+	_ = s.Pool.QueryRow(ctx, "SELECT count(*) FROM metrics WHERE name = 'gpu_temperature'").Scan(&visible)
+	if orphans != 0 || visible != 1 {
+		t.Fatalf("%d orphaned points, %d visible; want 0 and 1", orphans, visible)
+	}
+}

@@ -76,6 +76,9 @@ func New() *Metrics {
 			Name: "xtrace_retention_last_success_timestamp_seconds", Help: "Unix time of the last successful retention pass.",
 		}),
 	}
+	for _, table := range []string{"metric_points", "metric_series", "traces", "observations", "scores"} {
+		m.RetentionDeleted.WithLabelValues(table) // exposed as 0 before the first pass
+	}
 	r.MustRegister(m.Requests, m.RequestDuration, m.RateLimited, m.QueueDepthGauge, m.CommitDuration,
 		m.CommitGroupSize, m.CommitErrors, m.PointsWritten, m.TracesWritten, m.ObservationsWrote,
 		m.RetentionDeleted, m.PartitionsDropped, m.RetentionLastRun,

@@ -27,6 +27,8 @@ CREATE INDEX traces_user ON traces (project_id, user_id, "timestamp" DESC) WHERE
 CREATE INDEX traces_session ON traces (project_id, session_id, "timestamp" DESC) WHERE session_id IS NOT NULL;
 CREATE INDEX traces_name ON traces (project_id, name, "timestamp" DESC);
 CREATE INDEX traces_tags ON traces USING gin (tags);
+-- Retention deletes by age across projects.
+CREATE INDEX traces_retention ON traces ("timestamp");
 
 CREATE TABLE observations (
     project_id            text        NOT NULL,
@@ -72,3 +74,5 @@ CREATE TABLE scores (
     PRIMARY KEY (project_id, id)
 );
 CREATE INDEX scores_trace ON scores (project_id, trace_id);
+CREATE INDEX scores_retention ON scores ("timestamp") WHERE trace_id IS NULL;
+CREATE INDEX observations_retention ON observations (start_time) WHERE trace_id IS NULL;
