@@ -37,7 +37,7 @@ type templateOnce struct {
 // Run is for TestMain: it runs the tests, then stops the shared cluster.
 //
 //	func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
-func Run(m *testing.M) int {
+func Run(m interface{ Run() int }) int {
 	code := m.Run()
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
@@ -139,6 +139,30 @@ func newDatabase(t testing.TB, template string) string {
 		}
 	})
 	return withDatabase(admin, name)
+}
+
+// CreateDatabase makes an empty database outside any one test (e.g. in
+// TestMain, for a server the whole package shares); drop removes it.
+func CreateDatabase() (url string, drop func(), err error) {
+	admin, err := server()
+	if err != nil {
+		return "", nil, err
+	}
+	name := fmt.Sprintf("xtrace_%s_%d", runIdentifier, dbCounter.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	createMu.Lock()
+	err = execSQL(ctx, admin, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0")
+	createMu.Unlock()
+	if err != nil {
+		return "", nil, err
+	}
+	drop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = execSQL(ctx, admin, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	}
+	return withDatabase(admin, name), drop, nil
 }
 
 func mustServer(t testing.TB) string {
