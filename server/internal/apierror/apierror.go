@@ -19,7 +19,6 @@ const (
 	CodeTooManyRequests    = "TOO_MANY_REQUESTS"
 	CodeInternal           = "INTERNAL_ERROR"
 	CodeServiceUnavailable = "SERVICE_UNAVAILABLE"
-	CodeUnsupportedMedia   = "UNSUPPORTED_MEDIA_TYPE"
 )
 
 // Error is an error with a status and a message safe to show to the client.

@@ -87,6 +87,8 @@ func New(d Deps) *API {
 
 	a.handle("POST /v1/l/batch", ingestRoute, a.nativeBatch)
 	a.handle("POST /api/public/ingestion", ingestRoute, a.ingestion)
+	a.handle("POST /api/public/otel/v1/traces", ingestRoute, a.otlpTraces)
+	a.handle("POST /v1/traces", ingestRoute, a.otlpTraces)
 	a.handle("GET /api/public/traces", query, a.listTraces)
 	a.handle("GET /api/public/traces/{traceId}", query, a.getTrace)
 	a.handle("GET /api/public/observations", query, a.listObservations)

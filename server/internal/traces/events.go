@@ -603,3 +603,15 @@ func ParseNativeBatch(body []byte, now time.Time) (ups []Upsert, traces, observa
 	}
 	return ups, traces, observations, nil
 }
+
+// TraceUpserts validates trace fields (Langfuse names, "id" required) from another
+// wire format (OTLP) and returns the upserts, exactly as for ingestion events.
+func TraceUpserts(fields map[string]json.RawMessage, stamp Stamp) ([]Upsert, error) {
+	return traceUpserts(fields, stamp, "")
+}
+
+// ObservationUpserts validates observation fields ("id" required; "type" in
+// the fields) and returns the upserts, including the placeholder trace.
+func ObservationUpserts(fields map[string]json.RawMessage, stamp Stamp) ([]Upsert, error) {
+	return observationUpserts(fields, stamp, "", "")
+}

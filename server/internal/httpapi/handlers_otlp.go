@@ -1,0 +1,112 @@
+package httpapi
+
+import (
+	"compress/gzip"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/otlp"
+)
+
+// otlpTraces: POST /api/public/otel/v1/traces and /v1/traces (OTLP/HTTP,
+// protobuf or JSON, optionally gzip). Spans go through the trace write path;
+// the answer comes after commit, in the request's encoding.
+func (a *API) otlpTraces(w http.ResponseWriter, r *http.Request) error {
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var decode func([]byte) ([]otlp.Span, error)
+	protobuf := false
+	switch mediaType {
+	case "application/x-protobuf", "application/protobuf":
+		decode, protobuf = otlp.DecodeProtobuf, true
+	case "application/json":
+		decode = otlp.DecodeJSON
+	default:
+		return apierror.BadRequest("Content-Type: %s is not application/x-protobuf or application/json", strconv.Quote(r.Header.Get("Content-Type")))
+	}
+	body, err := a.readBody(r)
+	if err != nil {
+		return err
+	}
+	spans, err := decode(body)
+	if err != nil {
+		return apierror.BadRequest("%v", err)
+	}
+	res := otlp.ToUpserts(spans)
+	if res.Accepted == 0 && res.Rejected > 0 {
+		return apierror.BadRequest("no valid span: %s", res.Problem)
+	}
+	if len(res.Upserts) > 0 {
+		if err := a.traceQueue.Submit(r.Context(), res.Upserts, len(res.Upserts)); err != nil {
+			return err
+		}
+		a.tel.ObservationsWrote.Add(float64(res.Accepted))
+	}
+	if protobuf {
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(exportResponse(res))
+		return nil
+	}
+	out := map[string]any{}
+	if res.Rejected > 0 {
+		out["partialSuccess"] = map[string]any{"rejectedSpans": res.Rejected, "errorMessage": res.Problem}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// exportResponse encodes an ExportTraceServiceResponse: empty, or with
+// partial_success (field 1) {rejected_spans (1), error_message (2)}.
+func exportResponse(res otlp.Result) []byte {
+	if res.Rejected == 0 {
+		return nil
+	}
+	var partial []byte
+	partial = protowire.AppendTag(partial, 1, protowire.VarintType)
+	partial = protowire.AppendVarint(partial, uint64(res.Rejected))
+	partial = protowire.AppendTag(partial, 2, protowire.BytesType)
+	partial = protowire.AppendString(partial, res.Problem)
+	var out []byte
+	out = protowire.AppendTag(out, 1, protowire.BytesType)
+	return protowire.AppendBytes(out, partial)
+}
+
+// readBody reads the (size-limited) body, inflating gzip with the same limit
+// applied to the inflated size, so a small compressed bomb cannot expand.
+func (a *API) readBody(r *http.Request) ([]byte, error) {
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+		return io.ReadAll(r.Body)
+	case "gzip":
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			var maxErr *http.MaxBytesError
+			if errors.As(err, &maxErr) {
+				return nil, err
+			}
+			return nil, apierror.BadRequest("body: Content-Encoding is gzip but the body is not gzip data")
+		}
+		limit := a.cfg.MaxRequestBodyBytes
+		data, err := io.ReadAll(io.LimitReader(zr, limit+1))
+		if err != nil {
+			var maxErr *http.MaxBytesError
+			if errors.As(err, &maxErr) {
+				return nil, err
+			}
+			return nil, apierror.BadRequest("body: corrupt gzip data")
+		}
+		if int64(len(data)) > limit {
+			return nil, &http.MaxBytesError{Limit: limit}
+		}
+		return data, nil
+	default:
+		return nil, apierror.BadRequest("Content-Encoding: %s is not supported (use gzip or none)", strconv.Quote(enc))
+	}
+}
