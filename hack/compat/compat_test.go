@@ -89,3 +89,7 @@ func node(t *testing.T, base, script string) {
 func TestLangfuseSDK(t *testing.T) {
 	node(t, startServer(t), "langfuse-sdk.mjs")
 }
+
+func TestOpenTelemetryExporters(t *testing.T) {
+	node(t, startServer(t), "otel-exporters.mjs")
+}

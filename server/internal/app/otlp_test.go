@@ -5,6 +5,8 @@ import (
 	"compress/gzip"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +127,34 @@ func TestOTLPEndpoints(t *testing.T) {
 	// Authentication as for ingestion.
 	if r := s.Do(t, "POST", "/v1/traces", valid, "Content-Type", "application/x-protobuf", "Authorization", ""); r.Status != 401 {
 		t.Errorf("OTLP without credentials: %d", r.Status)
+	}
+}
+
+// TestOTLPChunkedBody: exporters may stream without Content-Length.
+func TestOTLPChunkedBody(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, servertest.Options{})
+	tid, sid := fmt.Sprintf("%032x", 0xc4c4), fmt.Sprintf("%016x", 0xc4)
+	body := otlpProtobuf(tid, sid, map[string]string{"langfuse.trace.name": "chunked"})
+	pr, pw := io.Pipe()
+	go func() {
+		for i := 0; i < len(body); i += 7 { // several chunks
+			_, _ = pw.Write(body[i:min(i+7, len(body))])
+		}
+		_ = pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", s.URL+"/api/public/otel/v1/traces", pr)
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Authorization", "Bearer "+servertest.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || req.ContentLength != -1 && req.ContentLength != 0 {
+		t.Fatalf("chunked export: %d (content length %d)", resp.StatusCode, req.ContentLength)
+	}
+	if tr := getJSON(t, s, "/api/public/traces/"+tid); tr["name"] != "chunked" {
+		t.Fatalf("chunked export not stored: %v", tr)
 	}
 }
