@@ -23,8 +23,12 @@ const (
 
 var t0 = time.Date(2026, 2, 14, 10, 0, 0, 0, time.UTC)
 
-func str(s string) *commonpb.AnyValue { return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: s}} }
-func i64(n int64) *commonpb.AnyValue  { return &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: n}} }
+func str(s string) *commonpb.AnyValue {
+	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: s}}
+}
+func i64(n int64) *commonpb.AnyValue {
+	return &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: n}}
+}
 func kv(k string, v *commonpb.AnyValue) *commonpb.KeyValue {
 	return &commonpb.KeyValue{Key: k, Value: v}
 }
@@ -40,8 +44,8 @@ func TestDecodeProtobufKeepsHexIDs(t *testing.T) {
 					EndTimeUnixNano: uint64(t0.Add(time.Second).UnixNano()), Attributes: []*commonpb.KeyValue{kv("user.id", str("u1"))}},
 				{TraceId: mustHex(traceHex), SpanId: mustHex(childHex), ParentSpanId: mustHex(rootHex), Name: "chat qwen",
 					StartTimeUnixNano: uint64(t0.Add(10 * time.Millisecond).UnixNano()),
-					Attributes: []*commonpb.KeyValue{kv("gen_ai.usage.input_tokens", i64(12))},
-					Status:     &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: "upstream timeout"}},
+					Attributes:        []*commonpb.KeyValue{kv("gen_ai.usage.input_tokens", i64(12))},
+					Status:            &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: "upstream timeout"}},
 			},
 		}},
 	}}}
