@@ -17,7 +17,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	observabilityv1alpha1 "github.com/xtrace-dev/xtrace-operator/api/v1alpha1"
+	"github.com/xtrace-dev/xtrace-operator/controllers"
 )
+
+// version is set at build time (-ldflags "-X main.version=v1.2.3"); it picks the default server image.
+var version = "dev"
 
 var scheme = runtime.NewScheme()
 
@@ -29,6 +33,8 @@ func init() {
 func main() {
 	var metricsAddr, probeAddr string
 	var leaderElect bool
+	var defaultImage string
+	flag.StringVar(&defaultImage, "default-server-image", "ghcr.io/xtrace-dev/xtrace:"+imageTag(version), "server image used when an XTrace sets no spec.image")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probes bind to")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "enable leader election, so only one manager replica reconciles at a time")
@@ -50,6 +56,15 @@ func main() {
 		log.Error(err, "unable to create manager")
 		os.Exit(1)
 	}
+	if err := (&controllers.XTraceReconciler{
+		Client:       mgr.GetClient(),
+		Scheme:       mgr.GetScheme(),
+		Recorder:     mgr.GetEventRecorderFor("xtrace-operator"),
+		DefaultImage: defaultImage,
+	}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "unable to create controller", "controller", "XTrace")
+		os.Exit(1)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "unable to set up health check")
 		os.Exit(1)
@@ -63,6 +78,13 @@ func main() {
 		log.Error(err, "manager exited")
 		os.Exit(1)
 	}
+}
+
+func imageTag(v string) string {
+	if v == "dev" || v == "" {
+		return "latest"
+	}
+	return v
 }
 
 // watchNamespaces turns WATCH_NAMESPACE ("", "ns", or "a,b") into cache options; empty means all namespaces.

@@ -154,7 +154,7 @@ type AuthSpec struct {
 }
 
 // RateLimitSpec is a token bucket per API key.
-// +kubebuilder:validation:XValidation:rule="self.qps > 0.0",message="rateLimit.qps must be greater than 0"
+// +kubebuilder:validation:XValidation:rule="!has(self.qps) || self.qps > 0.0",message="rateLimit.qps must be greater than 0"
 type RateLimitSpec struct {
 	// QPS is the sustained rate of queries per second.
 	// +kubebuilder:default=20
@@ -219,7 +219,7 @@ type PodDisruptionBudgetSpec struct {
 }
 
 // AutoscalingSpec configures a HorizontalPodAutoscaler on CPU.
-// +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must not exceed maxReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must not exceed maxReplicas"
 type AutoscalingSpec struct {
 	// +optional
 	Enabled bool `json:"enabled,omitempty"`

@@ -96,11 +96,28 @@ type Options struct {
 // StartAPIServer starts kube-apiserver and etcd and stops them when the test ends.
 func StartAPIServer(t testing.TB, opts Options) *APIServer {
 	t.Helper()
-	binary(t, "kube-apiserver")
-	binary(t, "etcd")
-	dir, _ := AssetsDir()
+	api, stop, err := Start(opts, t.TempDir())
+	if err != nil {
+		t.Fatalf("testcluster: %v", err)
+	}
+	t.Cleanup(stop)
+	return api
+}
+
+// Start is StartAPIServer for TestMain (one control plane for a whole
+// package): the caller runs stop. dir receives the admin kubeconfig.
+func Start(opts Options, dir string) (*APIServer, func(), error) {
+	assets, err := AssetsDir()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, name := range []string{"kube-apiserver", "etcd"} {
+		if st, err := os.Stat(filepath.Join(assets, name)); err != nil || st.IsDir() {
+			return nil, nil, fmt.Errorf("%s not found in %s: %s", name, assets, BuildHint)
+		}
+	}
 	env := &envtest.Environment{
-		BinaryAssetsDirectory:    dir,
+		BinaryAssetsDirectory:    assets,
 		CRDDirectoryPaths:        opts.CRDDirectoryPaths,
 		ErrorIfCRDPathMissing:    len(opts.CRDDirectoryPaths) > 0,
 		ControlPlaneStartTimeout: 60 * time.Second,
@@ -108,26 +125,25 @@ func StartAPIServer(t testing.TB, opts Options) *APIServer {
 	}
 	cfg, err := env.Start()
 	if err != nil {
-		t.Fatalf("testcluster: start envtest: %v", err)
+		return nil, nil, fmt.Errorf("start envtest: %w", err)
 	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Logf("testcluster: stop envtest: %v", err)
-		}
-	})
+	stop := func() { _ = env.Stop() }
 	admin, err := env.ControlPlane.AddUser(envtest.User{Name: "testcluster-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
-		t.Fatalf("testcluster: add admin user: %v", err)
+		stop()
+		return nil, nil, fmt.Errorf("add admin user: %w", err)
 	}
 	kubeconfig, err := admin.KubeConfig()
 	if err != nil {
-		t.Fatalf("testcluster: admin kubeconfig: %v", err)
+		stop()
+		return nil, nil, fmt.Errorf("admin kubeconfig: %w", err)
 	}
-	path := filepath.Join(t.TempDir(), "admin.kubeconfig")
+	path := filepath.Join(dir, "admin.kubeconfig")
 	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
+		stop()
+		return nil, nil, err
 	}
-	return &APIServer{Env: env, Config: cfg, KubeconfigPath: path}
+	return &APIServer{Env: env, Config: cfg, KubeconfigPath: path}, stop, nil
 }
 
 // FakeNodeName is the node kwok manages in a simulated cluster.

@@ -1,0 +1,453 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/xtrace-dev/xtrace-operator/api/v1alpha1"
+	"github.com/xtrace-dev/xtrace-operator/controllers/builders"
+)
+
+var ctx = context.Background()
+
+func dbSecret(t *testing.T, ns, name string) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		StringData: map[string]string{"uri": "postgres://app:secret@pg-rw:5432/app"}}
+	if err := k8s.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newXTrace(ns, name string) *v1alpha1.XTrace {
+	return &v1alpha1.XTrace{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.XTraceSpec{Database: v1alpha1.DatabaseSpec{URLSecretRef: &v1alpha1.SecretKeyRef{Name: "pg-app", Key: "uri"}}},
+	}
+}
+
+func get(t *testing.T, ns, name string, obj client.Object) error {
+	t.Helper()
+	return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)
+}
+
+func condition(x *v1alpha1.XTrace, typ string) *metav1.Condition {
+	return meta.FindStatusCondition(x.Status.Conditions, typ)
+}
+
+func TestDefaultsAndValidation(t *testing.T) {
+	ns := namespace(t)
+	x := newXTrace(ns, "defaults")
+	if err := k8s.Create(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	s := x.Spec
+	if *s.Replicas != 1 || s.DefaultProjectID != "default" || s.RateLimit.QPS != 20 || s.RateLimit.Burst != 40 ||
+		s.Retention.MetricsDays != 30 || s.Retention.TracesDays != 90 || s.Retention.Schedule != "17 * * * *" ||
+		s.Service.Type != corev1.ServiceTypeClusterIP || s.Service.Port != 8742 || s.Database.MaxConnections != 20 {
+		t.Fatalf("defaults not applied by the API server: %+v", s)
+	}
+	cases := []struct {
+		name   string
+		mutate func(*v1alpha1.XTrace)
+		want   string
+	}{
+		{"no database form", func(x *v1alpha1.XTrace) { x.Spec.Database = v1alpha1.DatabaseSpec{} }, "set exactly one of database.urlSecretRef or database.host"},
+		{"both database forms", func(x *v1alpha1.XTrace) { x.Spec.Database.Host = "pg" }, "set exactly one of database.urlSecretRef or database.host"},
+		{"host without user", func(x *v1alpha1.XTrace) {
+			x.Spec.Database = v1alpha1.DatabaseSpec{Host: "pg", DBName: "x", PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "p", Key: "k"}}
+		}, "database.host needs dbName, user and passwordSecretRef"},
+		{"bad sslmode", func(x *v1alpha1.XTrace) { x.Spec.Database.SSLMode = "always" }, "sslMode"},
+		{"negative qps", func(x *v1alpha1.XTrace) { x.Spec.RateLimit.QPS = -1 }, "rateLimit.qps must be greater than 0"},
+		{"zero burst", func(x *v1alpha1.XTrace) { x.Spec.RateLimit.Burst = -3 }, "burst"},
+		{"autoscaling min > max", func(x *v1alpha1.XTrace) {
+			x.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{Enabled: true, MinReplicas: 5, MaxReplicas: 2}
+		}, "autoscaling.minReplicas must not exceed maxReplicas"},
+		{"retention days 0", func(x *v1alpha1.XTrace) { x.Spec.Retention.MetricsDays = -1 }, "metricsDays"},
+		{"bad service type", func(x *v1alpha1.XTrace) { x.Spec.Service.Type = "ExternalName" }, "type"},
+	}
+	for i, c := range cases {
+		bad := newXTrace(ns, fmt.Sprintf("bad-%d", i))
+		c.mutate(bad)
+		err := k8s.Create(ctx, bad)
+		if err == nil || !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v; want Invalid mentioning %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestCreatesEverythingOwnedAndReportsStatus(t *testing.T) {
+	ns := namespace(t)
+	dbSecret(t, ns, "pg-app")
+	x := newXTrace(ns, "obs")
+	x.Spec.Replicas = ptr.To[int32](2)
+	if err := k8s.Create(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	objects := map[string]client.Object{
+		"obs": &appsv1.Deployment{}, "obs-svc": &corev1.Service{}, "obs-sa": &corev1.ServiceAccount{}, "obs-auth": &corev1.Secret{},
+		"obs-retention": &batchv1.CronJob{}, "obs-pdb": &policyv1.PodDisruptionBudget{},
+	}
+	for key, obj := range objects {
+		name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(key, "-svc"), "-sa"), "-pdb")
+		eventually(t, "managed "+key, func() error {
+			if err := get(t, ns, name, obj); err != nil {
+				return err
+			}
+			ref := metav1.GetControllerOf(obj)
+			if ref == nil || ref.Kind != "XTrace" || ref.Name != "obs" {
+				return fmt.Errorf("%s not controlled by the XTrace: %v", key, obj.GetOwnerReferences())
+			}
+			if obj.GetLabels()[builders.LabelManagedBy] != builders.ManagedBy || obj.GetLabels()[builders.LabelInstance] != "obs" {
+				return fmt.Errorf("%s labels %v", key, obj.GetLabels())
+			}
+			return nil
+		})
+	}
+	secret := objects["obs-auth"].(*corev1.Secret)
+	if len(secret.Data[builders.KeyBearerToken]) < 64 || string(secret.Data[builders.KeyURL]) != "http://obs."+ns+".svc:8742" {
+		t.Fatalf("generated secret: %v", secret.Data)
+	}
+	dep := objects["obs"].(*appsv1.Deployment)
+	if *dep.Spec.Replicas != 2 || dep.Spec.Template.Spec.Containers[0].Image != testImage {
+		t.Fatalf("deployment: replicas %d image %s", *dep.Spec.Replicas, dep.Spec.Template.Spec.Containers[0].Image)
+	}
+	for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
+		if e.Value != "" && strings.Contains(e.Value, string(secret.Data[builders.KeyBearerToken])) {
+			t.Fatalf("literal secret in the Deployment env: %s", e.Name)
+		}
+	}
+	// No pods run in envtest: Reconciled but not Available.
+	eventually(t, "status", func() error {
+		if err := get(t, ns, "obs", x); err != nil {
+			return err
+		}
+		rc, av, rd := condition(x, ConditionReconciled), condition(x, ConditionAvailable), condition(x, ConditionReady)
+		if rc == nil || rc.Status != metav1.ConditionTrue || av == nil || av.Reason != ReasonNoPodReady || rd == nil || rd.Status != metav1.ConditionFalse {
+			return fmt.Errorf("conditions %+v", x.Status.Conditions)
+		}
+		if x.Status.ObservedGeneration != x.Generation || x.Status.Endpoint != "http://obs."+ns+".svc:8742" || x.Status.AuthSecretName != "obs-auth" ||
+			x.Status.Image != testImage || !strings.Contains(x.Status.Selector, "app.kubernetes.io/instance=obs") {
+			return fmt.Errorf("status %+v", x.Status)
+		}
+		return nil
+	})
+	if strings.Contains(fmt.Sprint(x.Status), string(secret.Data[builders.KeyBearerToken])) {
+		t.Fatal("a secret reached the status")
+	}
+	// The generated Secret is never rewritten.
+	before := secret.ResourceVersion
+	x.Spec.RateLimit.QPS = 5
+	if err := k8s.Update(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "rate limit applied", func() error {
+		if err := get(t, ns, "obs", dep); err != nil {
+			return err
+		}
+		for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == "RATE_LIMIT_QPS" && e.Value == "5" {
+				return nil
+			}
+		}
+		return errors.New("RATE_LIMIT_QPS not 5 yet")
+	})
+	if err := get(t, ns, "obs-auth", secret); err != nil || secret.ResourceVersion != before {
+		t.Fatalf("auth Secret rewritten (%v)", err)
+	}
+}
+
+func TestMissingSecretThenRecovery(t *testing.T) {
+	ns := namespace(t)
+	x := newXTrace(ns, "waiting")
+	if err := k8s.Create(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "SecretNotFound condition", func() error {
+		if err := get(t, ns, "waiting", x); err != nil {
+			return err
+		}
+		if c := condition(x, ConditionReconciled); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonSecretNotFound {
+			return fmt.Errorf("conditions %+v", x.Status.Conditions)
+		}
+		return nil
+	})
+	if c := condition(x, ConditionReady); c.Status != metav1.ConditionFalse || c.Reason != ReasonSecretNotFound {
+		t.Fatalf("Ready does not say why: %+v", c)
+	}
+	eventually(t, "a Warning Event", func() error {
+		var events corev1.EventList
+		if err := k8s.List(ctx, &events, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range events.Items {
+			if e.Reason == ReasonSecretNotFound && e.Type == corev1.EventTypeWarning && e.InvolvedObject.Name == "waiting" {
+				return nil
+			}
+		}
+		return errors.New("no SecretNotFound event")
+	})
+	if err := get(t, ns, "waiting", &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("Deployment created before its Secret exists: %v", err)
+	}
+	dbSecret(t, ns, "pg-app") // the watch on referenced Secrets reconciles at once
+	eventually(t, "recovery", func() error {
+		if err := get(t, ns, "waiting", x); err != nil {
+			return err
+		}
+		if c := condition(x, ConditionReconciled); c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("still %s", c.Reason)
+		}
+		return get(t, ns, "waiting", &appsv1.Deployment{})
+	})
+}
+
+func podHash(t *testing.T, ns, name string) (string, string) {
+	dep := &appsv1.Deployment{}
+	if err := get(t, ns, name, dep); err != nil {
+		return "", ""
+	}
+	return dep.Spec.Template.Annotations[builders.ConfigHashAnnotation], dep.ResourceVersion
+}
+
+func TestSecretRotationRollsPodsAndNoHotLoop(t *testing.T) {
+	ns := namespace(t)
+	db := dbSecret(t, ns, "pg-app")
+	x := newXTrace(ns, "rot")
+	if err := k8s.Create(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	var hash, rv string
+	eventually(t, "deployment", func() error {
+		if hash, rv = podHash(t, ns, "rot"); hash == "" {
+			return errors.New("no deployment yet")
+		}
+		return nil
+	})
+	// Idle reconciles (a metadata-only change of the XTrace triggers one) write nothing.
+	for i := 0; i < 3; i++ {
+		if err := get(t, ns, "rot", x); err != nil {
+			t.Fatal(err)
+		}
+		if x.Labels == nil {
+			x.Labels = map[string]string{}
+		}
+		x.Labels["poke"] = fmt.Sprint(i)
+		if err := k8s.Update(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second) // let the reconciles run (nothing to poll for: the assertion is that nothing happens)
+	if _, rv2 := podHash(t, ns, "rot"); rv2 != rv {
+		t.Fatalf("idle reconciles rewrote the Deployment (resourceVersion %s → %s)", rv, rv2)
+	}
+	// Rotating the database password changes the pod-template hash.
+	db.StringData = map[string]string{"uri": "postgres://app:rotated@pg-rw:5432/app"}
+	if err := k8s.Update(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "hash change after database Secret rotation", func() error {
+		if h, _ := podHash(t, ns, "rot"); h == hash {
+			return errors.New("hash unchanged")
+		}
+		return nil
+	})
+	hash, _ = podHash(t, ns, "rot")
+	auth := &corev1.Secret{}
+	if err := get(t, ns, "rot-auth", auth); err != nil {
+		t.Fatal(err)
+	}
+	auth.Data[builders.KeyBearerToken] = []byte("new-token,old-token")
+	if err := k8s.Update(ctx, auth); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "hash change after auth Secret rotation", func() error {
+		if h, _ := podHash(t, ns, "rot"); h == hash {
+			return errors.New("hash unchanged")
+		}
+		return nil
+	})
+}
+
+func TestOthersMetadataSurvives(t *testing.T) {
+	ns := namespace(t)
+	dbSecret(t, ns, "pg-app")
+	x := newXTrace(ns, "meta")
+	if err := k8s.Create(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	dep := &appsv1.Deployment{}
+	eventually(t, "deployment", func() error { return get(t, ns, "meta", dep) })
+	dep.Annotations["team.example.com/owner"] = "ml-platform"
+	dep.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = "2026-02-14T10:00:00Z"
+	if err := k8s.Update(ctx, dep); err != nil {
+		t.Fatal(err)
+	}
+	// A spec change makes the operator update the Deployment.
+	if err := get(t, ns, "meta", x); err != nil {
+		t.Fatal(err)
+	}
+	x.Spec.Replicas = ptr.To[int32](3)
+	if err := k8s.Update(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "replicas 3 with others' metadata kept", func() error {
+		if err := get(t, ns, "meta", dep); err != nil {
+			return err
+		}
+		if *dep.Spec.Replicas != 3 {
+			return errors.New("not scaled yet")
+		}
+		if dep.Annotations["team.example.com/owner"] != "ml-platform" || dep.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" {
+			return fmt.Errorf("others' annotations dropped: %v / %v", dep.Annotations, dep.Spec.Template.Annotations)
+		}
+		return nil
+	})
+}
+
+func TestFeatureTogglesAndPause(t *testing.T) {
+	ns := namespace(t)
+	dbSecret(t, ns, "pg-app")
+	x := newXTrace(ns, "feat")
+	x.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{Enabled: true, MinReplicas: 2, MaxReplicas: 4}
+	x.Spec.NetworkPolicy = &v1alpha1.NetworkPolicySpec{Enabled: true}
+	x.Spec.ServiceMonitor = &v1alpha1.ServiceMonitorSpec{Enabled: true}
+	if err := k8s.Create(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "HPA, NetworkPolicy and PDB", func() error {
+		for _, obj := range []client.Object{&autoscalingv2.HorizontalPodAutoscaler{}, &networkingv1.NetworkPolicy{}, &policyv1.PodDisruptionBudget{}} {
+			if err := get(t, ns, "feat", obj); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// The ServiceMonitor CRD is not installed: a condition says so.
+	eventually(t, "ServiceMonitor condition", func() error {
+		if err := get(t, ns, "feat", x); err != nil {
+			return err
+		}
+		if c := condition(x, ConditionServiceMonitor); c == nil || c.Reason != ReasonCRDNotInstalled {
+			return fmt.Errorf("conditions %+v", x.Status.Conditions)
+		}
+		return nil
+	})
+	// The HPA owns the replica count: the operator does not fight it.
+	dep := &appsv1.Deployment{}
+	if err := get(t, ns, "feat", dep); err != nil {
+		t.Fatal(err)
+	}
+	dep.Spec.Replicas = ptr.To[int32](4) // as the HPA would
+	if err := k8s.Update(ctx, dep); err != nil {
+		t.Fatal(err)
+	}
+	if err := get(t, ns, "feat", x); err != nil {
+		t.Fatal(err)
+	}
+	x.Spec.RateLimit.Burst = 99 // forces a Deployment update
+	x.Spec.Autoscaling.Enabled = true
+	x.Spec.NetworkPolicy.Enabled = false
+	x.Spec.PodDisruptionBudget = &v1alpha1.PodDisruptionBudgetSpec{Enabled: ptr.To(false)}
+	if err := k8s.Update(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "NetworkPolicy and PDB deleted, HPA's replicas kept", func() error {
+		if err := get(t, ns, "feat", &networkingv1.NetworkPolicy{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("NetworkPolicy still there (%v)", err)
+		}
+		if err := get(t, ns, "feat", &policyv1.PodDisruptionBudget{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("PDB still there (%v)", err)
+		}
+		if err := get(t, ns, "feat", dep); err != nil {
+			return err
+		}
+		burst := ""
+		for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == "RATE_LIMIT_BURST" {
+				burst = e.Value
+			}
+		}
+		if burst != "99" {
+			return errors.New("not updated yet")
+		}
+		if *dep.Spec.Replicas != 4 {
+			return fmt.Errorf("operator reset the HPA's replicas to %d", *dep.Spec.Replicas)
+		}
+		return nil
+	})
+	// Paused: spec changes are not applied, and the status says so.
+	if err := get(t, ns, "feat", x); err != nil {
+		t.Fatal(err)
+	}
+	x.Spec.Paused = true
+	x.Spec.Autoscaling.Enabled = false
+	if err := k8s.Update(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Paused condition", func() error {
+		if err := get(t, ns, "feat", x); err != nil {
+			return err
+		}
+		if c := condition(x, ConditionReconciled); c.Reason != ReasonPaused {
+			return fmt.Errorf("reason %s", c.Reason)
+		}
+		return nil
+	})
+	if err := get(t, ns, "feat", &autoscalingv2.HorizontalPodAutoscaler{}); err != nil {
+		t.Fatalf("paused XTrace still changed objects: HPA %v", err)
+	}
+	x.Spec.Paused = false
+	if err := k8s.Update(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "HPA deleted after unpausing", func() error {
+		if err := get(t, ns, "feat", &autoscalingv2.HorizontalPodAutoscaler{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("HPA still there (%v)", err)
+		}
+		return nil
+	})
+}
+
+func TestRefusesToAdoptForeignObjects(t *testing.T) {
+	ns := namespace(t)
+	dbSecret(t, ns, "pg-app")
+	foreign := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "taken", Namespace: ns},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+	if err := k8s.Create(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	x := newXTrace(ns, "taken")
+	if err := k8s.Create(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ResourceConflict", func() error {
+		if err := get(t, ns, "taken", x); err != nil {
+			return err
+		}
+		if c := condition(x, ConditionReconciled); c == nil || c.Reason != ReasonConflict || !strings.Contains(c.Message, "Service taken") {
+			return fmt.Errorf("conditions %+v", x.Status.Conditions)
+		}
+		return nil
+	})
+	if err := get(t, ns, "taken", foreign); err != nil || len(foreign.OwnerReferences) != 0 || foreign.Spec.Ports[0].Port != 80 {
+		t.Fatalf("foreign Service touched: %+v", foreign)
+	}
+}
