@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -46,6 +47,35 @@ func newXTrace(ns, name string) *v1alpha1.XTrace {
 func get(t *testing.T, ns, name string, obj client.Object) error {
 	t.Helper()
 	return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)
+}
+
+// update changes an XTrace, retrying when the controller's status writes race with it.
+func update(t *testing.T, x *v1alpha1.XTrace, mutate func(*v1alpha1.XTrace)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(x), x); err != nil {
+			return err
+		}
+		mutate(x)
+		return k8s.Update(ctx, x)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func updateDeployment(t *testing.T, dep *appsv1.Deployment, mutate func(*appsv1.Deployment)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(dep), dep); err != nil {
+			return err
+		}
+		mutate(dep)
+		return k8s.Update(ctx, dep)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func condition(x *v1alpha1.XTrace, typ string) *metav1.Condition {
@@ -154,10 +184,7 @@ func TestCreatesEverythingOwnedAndReportsStatus(t *testing.T) {
 	}
 	// The generated Secret is never rewritten.
 	before := secret.ResourceVersion
-	x.Spec.RateLimit.QPS = 5
-	if err := k8s.Update(ctx, x); err != nil {
-		t.Fatal(err)
-	}
+	update(t, x, func(x *v1alpha1.XTrace) { x.Spec.RateLimit.QPS = 5 })
 	eventually(t, "rate limit applied", func() error {
 		if err := get(t, ns, "obs", dep); err != nil {
 			return err
@@ -243,16 +270,12 @@ func TestSecretRotationRollsPodsAndNoHotLoop(t *testing.T) {
 	})
 	// Idle reconciles (a metadata-only change of the XTrace triggers one) write nothing.
 	for i := 0; i < 3; i++ {
-		if err := get(t, ns, "rot", x); err != nil {
-			t.Fatal(err)
-		}
-		if x.Labels == nil {
-			x.Labels = map[string]string{}
-		}
-		x.Labels["poke"] = fmt.Sprint(i)
-		if err := k8s.Update(ctx, x); err != nil {
-			t.Fatal(err)
-		}
+		update(t, x, func(x *v1alpha1.XTrace) {
+			if x.Labels == nil {
+				x.Labels = map[string]string{}
+			}
+			x.Labels["poke"] = fmt.Sprint(i)
+		})
 	}
 	time.Sleep(time.Second) // let the reconciles run (nothing to poll for: the assertion is that nothing happens)
 	if _, rv2 := podHash(t, ns, "rot"); rv2 != rv {
@@ -295,19 +318,12 @@ func TestOthersMetadataSurvives(t *testing.T) {
 	}
 	dep := &appsv1.Deployment{}
 	eventually(t, "deployment", func() error { return get(t, ns, "meta", dep) })
-	dep.Annotations["team.example.com/owner"] = "ml-platform"
-	dep.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = "2026-02-14T10:00:00Z"
-	if err := k8s.Update(ctx, dep); err != nil {
-		t.Fatal(err)
-	}
+	updateDeployment(t, dep, func(dep *appsv1.Deployment) {
+		dep.Annotations["team.example.com/owner"] = "ml-platform"
+		dep.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = "2026-02-14T10:00:00Z"
+	})
 	// A spec change makes the operator update the Deployment.
-	if err := get(t, ns, "meta", x); err != nil {
-		t.Fatal(err)
-	}
-	x.Spec.Replicas = ptr.To[int32](3)
-	if err := k8s.Update(ctx, x); err != nil {
-		t.Fatal(err)
-	}
+	update(t, x, func(x *v1alpha1.XTrace) { x.Spec.Replicas = ptr.To[int32](3) })
 	eventually(t, "replicas 3 with others' metadata kept", func() error {
 		if err := get(t, ns, "meta", dep); err != nil {
 			return err
@@ -355,20 +371,12 @@ func TestFeatureTogglesAndPause(t *testing.T) {
 	if err := get(t, ns, "feat", dep); err != nil {
 		t.Fatal(err)
 	}
-	dep.Spec.Replicas = ptr.To[int32](4) // as the HPA would
-	if err := k8s.Update(ctx, dep); err != nil {
-		t.Fatal(err)
-	}
-	if err := get(t, ns, "feat", x); err != nil {
-		t.Fatal(err)
-	}
-	x.Spec.RateLimit.Burst = 99 // forces a Deployment update
-	x.Spec.Autoscaling.Enabled = true
-	x.Spec.NetworkPolicy.Enabled = false
-	x.Spec.PodDisruptionBudget = &v1alpha1.PodDisruptionBudgetSpec{Enabled: ptr.To(false)}
-	if err := k8s.Update(ctx, x); err != nil {
-		t.Fatal(err)
-	}
+	updateDeployment(t, dep, func(dep *appsv1.Deployment) { dep.Spec.Replicas = ptr.To[int32](4) }) // as the HPA would
+	update(t, x, func(x *v1alpha1.XTrace) {
+		x.Spec.RateLimit.Burst = 99 // forces a Deployment update
+		x.Spec.NetworkPolicy.Enabled = false
+		x.Spec.PodDisruptionBudget = &v1alpha1.PodDisruptionBudgetSpec{Enabled: ptr.To(false)}
+	})
 	eventually(t, "NetworkPolicy and PDB deleted, HPA's replicas kept", func() error {
 		if err := get(t, ns, "feat", &networkingv1.NetworkPolicy{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("NetworkPolicy still there (%v)", err)
@@ -394,14 +402,10 @@ func TestFeatureTogglesAndPause(t *testing.T) {
 		return nil
 	})
 	// Paused: spec changes are not applied, and the status says so.
-	if err := get(t, ns, "feat", x); err != nil {
-		t.Fatal(err)
-	}
-	x.Spec.Paused = true
-	x.Spec.Autoscaling.Enabled = false
-	if err := k8s.Update(ctx, x); err != nil {
-		t.Fatal(err)
-	}
+	update(t, x, func(x *v1alpha1.XTrace) {
+		x.Spec.Paused = true
+		x.Spec.Autoscaling.Enabled = false
+	})
 	eventually(t, "Paused condition", func() error {
 		if err := get(t, ns, "feat", x); err != nil {
 			return err
@@ -414,10 +418,7 @@ func TestFeatureTogglesAndPause(t *testing.T) {
 	if err := get(t, ns, "feat", &autoscalingv2.HorizontalPodAutoscaler{}); err != nil {
 		t.Fatalf("paused XTrace still changed objects: HPA %v", err)
 	}
-	x.Spec.Paused = false
-	if err := k8s.Update(ctx, x); err != nil {
-		t.Fatal(err)
-	}
+	update(t, x, func(x *v1alpha1.XTrace) { x.Spec.Paused = false })
 	eventually(t, "HPA deleted after unpausing", func() error {
 		if err := get(t, ns, "feat", &autoscalingv2.HorizontalPodAutoscaler{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("HPA still there (%v)", err)
