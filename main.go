@@ -33,7 +33,8 @@ func init() {
 func main() {
 	var metricsAddr, probeAddr string
 	var leaderElect bool
-	var defaultImage string
+	var defaultImage, leaderElectionNamespace string
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the operator's own namespace when in a cluster)")
 	flag.StringVar(&defaultImage, "default-server-image", "ghcr.io/xtrace-dev/xtrace:"+imageTag(version), "server image used when an XTrace sets no spec.image")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probes bind to")
@@ -45,12 +46,13 @@ func main() {
 	log := ctrl.Log.WithName("setup")
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         leaderElect,
-		LeaderElectionID:       "xtrace-operator.observability.xtrace.dev",
-		Cache:                  cache.Options{DefaultNamespaces: watchNamespaces(os.Getenv("WATCH_NAMESPACE"))},
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "xtrace-operator.observability.xtrace.dev",
+		LeaderElectionNamespace: leaderElectionNamespace,
+		Cache:                   cache.Options{DefaultNamespaces: watchNamespaces(os.Getenv("WATCH_NAMESPACE"))},
 	})
 	if err != nil {
 		log.Error(err, "unable to create manager")

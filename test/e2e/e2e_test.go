@@ -1,0 +1,310 @@
+// Package e2e runs the operator binary on a simulated cluster (real
+// kube-apiserver, etcd, kube-controller-manager and kube-scheduler; kwok
+// plays the kubelet) and then the real xtrace binary with exactly the
+// environment the operator gives its pods.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/xtrace-dev/xtrace-operator/api/v1alpha1"
+	"github.com/xtrace-dev/xtrace-operator/controllers/builders"
+	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
+	"github.com/xtrace-dev/xtrace-operator/internal/testcluster"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+
+var ctx = context.Background()
+
+func build(t *testing.T, pkg, out string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), out)
+	if b, err := exec.Command("go", "build", "-o", path, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
+	}
+	return path
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func poll(t *testing.T, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
+}
+
+func loadSample(t *testing.T, file string) *v1alpha1.XTrace {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &v1alpha1.XTrace{}
+	if err := yaml.UnmarshalStrict(b, x); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return x
+}
+
+func TestOperatorOnASimulatedCluster(t *testing.T) {
+	cluster := testcluster.StartSimulated(t, testcluster.Options{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}})
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	k8s, err := client.New(cluster.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The operator, as its container runs it (leader election on).
+	manager := build(t, "../..", "manager")
+	probePort := freePort(t)
+	cmd := exec.Command(manager, "--leader-elect", "--leader-election-namespace=default", "--metrics-bind-address=0",
+		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probePort), "--default-server-image=ghcr.io/xtrace-dev/xtrace:v0.1.0")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.KubeconfigPath, "WATCH_NAMESPACE=")
+	logs, _ := os.Create(filepath.Join(t.TempDir(), "manager.log"))
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logs.Name())
+			t.Logf("manager log:\n%s", tailString(string(b), 4000))
+		}
+	})
+	poll(t, "manager healthz", 30*time.Second, func() error {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", probePort))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+
+	// Every sample is valid against the real API server.
+	for _, f := range []string{"observability_v1alpha1_xtrace_minimal.yaml", "observability_v1alpha1_xtrace_cloudnativepg.yaml", "observability_v1alpha1_xtrace_full.yaml"} {
+		x := loadSample(t, f)
+		x.Namespace = "default"
+		if err := k8s.Create(ctx, x, client.DryRunAll); err != nil {
+			t.Errorf("sample %s rejected: %v", f, err)
+		}
+	}
+
+	// The minimal sample, with its database Secret pointing at a real throwaway PostgreSQL.
+	dbURL := pgtest.NewDatabase(t)
+	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "xtrace-db", Namespace: "default"},
+		StringData: map[string]string{"uri": dbURL}}); err != nil {
+		t.Fatal(err)
+	}
+	x := loadSample(t, "observability_v1alpha1_xtrace_minimal.yaml")
+	x.Namespace = "default"
+	if err := k8s.Create(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	waitReady := func(replicas int32) {
+		poll(t, fmt.Sprintf("Ready=True with %d ready replicas", replicas), 90*time.Second, func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(x), x); err != nil {
+				return err
+			}
+			c := meta.FindStatusCondition(x.Status.Conditions, "Ready")
+			if c == nil || c.Status != metav1.ConditionTrue || x.Status.ReadyReplicas != replicas || x.Status.Replicas != replicas ||
+				x.Status.ObservedGeneration != x.Generation {
+				return fmt.Errorf("ready %d/%d, conditions %+v", x.Status.ReadyReplicas, x.Status.Replicas, x.Status.Conditions)
+			}
+			return nil
+		})
+	}
+	waitReady(1)
+
+	// Scale through the scale subresource, as kubectl scale and autoscalers do.
+	scale := &autoscalingv1.Scale{}
+	if err := k8s.SubResource("scale").Get(ctx, x, scale); err != nil {
+		t.Fatal(err)
+	}
+	if scale.Status.Selector == "" || scale.Spec.Replicas != 1 {
+		t.Fatalf("scale subresource: %+v", scale)
+	}
+	scale.Spec.Replicas = 3
+	if err := k8s.SubResource("scale").Update(ctx, x, client.WithSubResourceBody(scale)); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(3)
+
+	// Rotating the generated credentials rolls the pods: a new ReplicaSet.
+	replicaSets := func() int {
+		var list appsv1.ReplicaSetList
+		_ = k8s.List(ctx, &list, client.InNamespace("default"), client.MatchingLabels(builders.SelectorLabels(x, builders.ComponentServer)))
+		return len(list.Items)
+	}
+	before := replicaSets()
+	auth := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: x.Status.AuthSecretName}, auth); err != nil {
+		t.Fatal(err)
+	}
+	oldToken := string(auth.Data[builders.KeyBearerToken])
+	newToken := "rotated-" + oldToken[len(oldToken)-16:]
+	auth.Data[builders.KeyBearerToken] = []byte(newToken + "," + oldToken)
+	if err := k8s.Update(ctx, auth); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "a new ReplicaSet after rotation", 60*time.Second, func() error {
+		if n := replicaSets(); n <= before {
+			return fmt.Errorf("%d ReplicaSets, had %d", n, before)
+		}
+		return nil
+	})
+	waitReady(3)
+
+	// Operator and server agree: run the real xtrace binary with the pod's environment.
+	dep := &appsv1.Deployment{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: x.Name}, dep); err != nil {
+		t.Fatal(err)
+	}
+	container := dep.Spec.Template.Spec.Containers[0]
+	env := resolveEnv(t, k8s, "default", container.Env)
+	port := freePort(t)
+	env["BIND_ADDR"] = "127.0.0.1:" + strconv.Itoa(port) // the pod binds 0.0.0.0; this test host must not
+	server := exec.Command(build(t, "../../server/cmd/xtrace", "xtrace"), container.Args...)
+	server.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		server.Env = append(server.Env, k+"="+v)
+	}
+	server.Stdout, server.Stderr = io.Discard, os.Stderr
+	server.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.Process.Signal(syscall.SIGTERM); _ = server.Wait() })
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	poll(t, "xtrace ready (probe path from the Deployment)", 30*time.Second, func() error {
+		resp, err := http.Get(base + container.ReadinessProbe.HTTPGet.Path)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+	for _, tok := range []string{newToken, oldToken} {
+		req, _ := http.NewRequest("POST", base+"/v1/metrics/batch", strings.NewReader(`{"metrics":[{"name":"e2e","value":1}]}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("push with a token from the operator's Secret: %d", resp.StatusCode)
+		}
+	}
+	req, _ := http.NewRequest("GET", base+"/api/public/metrics/names", nil)
+	req.Header.Set("Authorization", "Bearer wrong")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("wrong token accepted: %v %v", resp, err)
+	}
+
+	// Deleting the XTrace garbage-collects everything it owned.
+	if err := k8s.Delete(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "garbage collection", 60*time.Second, func() error {
+		for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &corev1.Secret{}} {
+			name := x.Name
+			if _, ok := obj.(*corev1.Secret); ok {
+				name = x.Name + "-auth"
+			}
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, obj); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("%T %s still there (%v)", obj, name, err)
+			}
+		}
+		var pods corev1.PodList
+		_ = k8s.List(ctx, &pods, client.InNamespace("default"), client.MatchingLabels(builders.SelectorLabels(x, builders.ComponentServer)))
+		if len(pods.Items) > 0 {
+			return fmt.Errorf("%d pods left", len(pods.Items))
+		}
+		return nil
+	})
+}
+
+// resolveEnv turns a container's env (values and secretKeyRefs) into plain values, as the kubelet would.
+func resolveEnv(t *testing.T, k8s client.Client, ns string, env []corev1.EnvVar) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, e := range env {
+		switch {
+		case e.ValueFrom == nil:
+			out[e.Name] = e.Value
+		case e.ValueFrom.SecretKeyRef != nil:
+			ref := e.ValueFrom.SecretKeyRef
+			s := &corev1.Secret{}
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, s); err != nil {
+				if ref.Optional != nil && *ref.Optional {
+					continue
+				}
+				t.Fatalf("env %s: %v", e.Name, err)
+			}
+			v, ok := s.Data[ref.Key]
+			if !ok {
+				if ref.Optional != nil && *ref.Optional {
+					continue
+				}
+				t.Fatalf("env %s: Secret %s has no key %s", e.Name, ref.Name, ref.Key)
+			}
+			out[e.Name] = string(v)
+		default:
+			t.Fatalf("env %s: unsupported source %+v", e.Name, e.ValueFrom)
+		}
+	}
+	return out
+}
+
+func tailString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
