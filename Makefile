@@ -58,6 +58,11 @@ test: manifests generate fmt vet k8s-binaries compat-deps ## Run every test: uni
 compat-deps: ## Install the pinned npm clients of the compatibility suite (hack/compat).
 	cd hack/compat && npm ci --no-audit --no-fund --loglevel=error
 
+.PHONY: verify
+verify: manifests generate ## Fail when generated files (CRD, RBAC, deepcopy) or formatting are stale.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@git diff --quiet -- api config || { echo "generated files are stale: run 'make manifests generate' and commit"; git diff --stat -- api config; exit 1; }
+
 .PHONY: k8s-binaries
 k8s-binaries: ## Build kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok from source (cached in bin/k8s).
 	K8S_VERSION=$(K8S_VERSION) OUT_DIR=$(K8S_BIN_DIR) hack/build-k8s-binaries.sh

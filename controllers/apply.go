@@ -179,4 +179,3 @@ func (r *XTraceReconciler) deleteIfOwned(ctx context.Context, x *v1alpha1.XTrace
 	}
 	return true, nil
 }
-

@@ -40,7 +40,7 @@ func dbSecret(t *testing.T, ns, name string) *corev1.Secret {
 func newXTrace(ns, name string) *v1alpha1.XTrace {
 	return &v1alpha1.XTrace{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: v1alpha1.XTraceSpec{Database: v1alpha1.DatabaseSpec{URLSecretRef: &v1alpha1.SecretKeyRef{Name: "pg-app", Key: "uri"}}},
+		Spec:       v1alpha1.XTraceSpec{Database: v1alpha1.DatabaseSpec{URLSecretRef: &v1alpha1.SecretKeyRef{Name: "pg-app", Key: "uri"}}},
 	}
 }
 

@@ -213,4 +213,3 @@ func ServiceMonitor(x *v1alpha1.XTrace, in Inputs) *unstructured.Unstructured {
 	}}
 	return u
 }
-
