@@ -61,7 +61,7 @@ compat-deps: ## Install the pinned npm clients of the compatibility suite (hack/
 .PHONY: verify
 verify: manifests generate ## Fail when generated files (CRD, RBAC, deepcopy) or formatting are stale.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	@git diff --quiet -- api config || { echo "generated files are stale: run 'make manifests generate' and commit"; git diff --stat -- api config; exit 1; }
+	@test -z "$$(git status --porcelain -- api config)" || { echo "generated files are stale: run 'make manifests generate' and commit"; git status --short -- api config; exit 1; }
 
 .PHONY: k8s-binaries
 k8s-binaries: ## Build kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok from source (cached in bin/k8s).
