@@ -14,6 +14,8 @@ export KUBEBUILDER_ASSETS ?= $(K8S_BIN_DIR)
 # Tools, pinned, installed into ./bin with `go install`.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+HELM_VERSION ?= v3.22.0
+export HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION).d/helm
 KUBECTL ?= kubectl
 
 GO_TEST_FLAGS ?= -count=1 -timeout=45m
@@ -37,6 +39,8 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and RBAC manifests under config/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=true paths="./api/...;./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	cp config/crd/bases/observability.xtrace.dev_xtraces.yaml charts/xtrace-operator/files/crd.yaml
+	cp config/rbac/role.yaml charts/xtrace-operator/files/role.yaml
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods for the API types.
@@ -51,7 +55,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: manifests generate fmt vet k8s-binaries compat-deps ## Run every test: unit, real Postgres, envtest, simulated cluster, real SDKs.
+test: manifests generate fmt vet k8s-binaries compat-deps helm ## Run every test: unit, real Postgres, envtest, simulated cluster, real SDKs.
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: compat-deps
@@ -61,7 +65,7 @@ compat-deps: ## Install the pinned npm clients of the compatibility suite (hack/
 .PHONY: verify
 verify: manifests generate ## Fail when generated files (CRD, RBAC, deepcopy) or formatting are stale.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	@test -z "$$(git status --porcelain -- api config)" || { echo "generated files are stale: run 'make manifests generate' and commit"; git status --short -- api config; exit 1; }
+	@test -z "$$(git status --porcelain -- api config charts)" || { echo "generated files are stale: run 'make manifests generate' and commit"; git status --short -- api config charts; exit 1; }
 
 .PHONY: k8s-binaries
 k8s-binaries: ## Build kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok from source (cached in bin/k8s).
@@ -106,14 +110,22 @@ uninstall: manifests ## Remove the CRD from the cluster.
 
 .PHONY: deploy
 deploy: manifests ## Deploy the operator (config/default) with image IMG.
-	cd config/manager && $(KUBECTL) kustomize . >/dev/null
-	$(KUBECTL) kustomize config/default | sed "s|image: controller:latest|image: $(IMG)|" | $(KUBECTL) apply --server-side -f -
+	$(KUBECTL) kustomize config/default | sed "s|image: ghcr.io/xtrace-dev/xtrace-operator:latest|image: $(IMG)|" | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: ## Remove the operator deployed by `make deploy`.
 	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
 
 ##@ Tools
+
+.PHONY: helm
+helm: $(HELM) ## Build the pinned helm CLI into bin/ (the packaging tests render and lint the chart with it).
+$(HELM):
+	GOBIN=$(dir $(HELM)) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+.PHONY: images
+images: ## Build both OCI images without Docker into bin/images (hack/imagebuild).
+	go run ./hack/imagebuild -out $(LOCALBIN)/images -version $(VERSION)
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN)
