@@ -6,16 +6,13 @@ package compat
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 )
 
@@ -29,40 +26,28 @@ const (
 // startServer builds and runs the real xtrace binary on a fresh database.
 func startServer(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "xtrace")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../server/cmd/xtrace").CombinedOutput(); err != nil {
-		t.Fatalf("build xtrace: %v\n%s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	bin, err := devproc.Build("./server/cmd/xtrace", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "serve")
+	port, err := devproc.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := devproc.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+pgtest.NewDatabase(t), "API_BEARER_TOKEN=compat-token",
 		"XTRACE_PUBLIC_KEY="+publicKey, "XTRACE_SECRET_KEY="+secretKey, "BIND_ADDR=127.0.0.1:"+strconv.Itoa(port),
 		"XTRACE_LOG_LEVEL=warn", "XTRACE_RETENTION_INTERVAL=0", "RATE_LIMIT_QPS=1000", "RATE_LIMIT_BURST=1000")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	t.Cleanup(func() { devproc.Stop(cmd) })
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("xtrace not ready after 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := devproc.WaitOK(base+"/readyz", 30*time.Second, nil); err != nil {
+		t.Fatal(err)
 	}
+	return base
 }
 
 // node runs a script of this directory against the server.

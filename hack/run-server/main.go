@@ -8,10 +8,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -20,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 )
 
@@ -80,10 +79,11 @@ func run(binary, dataDir string) error {
 		return fmt.Errorf("start %s: %w", binary, err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- server.Wait() }()
+	gone := make(chan struct{})
+	go func() { exited <- server.Wait(); close(gone) }()
 
 	base := "http://" + addr
-	if err := waitHealthy(ctx, base+"/healthz", exited); err != nil {
+	if err := devproc.WaitOK(base+"/healthz", 60*time.Second, gone); err != nil {
 		_ = server.Process.Signal(syscall.SIGTERM)
 		return err
 	}
@@ -132,25 +132,4 @@ func localToken(path string) (string, error) {
 		return "", err
 	}
 	return tok, os.WriteFile(path, []byte(tok+"\n"), 0o600)
-}
-
-func waitHealthy(ctx context.Context, url string, exited <-chan error) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("server exited during start-up: %v", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-	}
-	return errors.New("server not healthy after 60s")
 }

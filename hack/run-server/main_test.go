@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 )
 
 // TestRunServer runs `make run-server`'s program as a user would: it must start
@@ -28,13 +29,20 @@ func TestRunServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "bin")
-	for pkg, out := range map[string]string{"../../server/cmd/xtrace": "xtrace", ".": "run-server"} {
-		if b, err := exec.Command("go", "build", "-o", filepath.Join(bin, out), pkg).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, b)
-		}
+	xtrace, err := devproc.Build("./server/cmd/xtrace", bin)
+	if err != nil {
+		t.Fatal(err)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	cmd := exec.Command(filepath.Join(bin, "run-server"), "-server", filepath.Join(bin, "xtrace"), "-data", filepath.Join(dir, "data"))
+	runServer, err := devproc.Build("./hack/run-server", bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := devproc.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(runServer, "-server", xtrace, "-data", filepath.Join(dir, "data"))
 	cmd.Env = append(filterEnv("DATABASE_URL", "PGHOST", "API_BEARER_TOKEN", "BIND_ADDR"), "BIND_ADDR="+addr)
 	stdout, err := cmd.StdoutPipe()
 
@@ -113,13 +121,4 @@ next:
 		out = append(out, kv)
 	}
 	return out
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -28,6 +28,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 )
 
 // KubernetesVersion is the version hack/build-k8s-binaries.sh builds by default.
@@ -42,28 +44,11 @@ func AssetsDir() (string, error) {
 	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
 		return dir, nil
 	}
-	root, err := moduleRoot()
+	root, err := devproc.ModuleRoot()
 	if err != nil {
 		return "", err
 	}
 	return filepath.Join(root, "bin", "k8s", KubernetesVersion), nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 func binary(t testing.TB, name string) string {

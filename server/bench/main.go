@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
@@ -135,7 +135,7 @@ func run(o options) error {
 	fmt.Printf("raw COPY: postgres used %.1f CPU-s\n", treeCPU(cluster.Pid())-pgCPU0)
 
 	// 2. The real server, fed over HTTP.
-	port, err := freePort()
+	port, err := devproc.FreePort()
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func run(o options) error {
 		return fmt.Errorf("start %s: %w", o.server, err)
 	}
 	defer func() { _ = srv.Process.Signal(syscall.SIGTERM); _ = srv.Wait() }()
-	if err := waitReady(base+"/readyz", 60*time.Second); err != nil {
+	if err := devproc.WaitOK(base+"/readyz", 60*time.Second, nil); err != nil {
 		return err
 	}
 	pgCPU0, srvCPU0 := treeCPU(cluster.Pid()), treeCPU(srv.Process.Pid)
@@ -598,27 +598,4 @@ func treeCPU(pid int) float64 {
 		total += (ut + st) / 100 // USER_HZ
 	}
 	return total
-}
-
-func waitReady(u string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(u); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("server not ready after %s", timeout)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -8,14 +8,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +29,7 @@ import (
 
 	"github.com/xtrace-dev/xtrace-operator/api/v1alpha1"
 	"github.com/xtrace-dev/xtrace-operator/controllers/builders"
+	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/internal/testcluster"
 )
@@ -40,22 +38,22 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 
 var ctx = context.Background()
 
-func build(t *testing.T, pkg, out string) string {
+func build(t *testing.T, pkg string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), out)
-	if b, err := exec.Command("go", "build", "-o", path, pkg).CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, err, b)
-	}
-	return path
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	bin, err := devproc.Build(pkg, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	p, err := devproc.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func poll(t *testing.T, what string, timeout time.Duration, cond func() error) {
@@ -95,20 +93,18 @@ func TestOperatorOnASimulatedCluster(t *testing.T) {
 	}
 
 	// The operator, as its container runs it (leader election on).
-	manager := build(t, "../..", "manager")
+	manager := build(t, ".")
 	probePort := freePort(t)
-	cmd := exec.Command(manager, "--leader-elect", "--leader-election-namespace=default", "--metrics-bind-address=0",
+	cmd := devproc.Command(manager, "--leader-elect", "--leader-election-namespace=default", "--metrics-bind-address=0",
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probePort), "--default-server-image=ghcr.io/xtrace-dev/xtrace:v0.1.0")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.KubeconfigPath, "WATCH_NAMESPACE=")
 	logs, _ := os.Create(filepath.Join(t.TempDir(), "manager.log"))
 	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		devproc.Stop(cmd)
 		if t.Failed() {
 			b, _ := os.ReadFile(logs.Name())
 			t.Logf("manager log:\n%s", tailString(string(b), 4000))
@@ -206,17 +202,16 @@ func TestOperatorOnASimulatedCluster(t *testing.T) {
 	env := resolveEnv(t, k8s, "default", container.Env)
 	port := freePort(t)
 	env["BIND_ADDR"] = "127.0.0.1:" + strconv.Itoa(port) // the pod binds 0.0.0.0; this test host must not
-	server := exec.Command(build(t, "../../server/cmd/xtrace", "xtrace"), container.Args...)
+	server := devproc.Command(build(t, "./server/cmd/xtrace"), container.Args...)
 	server.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range env {
 		server.Env = append(server.Env, k+"="+v)
 	}
 	server.Stdout, server.Stderr = io.Discard, os.Stderr
-	server.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := server.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = server.Process.Signal(syscall.SIGTERM); _ = server.Wait() })
+	t.Cleanup(func() { devproc.Stop(server) })
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	poll(t, "xtrace ready (probe path from the Deployment)", 30*time.Second, func() error {
 		resp, err := http.Get(base + container.ReadinessProbe.HTTPGet.Path)

@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/retention"
@@ -272,9 +272,9 @@ func TestIngestDuringPrune(t *testing.T) {
 
 func TestRetentionCommand(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "xtrace")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/xtrace").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	bin, err := devproc.Build("./server/cmd/xtrace", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	url := pgtest.NewDatabase(t) // not migrated: the command migrates first
 	run := func(env ...string) (string, error) {
