@@ -109,6 +109,7 @@ func Start(opts Options, dir string) (*APIServer, func(), error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // envtest leaves its processes running when, e.g., installing a CRD fails
 		return nil, nil, fmt.Errorf("start envtest: %w", err)
 	}
 	stop := func() { _ = env.Stop() }
