@@ -163,22 +163,7 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.Options{ShutdownDelay: 700 * time.Millisecond})
 	ctx := context.Background()
-	// Create today's partition first, then hold a lock that makes writes wait.
-	if r := s.Do(t, "POST", "/v1/metrics/batch", `{"metrics":[{"name":"warmup","value":1}]}`); r.Status != 200 {
-		t.Fatalf("warm-up push: %d", r.Status)
-	}
-	conn, err := pgx.Connect(ctx, s.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE metric_points, traces IN EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	conn, tx := holdWriteLock(t, s, "metric_points, traces")
 	results := make(chan int, 6)
 	go func() { // a trace write waits too
 		r, err := s.Try("POST", "/v1/l/batch", `{"trace":{"id":"inflight-trace"},"observations":[{"id":"inflight-obs"}]}`)
@@ -242,21 +227,7 @@ func TestFullQueueAnswers429(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.Options{MaxQueuedItems: 3})
 	ctx := context.Background()
-	if r := s.Do(t, "POST", "/v1/metrics/batch", `{"metrics":[{"name":"warmup","value":1}]}`); r.Status != 200 {
-		t.Fatalf("warm-up push: %d", r.Status)
-	}
-	conn, err := pgx.Connect(ctx, s.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE metric_points IN EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	_, tx := holdWriteLock(t, s, "metric_points")
 	blocked := make(chan int, 3)
 	for i := 0; i < 3; i++ {
 		go func(i int) {
@@ -288,4 +259,28 @@ func TestFullQueueAnswers429(t *testing.T) {
 			t.Errorf("queued push answered %d, want 200 once the database moved", code)
 		}
 	}
+}
+
+// holdWriteLock makes writes to tables wait: it creates today's partition with
+// a first push, then holds an EXCLUSIVE lock in an open transaction (roll it
+// back to let writes through). The connection closes when the test ends.
+func holdWriteLock(t *testing.T, s *servertest.Server, tables string) (*pgx.Conn, pgx.Tx) {
+	t.Helper()
+	ctx := context.Background()
+	if r := s.Do(t, "POST", "/v1/metrics/batch", `{"metrics":[{"name":"warmup","value":1}]}`); r.Status != 200 {
+		t.Fatalf("warm-up push: %d", r.Status)
+	}
+	conn, err := pgx.Connect(ctx, s.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+tables+" IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return conn, tx
 }
