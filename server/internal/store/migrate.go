@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"regexp"
@@ -24,6 +26,11 @@ type migration struct {
 	version int
 	name    string
 	sql     string
+}
+
+func (m migration) checksum() string {
+	sum := sha256.Sum256([]byte(m.sql))
+	return hex.EncodeToString(sum[:])
 }
 
 var migrationName = regexp.MustCompile(`^(\d{4})_[a-z0-9_]+\.sql$`)
@@ -73,31 +80,34 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLockID) }()
 
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS xtrace_schema_migrations (
-		version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		version int PRIMARY KEY, name text NOT NULL, checksum text NOT NULL DEFAULT '',
+		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return nil, classify(err)
 	}
-	applied := map[int]bool{}
-	rows, err := conn.Query(ctx, "SELECT version FROM xtrace_schema_migrations")
+	applied := map[int]string{} // version -> checksum
+	rows, err := conn.Query(ctx, "SELECT version, checksum FROM xtrace_schema_migrations")
 	if err != nil {
 		return nil, classify(err)
 	}
-	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil {
+	var v int
+	var sum string
+	if _, err := pgx.ForEachRow(rows, []any{&v, &sum}, func() error { applied[v] = sum; return nil }); err != nil {
 		return nil, classify(err)
-	}
-	for _, v := range versions {
-		applied[v] = true
 	}
 	var done []string
 	for _, m := range migrations {
-		if applied[m.version] {
+		if sum, ok := applied[m.version]; ok {
+			// An applied migration must never change: the database would not match the code.
+			if sum != m.checksum() {
+				return nil, fmt.Errorf("migration %s was changed after it was applied to this database; add a new migration instead", m.name)
+			}
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO xtrace_schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+			_, err := tx.Exec(ctx, "INSERT INTO xtrace_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", m.version, m.name, m.checksum())
 			return err
 		})
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -213,4 +214,31 @@ func TestStaleCachedSeriesIsResolvedAgain(t *testing.T) {
 	if orphans != 0 || visible != 1 {
 		t.Fatalf("%d orphaned points, %d visible; want 0 and 1", orphans, visible)
 	}
+}
+
+func TestChangedMigrationIsRefused(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	if _, err := s.Pool.Exec(ctx, "UPDATE xtrace_schema_migrations SET checksum = 'edited' WHERE version = 1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Migrate(ctx, s.Pool)
+	if err == nil || !strings.Contains(err.Error(), "0001_metrics.sql was changed after it was applied") {
+		t.Fatalf("a changed migration was accepted: %v", err)
+	}
+	if _, err := s.Pool.Exec(ctx, "UPDATE xtrace_schema_migrations SET checksum = $1 WHERE version = 1", mustChecksum(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if applied, err := Migrate(ctx, s.Pool); err != nil || len(applied) != 0 {
+		t.Fatalf("re-running migrations: %v %v", applied, err)
+	}
+}
+
+func mustChecksum(t *testing.T, version int) string {
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms[version-1].checksum()
 }

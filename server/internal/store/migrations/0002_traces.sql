@@ -27,6 +27,9 @@ CREATE INDEX traces_user ON traces (project_id, user_id, "timestamp" DESC) WHERE
 CREATE INDEX traces_session ON traces (project_id, session_id, "timestamp" DESC) WHERE session_id IS NOT NULL;
 CREATE INDEX traces_name ON traces (project_id, name, "timestamp" DESC);
 CREATE INDEX traces_tags ON traces USING gin (tags);
+CREATE INDEX traces_environment ON traces (project_id, environment, "timestamp" DESC);
+CREATE INDEX traces_release ON traces (project_id, release) WHERE release IS NOT NULL;
+CREATE INDEX traces_version ON traces (project_id, version) WHERE version IS NOT NULL;
 -- Retention deletes by age across projects.
 CREATE INDEX traces_retention ON traces ("timestamp");
 
@@ -57,6 +60,10 @@ CREATE TABLE observations (
 CREATE INDEX observations_trace ON observations (project_id, trace_id, start_time);
 CREATE INDEX observations_start ON observations (project_id, start_time DESC);
 CREATE INDEX observations_name ON observations (project_id, name, start_time DESC);
+CREATE INDEX observations_type ON observations (project_id, type, start_time DESC);
+CREATE INDEX observations_environment ON observations (project_id, environment, start_time DESC);
+CREATE INDEX observations_parent ON observations (project_id, parent_observation_id) WHERE parent_observation_id IS NOT NULL;
+CREATE INDEX observations_version ON observations (project_id, version) WHERE version IS NOT NULL;
 
 CREATE TABLE scores (
     project_id     text        NOT NULL,
