@@ -13,21 +13,18 @@ import (
 	"time"
 
 	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
+	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 )
 
 // TestRunServer runs `make run-server`'s program as a user would: it must start
 // a local Postgres and the server, print a curl line that works, and stop both on Ctrl-C.
 func TestRunServer(t *testing.T) {
-	// Not t.TempDir: its parent is private, and the local database runs as an
-	// unprivileged user when the tests run as root.
-	dir, err := os.MkdirTemp("", "run-server-test-")
+	// Not t.TempDir: the local database runs as an unprivileged user when the tests run as root.
+	dir, err := pgtest.ReachableTempDir("run-server-test-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	bin := filepath.Join(dir, "bin")
 	xtrace, err := devproc.Build("./server/cmd/xtrace", bin)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -25,6 +24,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 )
 
 // InstallHint is part of every "binaries not found" error so the reader knows what to do.
@@ -184,7 +185,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 
 	c.Port = opts.Port
 	if c.Port == 0 {
-		if c.Port, err = freePort(); err != nil {
+		if c.Port, err = devproc.FreePort(); err != nil {
 			return nil, err
 		}
 	}
@@ -373,11 +374,17 @@ func runningPostmaster(dataDir string) int {
 	return pid
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// ReachableTempDir makes a temporary directory for a persistent DataDir that
+// the unprivileged server user can enter (t.TempDir's parent is private).
+// The caller removes it.
+func ReachableTempDir(prefix string) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
 }

@@ -100,12 +100,11 @@ func run(o options) error {
 	fmt.Printf("fleet profile: %d series × %d steps at %s = %d points (%s … %s)\n",
 		len(fl), o.steps, o.interval, total, start.Format(time.RFC3339), end.Format(time.RFC3339))
 
-	dataDir, err := os.MkdirTemp("", "xtrace-bench-")
+	dataDir, err := pgtest.ReachableTempDir("xtrace-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dataDir)
-	_ = os.Chmod(dataDir, 0o755)
 	cluster, err := pgtest.Start(ctx, pgtest.Options{
 		DataDir: filepath.Join(dataDir, "pg"), Durable: true,
 		// No checkpoint during the run: both the raw COPY and the server pay the same WAL costs.

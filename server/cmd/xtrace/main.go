@@ -85,13 +85,22 @@ func serve(ctx context.Context) error {
 	return srv.Serve(ctx, nil)
 }
 
-func migrate(ctx context.Context) error {
+// openDatabase loads the database-only configuration, its logger and a small pool
+// (the one-shot subcommands need nothing else).
+func openDatabase(ctx context.Context, maxConns int32) (*config.Config, *slog.Logger, *store.Store, error) {
 	cfg, err := config.Load(os.Getenv, config.ModeDatabaseOnly)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	log := newLogger(cfg, os.Stderr)
-	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, MaxConns: 2})
+	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, MaxConns: maxConns})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, newLogger(cfg, os.Stderr), st, nil
+}
+
+func migrate(ctx context.Context) error {
+	_, log, st, err := openDatabase(ctx, 2)
 	if err != nil {
 		return err
 	}
@@ -109,12 +118,7 @@ func migrate(ctx context.Context) error {
 // retentionPass runs one pass: expired metric partitions, points, series,
 // traces. Safe next to serving replicas and other passes (advisory lock).
 func retentionPass(ctx context.Context) error {
-	cfg, err := config.Load(os.Getenv, config.ModeDatabaseOnly)
-	if err != nil {
-		return err
-	}
-	log := newLogger(cfg, os.Stderr)
-	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, MaxConns: 4})
+	cfg, log, st, err := openDatabase(ctx, 4)
 	if err != nil {
 		return err
 	}

@@ -23,14 +23,11 @@ func privateCluster(t *testing.T) (*pgtest.Cluster, pgtest.Options) {
 	if os.Getenv(pgtest.EnvURL) != "" {
 		t.Log("ignoring " + pgtest.EnvURL + ": this test must crash its own server")
 	}
-	dir, err := os.MkdirTemp("", "xtrace-outage-")
+	dir, err := pgtest.ReachableTempDir("xtrace-outage-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	opts := pgtest.Options{DataDir: dir + "/data"}
 	c, err := pgtest.Start(context.Background(), opts)
 	if err != nil {

@@ -74,8 +74,9 @@ func New(d Deps) *API {
 
 	a.handle("GET /healthz", health, a.healthz)
 	a.handle("GET /readyz", health, a.readyz)
+	exposition := promhttp.HandlerFor(a.tel.Registry, promhttp.HandlerOpts{})
 	a.mux.Handle("GET /metrics", a.wrap("GET /metrics", health, func(w http.ResponseWriter, r *http.Request) error {
-		promhttp.HandlerFor(a.tel.Registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		exposition.ServeHTTP(w, r)
 		return nil
 	}))
 	a.handle("GET /api/public/health", routeOptions{public: true, timeout: 5 * time.Second}, a.publicHealth)
