@@ -388,3 +388,8 @@ func ReachableTempDir(prefix string) (string, error) {
 	}
 	return dir, nil
 }
+
+// CreateDatabase creates an empty database in the cluster.
+func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
+	return execSQL(ctx, c.URL("postgres"), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+}

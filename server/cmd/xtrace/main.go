@@ -18,6 +18,7 @@ import (
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/app"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/config"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/logging"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/retention"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/version"
@@ -63,13 +64,7 @@ func main() {
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return logging.New(w, cfg.LogFormat, cfg.LogLevel)
 }
 
 func serve(ctx context.Context) error {
@@ -107,7 +102,7 @@ func migrate(ctx context.Context) error {
 	defer st.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	applied, err := store.Migrate(ctx, st.Pool)
+	applied, err := st.Migrate(ctx)
 	if err != nil {
 		return err
 	}
@@ -125,7 +120,7 @@ func retentionPass(ctx context.Context) error {
 	defer st.Close()
 	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if _, err := store.Migrate(mctx, st.Pool); err != nil {
+	if _, err := st.Migrate(mctx); err != nil {
 		return fmt.Errorf("database not reachable or not migratable: %w", err)
 	}
 	p := &retention.Pruner{Store: st, Log: log, MetricsDays: cfg.MetricsRetentionDays, TracesDays: cfg.TracesRetentionDays}

@@ -147,7 +147,7 @@ func (s *Server) pruner() *retention.Pruner {
 func (s *Server) prepareDatabase(ctx context.Context) {
 	backoff := 500 * time.Millisecond
 	for {
-		applied, err := store.Migrate(ctx, s.store.Pool)
+		applied, err := s.store.Migrate(ctx)
 		if err == nil {
 			if len(applied) > 0 {
 				s.log.Info("migrations applied", "migrations", applied)

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/servertest"
 )
@@ -117,27 +115,13 @@ func TestAckedWritesSurviveADatabaseCrash(t *testing.T) {
 			t.Errorf("unexpected outcome %d (%d times); want only 200, 503 or 429", code, statuses[code])
 		}
 	}
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT labels->>'batch', count(*) FROM metric_series s JOIN metric_points p ON p.series_id = s.id WHERE s.name = 'outage' GROUP BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := pgtest.Connect(t, dbURL)
 	stored := map[string]int{}
-	var id string
-	var n int
-	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error { stored[id] = n; return nil }); err != nil {
-		t.Fatal(err)
+	for _, row := range db.Rows(`SELECT labels->>'batch', count(*) FROM metric_series s JOIN metric_points p ON p.series_id = s.id WHERE s.name = 'outage' GROUP BY 1`) {
+		stored[row[0].(string)] = int(row[1].(int64))
 	}
-	rows, err = conn.Query(ctx, `SELECT trace_id, count(*) FROM observations GROUP BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error { stored[id] = n; return nil }); err != nil {
-		t.Fatal(err)
+	for _, row := range db.Rows(`SELECT trace_id, count(*) FROM observations GROUP BY 1`) {
+		stored[row[0].(string)] = int(row[1].(int64))
 	}
 	kinds := map[bool]int{}
 	for id := range acked {

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -10,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/servertest"
 )
 
@@ -162,8 +160,8 @@ func TestRateLimit(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.Options{ShutdownDelay: 700 * time.Millisecond})
-	ctx := context.Background()
-	conn, tx := holdWriteLock(t, s, "metric_points, traces")
+	tx := holdWriteLock(t, s, "metric_points, traces")
+	db := pgtest.Connect(t, s.DatabaseURL)
 	results := make(chan int, 6)
 	go func() { // a trace write waits too
 		r, err := s.Try("POST", "/v1/l/batch", `{"trace":{"id":"inflight-trace"},"observations":[{"id":"inflight-obs"}]}`)
@@ -185,9 +183,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "pushes to wait on the lock", func() bool {
 		// pg_locks, not pg_stat_activity: the latter is a snapshot fixed for the rest of tx.
-		var waiting int
-		_ = conn.QueryRow(ctx, "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted").Scan(&waiting)
-		return waiting >= 2 // both queues have a transaction waiting
+		return db.Int("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted") >= 2 // both queues have a transaction waiting
 	})
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.Stop() }()
@@ -198,9 +194,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if r, err := s.Try("GET", "/api/public/metrics/names", nil); err == nil && r.Status != http.StatusServiceUnavailable {
 		t.Errorf("new request during shutdown: %d, want 503", r.Status)
 	}
-	if err := tx.Rollback(ctx); err != nil { // release the writes
-		t.Fatal(err)
-	}
+	tx.Rollback() // release the writes
 	for i := 0; i < 6; i++ {
 		if code := <-results; code != 200 {
 			t.Errorf("in-flight push answered %d, want 200", code)
@@ -209,12 +203,11 @@ func TestGracefulShutdown(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM metrics WHERE name = 'inflight'").Scan(&n); err != nil || n != 5 {
-		t.Fatalf("in-flight points stored: %d (%v), want 5", n, err)
+	if n := db.Int("SELECT count(*) FROM metrics WHERE name = 'inflight'"); n != 5 {
+		t.Fatalf("in-flight points stored: %d, want 5", n)
 	}
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM observations WHERE trace_id = 'inflight-trace'").Scan(&n); err != nil || n != 1 {
-		t.Fatalf("in-flight trace stored: %d observations (%v), want 1", n, err)
+	if n := db.Int("SELECT count(*) FROM observations WHERE trace_id = 'inflight-trace'"); n != 1 {
+		t.Fatalf("in-flight trace stored: %d observations, want 1", n)
 	}
 	if _, err := s.Try("GET", "/healthz", nil); err == nil {
 		t.Errorf("server still accepting connections after shutdown")
@@ -226,8 +219,7 @@ func TestGracefulShutdown(t *testing.T) {
 func TestFullQueueAnswers429(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.Options{MaxQueuedItems: 3})
-	ctx := context.Background()
-	_, tx := holdWriteLock(t, s, "metric_points")
+	tx := holdWriteLock(t, s, "metric_points")
 	blocked := make(chan int, 3)
 	for i := 0; i < 3; i++ {
 		go func(i int) {
@@ -253,7 +245,7 @@ func TestFullQueueAnswers429(t *testing.T) {
 	if r.Header.Get("Retry-After") != "1" || e.Code != "TOO_MANY_REQUESTS" {
 		t.Fatalf("queue full: Retry-After=%q %s", r.Header.Get("Retry-After"), r.Body)
 	}
-	_ = tx.Rollback(ctx)
+	tx.Rollback()
 	for i := 0; i < 3; i++ {
 		if code := <-blocked; code != 200 {
 			t.Errorf("queued push answered %d, want 200 once the database moved", code)
@@ -264,23 +256,36 @@ func TestFullQueueAnswers429(t *testing.T) {
 // holdWriteLock makes writes to tables wait: it creates today's partition with
 // a first push, then holds an EXCLUSIVE lock in an open transaction (roll it
 // back to let writes through). The connection closes when the test ends.
-func holdWriteLock(t *testing.T, s *servertest.Server, tables string) (*pgx.Conn, pgx.Tx) {
+func holdWriteLock(t *testing.T, s *servertest.Server, tables string) *pgtest.Tx {
 	t.Helper()
-	ctx := context.Background()
 	if r := s.Do(t, "POST", "/v1/metrics/batch", `{"metrics":[{"name":"warmup","value":1}]}`); r.Status != 200 {
 		t.Fatalf("warm-up push: %d", r.Status)
 	}
-	conn, err := pgx.Connect(ctx, s.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
+	tx := pgtest.Connect(t, s.DatabaseURL).Begin()
+	tx.Exec("LOCK TABLE " + tables + " IN EXCLUSIVE MODE")
+	return tx
+}
+
+// TestWrongMethodGets405: a known path with the wrong method is 405 with
+// Allow in the error model, not 404.
+func TestWrongMethodGets405(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, servertest.Options{})
+	cases := []struct{ method, path, allow string }{
+		{"GET", "/v1/metrics/batch", "POST"},
+		{"DELETE", "/api/public/traces", "GET, HEAD"},
+		{"POST", "/api/public/traces/abc", "GET, HEAD"},
+		{"PUT", "/api/public/ingestion", "POST"},
 	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range cases {
+		r := s.Do(t, c.method, c.path, nil)
+		var body struct{ Code, Message string }
+		r.JSON(t, &body)
+		if r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != c.allow || body.Code != "METHOD_NOT_ALLOWED" {
+			t.Errorf("%s %s: %d Allow=%q %+v, want 405 Allow=%q", c.method, c.path, r.Status, r.Header.Get("Allow"), body, c.allow)
+		}
 	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+tables+" IN EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
+	if r := s.Do(t, "GET", "/no/such/path", nil); r.Status != http.StatusNotFound {
+		t.Errorf("unknown path: %d, want 404", r.Status)
 	}
-	return conn, tx
 }

@@ -379,6 +379,38 @@ func TestTruncation(t *testing.T) {
 	}
 }
 
+// TestSeriesWithoutPointsInWindowDoNotCrowdOutLiveOnes: the 50 kept series
+// are chosen among those with points in the window, so series that stopped
+// pushing long ago (and sort first) neither hide live ones nor mark the
+// answer truncated.
+func TestSeriesWithoutPointsInWindowDoNotCrowdOutLiveOnes(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, servertest.Options{})
+	base := time.Date(2026, 2, 14, 0, 0, 0, 0, time.UTC)
+	var pts []point
+	for i := 0; i < 60; i++ { // sort before the live ones, last pushed a day earlier
+		pts = append(pts, point{"kv_cache_usage", map[string]string{"replica_id": fmt.Sprintf("a-%02d", i)}, 1, base.Add(-24 * time.Hour)})
+	}
+	for i := 0; i < 3; i++ {
+		pts = append(pts, point{"kv_cache_usage", map[string]string{"replica_id": fmt.Sprintf("z-%d", i)}, float64(i), base.Add(time.Duration(i) * time.Minute)})
+	}
+	push(t, s, pts)
+	window := url.Values{"name": {"kv_cache_usage"}, "from": {base.Format(time.RFC3339)}, "to": {base.Add(time.Hour).Format(time.RFC3339)}}
+	got := query(t, s, window)
+	if len(got.Data) != 3 || got.Meta.Truncated {
+		t.Fatalf("live series: %d (truncated=%v), want the 3 live ones untruncated", len(got.Data), got.Meta.Truncated)
+	}
+	for i, d := range got.Data {
+		if d.Labels["replica_id"] != fmt.Sprintf("z-%d", i) {
+			t.Fatalf("series %d: %v", i, d.Labels)
+		}
+	}
+	window.Set("group_by", "replica_id")
+	if got := query(t, s, window); len(got.Data) != 3 || got.Meta.Truncated {
+		t.Fatalf("grouped: %d groups (truncated=%v), want 3 untruncated", len(got.Data), got.Meta.Truncated)
+	}
+}
+
 func TestLabelContainmentAndHostileStrings(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.Options{})

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -9,23 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/servertest"
 )
 
 func countPoints(t *testing.T, dbURL string) int {
 	t.Helper()
-	conn, err := pgx.Connect(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var n int
-	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM metric_points").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return int(pgtest.Connect(t, dbURL).Int("SELECT count(*) FROM metric_points"))
 }
 
 func TestPushValidation(t *testing.T) {
@@ -109,7 +98,7 @@ func TestQueryValidation(t *testing.T) {
 	s := servertest.Start(t, servertest.Options{})
 	cases := []struct{ query, wantMsg string }{
 		{"", "name: required"},
-		{"name=x&from=yesterday", "from: \"yesterday\" is not RFC 3339"},
+		{"name=x&from=yesterday", "from: \"yesterday\" is not a time: use RFC 3339 with or without an offset"},
 		{"name=x&to=2026-13-01T00:00:00Z", "to:"},
 		{"name=x&from=2026-02-14T11:00:00Z&to=2026-02-14T10:00:00Z", "from: 2026-02-14T11:00:00Z is after to"},
 		{"name=x&labels=notjson", "labels: must be a JSON object of string values"},

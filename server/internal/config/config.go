@@ -27,9 +27,12 @@ type Config struct {
 	TracesRetentionDays  int
 	RetentionInterval    time.Duration
 	MaxRequestBodyBytes  int64
-	DBMaxConns           int32
-	LogFormat            string // json | text
-	LogLevel             string // debug | info | warn | error
+	// IngestMemoryBytes bounds the bytes of request bodies being read, parsed
+	// or waiting for their commit at once; beyond it ingest requests get 429.
+	IngestMemoryBytes int64
+	DBMaxConns        int32
+	LogFormat         string // json | text
+	LogLevel          string // debug | info | warn | error
 }
 
 // Defaults as documented in the README.
@@ -42,6 +45,7 @@ const (
 	DefaultTracesRetention     = 90
 	DefaultRetentionInterval   = time.Hour
 	DefaultMaxRequestBodyBytes = 20 << 20
+	DefaultIngestMemoryBytes   = 64 << 20
 	DefaultDBMaxConns          = 20
 )
 
@@ -70,6 +74,7 @@ func Load(getenv func(string) string, mode Mode) (*Config, error) {
 		TracesRetentionDays:  p.intAtLeast("TRACES_RETENTION_DAYS", DefaultTracesRetention, 1),
 		RetentionInterval:    p.duration("XTRACE_RETENTION_INTERVAL", DefaultRetentionInterval),
 		MaxRequestBodyBytes:  int64(p.intAtLeast("XTRACE_MAX_REQUEST_BODY_BYTES", DefaultMaxRequestBodyBytes, 1024)),
+		IngestMemoryBytes:    int64(p.intAtLeast("XTRACE_INGEST_MEMORY_BYTES", DefaultIngestMemoryBytes, 1<<20)),
 		DBMaxConns:           int32(p.intAtLeast("XTRACE_DB_MAX_CONNS", DefaultDBMaxConns, 2)),
 		LogFormat:            p.oneOf("XTRACE_LOG_FORMAT", "json", "json", "text"),
 		LogLevel:             p.oneOf("XTRACE_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
@@ -112,6 +117,7 @@ func (c *Config) LogValue() []any {
 		"traces_retention_days", c.TracesRetentionDays,
 		"retention_interval", c.RetentionInterval.String(),
 		"max_request_body_bytes", c.MaxRequestBodyBytes,
+		"ingest_memory_bytes", c.IngestMemoryBytes,
 		"db_max_conns", c.DBMaxConns,
 	}
 }

@@ -4,14 +4,17 @@
 package httpapi
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/config"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/ingest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
@@ -42,6 +45,7 @@ type API struct {
 	now        func() time.Time
 	tokens     [][]byte
 	limiter    *keyedLimiter
+	bodies     *bodyBudget
 	mux        *http.ServeMux
 
 	shuttingDown atomic.Bool
@@ -52,6 +56,8 @@ type API struct {
 const (
 	queryTimeout  = 15 * time.Second
 	ingestTimeout = 30 * time.Second
+	// bodyBudgetWait is how long an ingest request waits for room in the body budget before a 429.
+	bodyBudgetWait = 2 * time.Second
 )
 
 // New builds the API and its routes.
@@ -59,6 +65,7 @@ func New(d Deps) *API {
 	a := &API{
 		cfg: d.Config, store: d.Store, points: d.Points, traceQueue: d.Traces, tel: d.Telemetry, log: d.Log, now: d.Now,
 		limiter: newKeyedLimiter(d.Config.RateLimitQPS, d.Config.RateLimitBurst),
+		bodies:  newBodyBudget(d.Config.IngestMemoryBytes, bodyBudgetWait),
 		mux:     http.NewServeMux(),
 	}
 	if a.now == nil {
@@ -99,10 +106,26 @@ func New(d Deps) *API {
 	a.handle("GET /api/public/metrics/daily", query, a.dailyMetrics)
 	a.handle("GET /api/public/projects", query, a.projects)
 
-	a.handle("/", routeOptions{public: true}, func(w http.ResponseWriter, r *http.Request) error {
-		return notFoundRoute(r)
-	})
+	a.handle("/", routeOptions{public: true}, a.noRoute)
 	return a
+}
+
+// noRoute answers requests no pattern takes: 405 with Allow when the path
+// exists for other methods, else 404.
+func (a *API) noRoute(w http.ResponseWriter, r *http.Request) error {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := a.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return methodNotAllowed(fmt.Sprintf("method %s is not allowed on %s; use %s", r.Method, clip(r.URL.Path, 200), strings.Join(allow, ", ")))
+	}
+	return errs.NotFoundf("no route for %s %s", clip(r.Method, 16), clip(r.URL.Path, 200))
 }
 
 func (a *API) handle(pattern string, opts routeOptions, h handlerFunc) {

@@ -10,8 +10,27 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 )
+
+// Codes of the error model (SPEC §3.3).
+const (
+	codeUnauthorized        = "UNAUTHORIZED"
+	codeBadRequest          = "BAD_REQUEST"
+	codeNotFound            = "NOT_FOUND"
+	codeConflict            = "CONFLICT"
+	codeMethodNotAllowed    = "METHOD_NOT_ALLOWED"
+	codeRequestTimeout      = "REQUEST_TIMEOUT"
+	codePayloadTooLarge     = "PAYLOAD_TOO_LARGE"
+	codeTooManyRequests     = "TOO_MANY_REQUESTS"
+	codeInternal            = "INTERNAL_ERROR"
+	codeServiceUnavailable  = "SERVICE_UNAVAILABLE"
+	codeClientClosedRequest = "CLIENT_CLOSED_REQUEST"
+)
+
+// statusClientClosedRequest is the conventional status (nginx's) for a
+// request whose client disconnected before the answer.
+const statusClientClosedRequest = 499
 
 // errorBody is the error model of every non-2xx response (SPEC §3.3).
 type errorBody struct {
@@ -21,50 +40,103 @@ type errorBody struct {
 	Meta    any    `json:"meta,omitempty"`
 }
 
-// toAPIError maps any error to what the client sees. It is the only place
-// where errors become HTTP statuses.
-func toAPIError(err error) (e *apierror.Error, internal bool) {
-	var apiErr *apierror.Error
-	var maxBytes *http.MaxBytesError
-	switch {
-	case errors.As(err, &apiErr):
-		return apiErr, false
-	case errors.As(err, &maxBytes):
-		return &apierror.Error{Status: http.StatusRequestEntityTooLarge, Code: apierror.CodePayloadTooLarge,
-			Message: "body: larger than " + strconv.FormatInt(maxBytes.Limit, 10) + " bytes"}, false
-	case errors.Is(err, apierror.ErrOverloaded):
-		return &apierror.Error{Status: http.StatusTooManyRequests, Code: apierror.CodeTooManyRequests,
-			Message: "ingest queue is full; retry shortly", RetryAfter: time.Second}, false
-	case errors.Is(err, apierror.ErrNotFound):
-		return apierror.NotFound("not found"), false
-	case errors.Is(err, apierror.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		msg := "database unavailable; retry shortly"
-		if errors.Is(err, errShuttingDown) {
-			msg = "server is shutting down; retry on another replica"
-		}
-		return &apierror.Error{Status: http.StatusServiceUnavailable, Code: apierror.CodeServiceUnavailable,
-			Message: msg, RetryAfter: time.Second}, false
-	default:
-		return &apierror.Error{Status: http.StatusInternalServerError, Code: apierror.CodeInternal,
-			Message: "internal error; see the server log for request id"}, true
-	}
+// response is what the client sees of an error.
+type response struct {
+	status     int
+	code       string
+	message    string
+	retryAfter time.Duration
+	meta       any
+	logLevel   slog.Level // how the failure is logged; below Info: not logged
 }
 
-var errShuttingDown = errors.Join(apierror.ErrUnavailable, errors.New("shutting down"))
+const notLogged = slog.LevelDebug - 4
 
-// writeError answers with the error model; internal errors are logged with the
-// request id and never shown to the client.
+// errUnauthorized: missing or wrong credentials (an HTTP-layer concern only).
+var errUnauthorized = errors.New("missing or invalid credentials: send Authorization: Bearer <token> or Basic <public:secret>")
+
+// methodNotAllowed: the path exists, but not for this method (an HTTP-layer concern only).
+type methodNotAllowed string
+
+func (m methodNotAllowed) Error() string { return string(m) }
+
+// errShuttingDown is returned to new requests while the server drains.
+var errShuttingDown = errs.Unavailablef(nil, "server is shutting down; retry on another replica")
+
+// describe maps any error to what the client sees. It is the only place where
+// errors become HTTP statuses.
+func describe(err error) response {
+	var maxBytes *http.MaxBytesError
+	var wrongMethod methodNotAllowed
+	switch {
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads the answer, and it is not a server failure.
+		return response{status: statusClientClosedRequest, code: codeClientClosedRequest, message: "the client closed the request", logLevel: notLogged}
+	case errors.As(err, &wrongMethod):
+		return response{status: http.StatusMethodNotAllowed, code: codeMethodNotAllowed, message: err.Error(), logLevel: notLogged}
+	case errors.Is(err, errUnauthorized):
+		return response{status: http.StatusUnauthorized, code: codeUnauthorized, message: err.Error(), logLevel: notLogged}
+	case errors.As(err, &maxBytes):
+		return response{status: http.StatusRequestEntityTooLarge, code: codePayloadTooLarge,
+			message: "body: larger than " + strconv.FormatInt(maxBytes.Limit, 10) + " bytes; split it into smaller requests", logLevel: notLogged}
+	}
+	if e, ok := errs.As(err); ok {
+		r := response{message: e.Message(), retryAfter: e.RetryAfter, meta: e.Detail, logLevel: notLogged}
+		switch e.Kind {
+		case errs.Invalid:
+			r.status, r.code = http.StatusBadRequest, codeBadRequest
+		case errs.NotFound:
+			r.status, r.code = http.StatusNotFound, codeNotFound
+		case errs.Conflict:
+			r.status, r.code = http.StatusConflict, codeConflict
+		case errs.TooLarge:
+			r.status, r.code = http.StatusRequestEntityTooLarge, codePayloadTooLarge
+		case errs.Timeout:
+			r.status, r.code, r.logLevel = http.StatusRequestTimeout, codeRequestTimeout, slog.LevelInfo
+		case errs.Overloaded:
+			r.status, r.code = http.StatusTooManyRequests, codeTooManyRequests
+			r.retryAfter = max(r.retryAfter, time.Second)
+		case errs.Unavailable:
+			r.status, r.code, r.logLevel = http.StatusServiceUnavailable, codeServiceUnavailable, slog.LevelWarn
+			r.retryAfter = max(r.retryAfter, time.Second)
+		default:
+			return internal()
+		}
+		return r
+	}
+	switch errs.KindOf(err) {
+	case errs.NotFound:
+		return response{status: http.StatusNotFound, code: codeNotFound, message: "not found", logLevel: notLogged}
+	case errs.Overloaded:
+		return response{status: http.StatusTooManyRequests, code: codeTooManyRequests, message: "ingest queue is full; retry shortly",
+			retryAfter: time.Second, logLevel: notLogged}
+	case errs.Unavailable:
+		return response{status: http.StatusServiceUnavailable, code: codeServiceUnavailable, message: "database unavailable; retry shortly",
+			retryAfter: time.Second, logLevel: slog.LevelWarn}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return response{status: http.StatusServiceUnavailable, code: codeServiceUnavailable,
+			message: "the request took longer than the server allows; retry shortly", retryAfter: time.Second, logLevel: slog.LevelWarn}
+	}
+	return internal()
+}
+
+func internal() response {
+	return response{status: http.StatusInternalServerError, code: codeInternal,
+		message: "internal error; see the server log for request id", logLevel: slog.LevelError}
+}
+
+// writeError answers with the error model. Server-side failures are logged
+// with the request id; the client never sees their cause.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	e, internal := toAPIError(err)
-	if internal {
-		log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "route", r.Pattern, "error", err)
-	} else if e.Status >= 500 {
-		log.WarnContext(r.Context(), "request unavailable", "request_id", requestID(r.Context()), "route", r.Pattern, "error", err)
+	resp := describe(err)
+	if resp.logLevel >= slog.LevelInfo {
+		log.Log(r.Context(), resp.logLevel, "request failed", "route", r.Pattern, "status", resp.status, "error", err)
 	}
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(e.RetryAfter.Seconds())))))
+	if resp.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(resp.retryAfter.Seconds())))))
 	}
-	writeJSON(w, e.Status, errorBody{Message: e.Message, Code: e.Code, Meta: e.Meta})
+	writeJSON(w, resp.status, errorBody{Message: resp.message, Code: resp.code, Meta: resp.meta})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

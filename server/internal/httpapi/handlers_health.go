@@ -2,11 +2,10 @@ package httpapi
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"time"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/version"
 )
 
@@ -40,12 +39,8 @@ func (a *API) publicHealth(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := a.store.Ping(ctx); err != nil {
-		return fmt.Errorf("%w: %w", apierror.ErrUnavailable, err)
+		return errs.Unavailablef(err, "database unavailable; retry shortly")
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "OK", "version": version.Version})
 	return nil
-}
-
-func notFoundRoute(r *http.Request) error {
-	return apierror.NotFound("no route for %s %s", r.Method, r.URL.Path)
 }

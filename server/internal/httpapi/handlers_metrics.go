@@ -1,17 +1,15 @@
 package httpapi
 
 import (
-	"io"
 	"net/http"
 	"time"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 )
 
 // pushMetrics: POST /v1/metrics/batch. Answers 200 only after the points are committed.
 func (a *API) pushMetrics(w http.ResponseWriter, r *http.Request) error {
-	body, err := io.ReadAll(r.Body)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -42,11 +40,15 @@ type queryResponse struct {
 
 // queryMetrics: GET /api/public/metrics/query (SPEC §3.5).
 func (a *API) queryMetrics(w http.ResponseWriter, r *http.Request) error {
-	q, err := metrics.ParseQuery(r.URL.Query(), a.now())
+	in, err := metricsQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	res, err := a.store.QueryMetrics(r.Context(), a.cfg.DefaultProjectID, q)
+	q, err := metrics.NewQuery(in, a.now())
+	if err != nil {
+		return err
+	}
+	res, err := metrics.Run(r.Context(), a.store, a.cfg.DefaultProjectID, q)
 	if err != nil {
 		return err
 	}
@@ -78,8 +80,8 @@ func (a *API) metricNames(w http.ResponseWriter, r *http.Request) error {
 // metricLabels: GET /api/public/metrics/labels?name=X.
 func (a *API) metricLabels(w http.ResponseWriter, r *http.Request) error {
 	name := r.URL.Query().Get("name")
-	if name == "" {
-		return apierror.BadRequest("name: required")
+	if err := metrics.CheckQueryName(name); err != nil {
+		return err
 	}
 	labels, err := a.store.MetricLabels(r.Context(), a.cfg.DefaultProjectID, name)
 	if err != nil {

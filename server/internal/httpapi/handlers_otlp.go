@@ -1,17 +1,13 @@
 package httpapi
 
 import (
-	"compress/gzip"
-	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/otlp"
 )
 
@@ -28,7 +24,7 @@ func (a *API) otlpTraces(w http.ResponseWriter, r *http.Request) error {
 	case "application/json":
 		decode = otlp.DecodeJSON
 	default:
-		return apierror.BadRequest("Content-Type: %s is not application/x-protobuf or application/json", strconv.Quote(r.Header.Get("Content-Type")))
+		return errs.InvalidField("Content-Type", "%s is not application/x-protobuf or application/json", strconv.Quote(clip(r.Header.Get("Content-Type"), 64)))
 	}
 	body, err := a.readBody(r)
 	if err != nil {
@@ -36,11 +32,11 @@ func (a *API) otlpTraces(w http.ResponseWriter, r *http.Request) error {
 	}
 	spans, err := decode(body)
 	if err != nil {
-		return apierror.BadRequest("%v", err)
+		return errs.InvalidField("body", "%v", err)
 	}
 	res := otlp.ToUpserts(spans)
 	if res.Accepted == 0 && res.Rejected > 0 {
-		return apierror.BadRequest("no valid span: %s", res.Problem)
+		return errs.InvalidField("resourceSpans", "no valid span: %s", res.Problem)
 	}
 	if len(res.Upserts) > 0 {
 		if err := a.traceQueue.Submit(r.Context(), res.Upserts, len(res.Upserts)); err != nil {
@@ -76,37 +72,4 @@ func exportResponse(res otlp.Result) []byte {
 	var out []byte
 	out = protowire.AppendTag(out, 1, protowire.BytesType)
 	return protowire.AppendBytes(out, partial)
-}
-
-// readBody reads the (size-limited) body, inflating gzip with the same limit
-// applied to the inflated size, so a small compressed bomb cannot expand.
-func (a *API) readBody(r *http.Request) ([]byte, error) {
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
-	case "", "identity":
-		return io.ReadAll(r.Body)
-	case "gzip":
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			var maxErr *http.MaxBytesError
-			if errors.As(err, &maxErr) {
-				return nil, err
-			}
-			return nil, apierror.BadRequest("body: Content-Encoding is gzip but the body is not gzip data")
-		}
-		limit := a.cfg.MaxRequestBodyBytes
-		data, err := io.ReadAll(io.LimitReader(zr, limit+1))
-		if err != nil {
-			var maxErr *http.MaxBytesError
-			if errors.As(err, &maxErr) {
-				return nil, err
-			}
-			return nil, apierror.BadRequest("body: corrupt gzip data")
-		}
-		if int64(len(data)) > limit {
-			return nil, &http.MaxBytesError{Limit: limit}
-		}
-		return data, nil
-	default:
-		return nil, apierror.BadRequest("Content-Encoding: %s is not supported (use gzip or none)", strconv.Quote(enc))
-	}
 }

@@ -1,23 +1,17 @@
 package httpapi
 
 import (
-	"errors"
-	"io"
 	"math"
 	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
-	"time"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
 )
 
 // nativeBatch: POST /v1/l/batch (all-or-nothing; 200 only after commit).
 func (a *API) nativeBatch(w http.ResponseWriter, r *http.Request) error {
-	body, err := io.ReadAll(r.Body)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -36,7 +30,7 @@ func (a *API) nativeBatch(w http.ResponseWriter, r *http.Request) error {
 
 // ingestion: POST /api/public/ingestion (Langfuse): each event on its own; 207.
 func (a *API) ingestion(w http.ResponseWriter, r *http.Request) error {
-	body, err := io.ReadAll(r.Body)
+	body, err := a.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -61,51 +55,6 @@ func (a *API) ingestion(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// listParams reads page/limit (Langfuse paging).
-func listParams(q url.Values) (store.Page, error) {
-	p := store.Page{Page: 1, Limit: 50}
-	if v := q.Get("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return p, apierror.BadRequest("page: %q is not an integer ≥ 1", v)
-		}
-		p.Page = n
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return p, apierror.BadRequest("limit: %q is not an integer from 1 to 100", v)
-		}
-		p.Limit = n
-	}
-	return p, nil
-}
-
-func optTime(q url.Values, name string) (*time.Time, error) {
-	v := q.Get(name)
-	if v == "" {
-		return nil, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return nil, apierror.BadRequest("%s: %q is not ISO 8601 with an offset", name, v)
-	}
-	return &t, nil
-}
-
-// multi accepts repeated keys and comma-joined values (both are sent by SDKs).
-func multi(q url.Values, name string) []string {
-	var out []string
-	for _, v := range q[name] {
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
-}
-
 type listMeta struct {
 	Page       int `json:"page"`
 	Limit      int `json:"limit"`
@@ -118,26 +67,9 @@ func meta(p store.Page, total int) listMeta {
 }
 
 func (a *API) listTraces(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	page, err := listParams(q)
+	f, err := traceFilter(r.URL.Query())
 	if err != nil {
 		return err
-	}
-	f := store.TraceFilter{Page: page, UserID: q.Get("userId"), Name: q.Get("name"), SessionID: q.Get("sessionId"),
-		Version: q.Get("version"), Release: q.Get("release"), Environment: q.Get("environment"), Tags: multi(q, "tags"),
-		OrderBy: "timestamp", Desc: true}
-	if f.From, err = optTime(q, "fromTimestamp"); err != nil {
-		return err
-	}
-	if f.To, err = optTime(q, "toTimestamp"); err != nil {
-		return err
-	}
-	if v := q.Get("orderBy"); v != "" {
-		col, dir, _ := strings.Cut(v, ".")
-		if _, ok := store.TraceOrderColumns[col]; !ok || (dir != "asc" && dir != "desc" && dir != "") {
-			return apierror.BadRequest("orderBy: %q is not field.asc or field.desc with field one of timestamp, name, userId, sessionId, release, version, environment, createdAt, updatedAt, id", v)
-		}
-		f.OrderBy, f.Desc = col, dir != "asc"
 	}
 	rows, total, err := a.store.ListTraces(r.Context(), a.cfg.DefaultProjectID, f)
 	if err != nil {
@@ -147,15 +79,18 @@ func (a *API) listTraces(w http.ResponseWriter, r *http.Request) error {
 	for i := range rows {
 		data = append(data, a.traceView(&rows[i], nil, nil, false))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data, "meta": meta(page, total)})
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "meta": meta(f.Page, total)})
 	return nil
 }
 
 func (a *API) getTrace(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("traceId")
+	id, err := pathID(r, "traceId")
+	if err != nil {
+		return err
+	}
 	t, obs, scores, err := a.store.GetTrace(r.Context(), a.cfg.DefaultProjectID, id)
-	if errors.Is(err, apierror.ErrNotFound) {
-		return apierror.NotFound("trace %s not found", id)
+	if errs.KindOf(err) == errs.NotFound {
+		return errs.NotFoundf("trace %s not found", clip(id, 100))
 	}
 	if err != nil {
 		return err
@@ -165,18 +100,8 @@ func (a *API) getTrace(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listObservations(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	page, err := listParams(q)
+	f, err := observationFilter(r.URL.Query())
 	if err != nil {
-		return err
-	}
-	f := store.ObservationFilter{Page: page, TraceID: q.Get("traceId"), Name: q.Get("name"), Type: q.Get("type"),
-		UserID: q.Get("userId"), ParentObservationID: q.Get("parentObservationId"), Environment: q.Get("environment"),
-		Version: q.Get("version")}
-	if f.FromStartTime, err = optTime(q, "fromStartTime"); err != nil {
-		return err
-	}
-	if f.ToStartTime, err = optTime(q, "toStartTime"); err != nil {
 		return err
 	}
 	rows, total, err := a.store.ListObservations(r.Context(), a.cfg.DefaultProjectID, f)
@@ -187,15 +112,18 @@ func (a *API) listObservations(w http.ResponseWriter, r *http.Request) error {
 	for i := range rows {
 		data = append(data, a.observationView(&rows[i]))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data, "meta": meta(page, total)})
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "meta": meta(f.Page, total)})
 	return nil
 }
 
 func (a *API) getObservation(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("observationId")
+	id, err := pathID(r, "observationId")
+	if err != nil {
+		return err
+	}
 	o, err := a.store.GetObservation(r.Context(), a.cfg.DefaultProjectID, id)
-	if errors.Is(err, apierror.ErrNotFound) {
-		return apierror.NotFound("observation %s not found", id)
+	if errs.KindOf(err) == errs.NotFound {
+		return errs.NotFoundf("observation %s not found", clip(id, 100))
 	}
 	if err != nil {
 		return err
@@ -205,20 +133,11 @@ func (a *API) getObservation(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listSessions(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	page, err := listParams(q)
+	f, err := sessionFilter(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	from, err := optTime(q, "fromTimestamp")
-	if err != nil {
-		return err
-	}
-	to, err := optTime(q, "toTimestamp")
-	if err != nil {
-		return err
-	}
-	rows, total, err := a.store.ListSessions(r.Context(), a.cfg.DefaultProjectID, from, to, page)
+	rows, total, err := a.store.ListSessions(r.Context(), a.cfg.DefaultProjectID, f)
 	if err != nil {
 		return err
 	}
@@ -226,15 +145,18 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request) error {
 	for _, s := range rows {
 		data = append(data, map[string]any{"id": s.ID, "createdAt": fmtTime(s.CreatedAt), "projectId": a.cfg.DefaultProjectID, "environment": s.Environment})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data, "meta": meta(page, total)})
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "meta": meta(f.Page, total)})
 	return nil
 }
 
 func (a *API) getSession(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("sessionId")
+	id, err := pathID(r, "sessionId")
+	if err != nil {
+		return err
+	}
 	s, trs, err := a.store.GetSession(r.Context(), a.cfg.DefaultProjectID, id)
-	if errors.Is(err, apierror.ErrNotFound) {
-		return apierror.NotFound("session %s not found", id)
+	if errs.KindOf(err) == errs.NotFound {
+		return errs.NotFoundf("session %s not found", clip(id, 100))
 	}
 	if err != nil {
 		return err
@@ -249,16 +171,8 @@ func (a *API) getSession(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) dailyMetrics(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	page, err := listParams(q)
+	f, err := dailyFilter(r.URL.Query())
 	if err != nil {
-		return err
-	}
-	f := store.DailyFilter{Page: page, TraceName: q.Get("traceName"), UserID: q.Get("userId"), Tags: multi(q, "tags")}
-	if f.From, err = optTime(q, "fromTimestamp"); err != nil {
-		return err
-	}
-	if f.To, err = optTime(q, "toTimestamp"); err != nil {
 		return err
 	}
 	rows, total, err := a.store.DailyMetrics(r.Context(), a.cfg.DefaultProjectID, f)
@@ -268,7 +182,7 @@ func (a *API) dailyMetrics(w http.ResponseWriter, r *http.Request) error {
 	if rows == nil {
 		rows = []store.DailyRow{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": rows, "meta": meta(page, total)})
+	writeJSON(w, http.StatusOK, map[string]any{"data": rows, "meta": meta(f.Page, total)})
 	return nil
 }
 

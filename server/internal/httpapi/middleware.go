@@ -10,10 +10,11 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/logging"
 )
 
 // handlerFunc is an HTTP handler that returns its error for writeError.
@@ -21,15 +22,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 type ctxKey int
 
-const (
-	requestIDKey ctxKey = iota
-	authKeyKey
-)
-
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
+const authKeyKey ctxKey = iota
 
 func authKey(ctx context.Context) string {
 	k, _ := ctx.Value(authKeyKey).(string)
@@ -98,7 +91,10 @@ func (a *API) wrap(pattern string, opts routeOptions, h handlerFunc) http.Handle
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ctx := logging.WithRequestID(r.Context(), id)
+		if trace := requestTraceID(r); trace != "" {
+			ctx = logging.WithTraceID(ctx, trace)
+		}
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
 
@@ -107,39 +103,61 @@ func (a *API) wrap(pattern string, opts routeOptions, h handlerFunc) http.Handle
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				a.log.Error("panic in handler", "request_id", id, "route", pattern, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				a.log.ErrorContext(ctx, "panic in handler", "route", pattern, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if rec.status == 0 {
 					writeError(rec, r, a.log, fmt.Errorf("panic: %v", p))
 				}
 			}
 			took := time.Since(start)
-			a.tel.Requests.WithLabelValues(pattern, fmt.Sprint(rec.status)).Inc()
+			a.tel.Requests.WithLabelValues(pattern, strconv.Itoa(rec.status)).Inc()
 			a.tel.RequestDuration.WithLabelValues(pattern).Observe(took.Seconds())
-			a.log.Info("request", "method", r.Method, "route", pattern, "status", rec.status,
-				"duration_ms", float64(took.Microseconds())/1000, "bytes", rec.bytes, "request_id", id)
+			a.log.InfoContext(ctx, "request", "method", r.Method, "route", pattern, "status", rec.status,
+				"duration_ms", float64(took.Microseconds())/1000, "bytes", rec.bytes)
 		}()
 
-		if err := a.serve(rec, r, pattern, opts, h); err != nil {
+		if err := a.serve(rec, r, opts, h); err != nil {
 			writeError(rec, r, a.log, err)
 		}
 	})
 }
 
-func (a *API) serve(w http.ResponseWriter, r *http.Request, pattern string, opts routeOptions, h handlerFunc) error {
+// requestTraceID is the trace a request concerns, for log lines: the W3C
+// traceparent header's trace id, or a Langfuse trace id in the path.
+func requestTraceID(r *http.Request) string {
+	if tp := r.Header.Get("Traceparent"); len(tp) >= 55 && tp[2] == '-' && tp[35] == '-' {
+		if id := tp[3:35]; isHex(id) {
+			return id
+		}
+	}
+	if id := r.PathValue("traceId"); id != "" && validRequestID(id) {
+		return id
+	}
+	return ""
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *API) serve(w http.ResponseWriter, r *http.Request, opts routeOptions, h handlerFunc) error {
 	if !opts.always && a.shuttingDown.Load() {
 		return errShuttingDown
 	}
 	if !opts.public {
 		key, ok := a.authenticate(r)
 		if !ok {
-			return &apierror.Error{Status: http.StatusUnauthorized, Code: apierror.CodeUnauthorized,
-				Message: "missing or invalid credentials: send Authorization: Bearer <token> or Basic <public:secret>"}
+			return errUnauthorized
 		}
 		r = r.WithContext(context.WithValue(r.Context(), authKeyKey, key))
 	}
 	if opts.rateLimited {
 		if err := a.limiter.allow(authKey(r.Context()), a.now()); err != nil {
-			a.tel.RateLimited.WithLabelValues(pattern).Inc()
+			a.tel.RateLimited.WithLabelValues(r.Pattern).Inc()
 			return err
 		}
 	}

@@ -2,13 +2,12 @@ package httpapi
 
 import (
 	"math"
-	"net/http"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 )
 
 // keyedLimiter is a token bucket per key (token or Basic public key). Buckets
@@ -70,10 +69,8 @@ func (k *keyedLimiter) allow(key string, now time.Time) error {
 	}
 	var meta rateLimitMeta
 	meta.RateLimit.ResetAt = now.Add(delay).UTC().Format(time.RFC3339)
-	return &apierror.Error{
-		Status: http.StatusTooManyRequests, Code: apierror.CodeTooManyRequests, Message: "Too Many Requests",
-		RetryAfter: time.Duration(math.Max(1, math.Ceil(delay.Seconds()))) * time.Second, Meta: meta,
-	}
+	return &errs.Error{Kind: errs.Overloaded, Msg: "Too Many Requests",
+		RetryAfter: time.Duration(math.Max(1, math.Ceil(delay.Seconds()))) * time.Second, Detail: meta}
 }
 
 func (k *keyedLimiter) size() int {

@@ -2,7 +2,7 @@
 // wait; workers group concurrent submissions into one transaction (group
 // commit) and answer each submitter only after that transaction committed.
 // The queue is bounded: when it is full, Submit fails at once with
-// apierror.ErrOverloaded instead of buffering without bound.
+// errs.Overloaded instead of buffering without bound.
 package ingest
 
 import (
@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 )
 
 // CommitFunc writes a group of items in one transaction.
@@ -87,10 +87,10 @@ func New[T any](opts Options, commit CommitFunc[T]) *Batcher[T] {
 }
 
 // ErrClosed is returned by Submit after Close (the server is shutting down).
-var ErrClosed = fmt.Errorf("%w: shutting down", apierror.ErrUnavailable)
+var ErrClosed = errs.Unavailablef(nil, "server is shutting down; retry on another replica")
 
 // Submit queues items (counted as size units, at least 1) and waits until they
-// are committed or failed. It fails at once with apierror.ErrOverloaded when
+// are committed or failed. It fails at once with errs.ErrOverloaded when
 // the queue is full and with ErrClosed after Close. When ctx ends first the
 // items may still be committed later; the caller must not report success.
 func (b *Batcher[T]) Submit(ctx context.Context, items []T, size int) error {
@@ -105,7 +105,7 @@ func (b *Batcher[T]) Submit(ctx context.Context, items []T, size int) error {
 	if n := b.queued.Add(int64(size)); n > int64(b.opts.MaxQueuedItems) && n != int64(size) {
 		b.queued.Add(-int64(size))
 		b.mu.RUnlock()
-		return apierror.ErrOverloaded
+		return errs.ErrOverloaded
 	}
 	j := &job[T]{items: items, size: size, done: make(chan error, 1)}
 	select {
@@ -113,7 +113,7 @@ func (b *Batcher[T]) Submit(ctx context.Context, items []T, size int) error {
 	default:
 		b.queued.Add(-int64(size))
 		b.mu.RUnlock()
-		return apierror.ErrOverloaded
+		return errs.ErrOverloaded
 	}
 	b.mu.RUnlock()
 	b.observeDepth()
@@ -121,7 +121,7 @@ func (b *Batcher[T]) Submit(ctx context.Context, items []T, size int) error {
 	case err := <-j.done:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", apierror.ErrUnavailable, ctx.Err())
+		return fmt.Errorf("%w: %w", errs.ErrUnavailable, ctx.Err())
 	}
 }
 
@@ -185,7 +185,7 @@ func (b *Batcher[T]) work() {
 
 func (b *Batcher[T]) flush(group []*job[T], size int) {
 	err := b.commitJobs(group, size)
-	if err != nil && len(group) > 1 && !errors.Is(err, apierror.ErrUnavailable) {
+	if err != nil && len(group) > 1 && errs.KindOf(err) != errs.Unavailable {
 		// One submission's bad data must not fail the others: commit them one by one.
 		for _, j := range group {
 			j.done <- b.commitJobs([]*job[T]{j}, j.size)

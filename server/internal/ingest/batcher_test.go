@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 )
 
 func TestConcurrentSubmissionsShareATransaction(t *testing.T) {
@@ -82,7 +82,7 @@ func TestFullQueueFailsFast(t *testing.T) {
 	}
 	start := time.Now()
 	err := b.Submit(context.Background(), make([]int, 5), 5)
-	if !errors.Is(err, apierror.ErrOverloaded) {
+	if !errors.Is(err, errs.ErrOverloaded) {
 		t.Fatalf("submit over the bound: %v, want ErrOverloaded", err)
 	}
 	if time.Since(start) > 100*time.Millisecond {
@@ -149,7 +149,7 @@ func TestCloseDrainsQueuedWork(t *testing.T) {
 	for !b.isClosed() {
 		time.Sleep(time.Millisecond)
 	}
-	if err := b.Submit(context.Background(), []int{1}, 1); !errors.Is(err, ErrClosed) || !errors.Is(err, apierror.ErrUnavailable) {
+	if err := b.Submit(context.Background(), []int{1}, 1); !errors.Is(err, ErrClosed) || !errors.Is(err, errs.ErrUnavailable) {
 		t.Fatalf("submit after Close: %v", err)
 	}
 	close(gate)

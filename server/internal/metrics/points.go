@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 )
 
 // Limits of a push (SPEC §3.4).
@@ -69,23 +69,23 @@ func parseBatchSlow(body []byte, now time.Time) ([]Point, error) {
 	if err := dec.Decode(&req); err != nil {
 		var te *json.UnmarshalTypeError
 		if asTypeError(err, &te) && te.Field == "metrics" {
-			return nil, apierror.BadRequest("metrics: must be an array of points")
+			return nil, errs.InvalidField("metrics", "must be an array of points")
 		}
-		return nil, apierror.BadRequest("body: %s", jsonProblem(err))
+		return nil, errs.InvalidField("body", "%s", jsonProblem(err))
 	}
 	if dec.More() {
-		return nil, apierror.BadRequest("body: unexpected data after the JSON object")
+		return nil, errs.InvalidField("body", "unexpected data after the JSON object")
 	}
 	if req.Metrics == nil {
-		return nil, apierror.BadRequest(`metrics: required (body is {"metrics":[...]})`)
+		return nil, errs.InvalidField("metrics", `required (body is {"metrics":[...]})`)
 	}
 	if len(req.Metrics) > MaxPointsPerBatch {
-		return nil, apierror.BadRequest("metrics: %d points in one batch, at most %d allowed", len(req.Metrics), MaxPointsPerBatch)
+		return nil, errs.InvalidField("metrics", "%d points in one batch, at most %d allowed", len(req.Metrics), MaxPointsPerBatch)
 	}
 	out := make([]Point, len(req.Metrics))
 	for i, raw := range req.Metrics {
 		if err := parsePoint(raw, now, &out[i]); err != nil {
-			return nil, apierror.BadRequest("metrics[%d]%s", i, err)
+			return nil, errs.WithField(err, fmt.Sprintf("metrics[%d]", i))
 		}
 	}
 	return out, nil
@@ -96,12 +96,12 @@ func parsePoint(raw json.RawMessage, now time.Time, p *Point) error {
 	if err := json.Unmarshal(raw, &w); err != nil {
 		var te *json.UnmarshalTypeError
 		if asTypeError(err, &te) && te.Field != "" {
-			return fmt.Errorf(".%s: must be a %s", te.Field, expectedType(te.Field))
+			return errs.InvalidField("."+te.Field, "must be a %s", expectedType(te.Field))
 		}
-		return fmt.Errorf(": must be an object with name, labels, value, timestamp")
+		return errs.InvalidField("", "must be an object with name, labels, value, timestamp")
 	}
 	if w.Name == nil || *w.Name == "" {
-		return fmt.Errorf(".name: required")
+		return errs.InvalidField(".name", "required")
 	}
 	if err := checkName(*w.Name); err != nil {
 		return err
@@ -115,17 +115,17 @@ func parsePoint(raw json.RawMessage, now time.Time, p *Point) error {
 	p.LabelsJSON = CanonicalLabels(labels)
 
 	if len(w.Value) == 0 || string(w.Value) == "null" {
-		return fmt.Errorf(".value: required")
+		return errs.InvalidField(".value", "required")
 	}
 	if w.Value[0] == '"' {
-		return fmt.Errorf(".value: must be a finite JSON number, not a string (NaN and Infinity are not accepted)")
+		return errs.InvalidField(".value", "must be a finite JSON number, not a string (NaN and Infinity are not accepted)")
 	}
 	var v float64
 	if err := json.Unmarshal(w.Value, &v); err != nil {
-		return fmt.Errorf(".value: must be a finite JSON number")
+		return errs.InvalidField(".value", "must be a finite JSON number")
 	}
 	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return fmt.Errorf(".value: must be finite")
+		return errs.InvalidField(".value", "must be finite")
 	}
 	p.Value = v
 
@@ -140,10 +140,10 @@ func parseTimestamp(v *string, now time.Time) (time.Time, error) {
 	}
 	ts, err := time.Parse(time.RFC3339Nano, *v)
 	if err != nil {
-		return time.Time{}, fmt.Errorf(".timestamp: %q is not RFC 3339 (e.g. 2026-02-14T10:00:00Z)", *v)
+		return time.Time{}, errs.InvalidField(".timestamp", "%q is not RFC 3339 (e.g. 2026-02-14T10:00:00Z)", *v)
 	}
 	if ts.Before(MinTimestamp) || ts.After(now.Add(MaxFutureSkew)) {
-		return time.Time{}, fmt.Errorf(".timestamp: %s is outside the accepted range (after %s, at most %s ahead of the server clock)",
+		return time.Time{}, errs.InvalidField(".timestamp", "%s is outside the accepted range (after %s, at most %s ahead of the server clock)",
 			*v, MinTimestamp.Format(time.RFC3339), MaxFutureSkew)
 	}
 	// Postgres stores microseconds; truncate here so the identity of a point is what is stored.
@@ -152,10 +152,10 @@ func parseTimestamp(v *string, now time.Time) (time.Time, error) {
 
 func checkName(name string) error {
 	if len(name) > MaxNameLength {
-		return fmt.Errorf(".name: longer than %d characters", MaxNameLength)
+		return errs.InvalidField(".name", "longer than %d characters", MaxNameLength)
 	}
 	if !validName(name) {
-		return fmt.Errorf(".name: %q does not match [a-zA-Z_:][a-zA-Z0-9_:.-]*", name)
+		return errs.InvalidField(".name", "%q does not match [a-zA-Z_:][a-zA-Z0-9_:.-]*", name)
 	}
 	return nil
 }
@@ -163,7 +163,7 @@ func checkName(name string) error {
 // checkLabels validates decoded string labels (count, keys, sizes).
 func checkLabels(labels map[string]string) error {
 	if len(labels) > MaxLabels {
-		return fmt.Errorf(".labels: %d labels, at most %d allowed", len(labels), MaxLabels)
+		return errs.InvalidField(".labels", "%d labels, at most %d allowed", len(labels), MaxLabels)
 	}
 	for k, v := range labels {
 		if err := checkLabel(k, v); err != nil {
@@ -175,13 +175,13 @@ func checkLabels(labels map[string]string) error {
 
 func checkLabel(k, v string) error {
 	if len(k) > MaxLabelBytes {
-		return fmt.Errorf(".labels: key %q longer than %d bytes", k[:32]+"…", MaxLabelBytes)
+		return errs.InvalidField(".labels", "key %q longer than %d bytes", k[:32]+"…", MaxLabelBytes)
 	}
 	if !validLabelKey(k) {
-		return fmt.Errorf(".labels: key %q does not match [a-zA-Z_][a-zA-Z0-9_]*", k)
+		return errs.InvalidField(".labels", "key %q does not match [a-zA-Z_][a-zA-Z0-9_]*", k)
 	}
 	if len(v) > MaxLabelBytes {
-		return fmt.Errorf(".labels.%s: value longer than %d bytes", k, MaxLabelBytes)
+		return errs.InvalidField(".labels."+k, "value longer than %d bytes", MaxLabelBytes)
 	}
 	return nil
 }
@@ -226,10 +226,10 @@ func parseLabels(raw json.RawMessage) (map[string]string, error) {
 	}
 	var generic map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &generic); err != nil {
-		return nil, fmt.Errorf(".labels: must be an object of string values")
+		return nil, errs.InvalidField(".labels", "must be an object of string values")
 	}
 	if len(generic) > MaxLabels {
-		return nil, fmt.Errorf(".labels: %d labels, at most %d allowed", len(generic), MaxLabels)
+		return nil, errs.InvalidField(".labels", "%d labels, at most %d allowed", len(generic), MaxLabels)
 	}
 	labels := make(map[string]string, len(generic))
 	for k, rv := range generic {
@@ -238,7 +238,7 @@ func parseLabels(raw json.RawMessage) (map[string]string, error) {
 			return nil, err
 		}
 		if err := json.Unmarshal(rv, &s); err != nil {
-			return nil, fmt.Errorf(".labels.%s: must be a string", k)
+			return nil, errs.InvalidField(".labels."+k, "must be a string")
 		}
 		if err := checkLabel(k, s); err != nil {
 			return nil, err

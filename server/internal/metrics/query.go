@@ -1,21 +1,25 @@
 package metrics
 
 import (
-	"encoding/json"
-	"net/url"
-	"sort"
+	"context"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 )
 
 // Limits of a query response (SPEC §3.5).
 const (
 	MaxSeries          = 50
 	MaxPointsPerSeries = 1000
-	DefaultRange       = time.Hour
-	DefaultStep        = time.Minute
+	// MaxSeriesScanned bounds how many series with points in the window one
+	// query may consider (before grouping), so that a broad query cannot load
+	// every series of a large metric into memory.
+	MaxSeriesScanned = 10000
+	DefaultRange     = time.Hour
+	DefaultStep      = time.Minute
+	MaxStep          = 366 * 24 * time.Hour
 )
 
 // Agg is an aggregation function over the points of a bucket.
@@ -38,6 +42,17 @@ const (
 // Aggs lists every valid Agg, in documentation order.
 var Aggs = []Agg{AggAvg, AggMin, AggMax, AggSum, AggCount, AggLast, AggP50, AggP90, AggP95, AggP99}
 
+// QueryInput is a query as the API received it: typed, not yet validated.
+// Zero values mean "not given" and take the defaults.
+type QueryInput struct {
+	Name     string
+	From, To *time.Time
+	Labels   map[string]string
+	Step     time.Duration
+	Agg      string
+	GroupBy  []string
+}
+
 // Query is a validated metrics query.
 type Query struct {
 	Name    string
@@ -49,105 +64,71 @@ type Query struct {
 	GroupBy []string // sorted, unique; empty: one result per series
 }
 
-// ParseQuery validates the query string of GET /api/public/metrics/query.
-func ParseQuery(q url.Values, now time.Time) (*Query, error) {
-	out := &Query{Agg: AggAvg, Step: DefaultStep, Labels: map[string]string{}}
-	out.Name = q.Get("name")
-	if out.Name == "" {
-		return nil, apierror.BadRequest("name: required")
+// NewQuery validates in and fills in the defaults (to = now, from = to − 1h,
+// step 1m, agg avg).
+func NewQuery(in QueryInput, now time.Time) (*Query, error) {
+	q := &Query{Name: in.Name, Labels: in.Labels, Step: in.Step, Agg: Agg(strings.ToLower(in.Agg))}
+	if err := CheckQueryName(q.Name); err != nil {
+		return nil, err
 	}
-	if len(out.Name) > MaxNameLength || !validName(out.Name) {
-		// Not an error: such a series cannot exist, but say so clearly.
-		return nil, apierror.BadRequest("name: %q is not a valid metric name", truncate(out.Name, 64))
+	q.To = now.UTC()
+	if in.To != nil {
+		q.To = in.To.UTC()
 	}
-	var err error
-	out.To = now.UTC()
-	if v := q.Get("to"); v != "" {
-		if out.To, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			return nil, apierror.BadRequest("to: %q is not RFC 3339", truncate(v, 64))
-		}
+	q.From = q.To.Add(-DefaultRange)
+	if in.From != nil {
+		q.From = in.From.UTC()
 	}
-	out.From = out.To.Add(-DefaultRange)
-	if v := q.Get("from"); v != "" {
-		if out.From, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			return nil, apierror.BadRequest("from: %q is not RFC 3339", truncate(v, 64))
-		}
+	if q.From.After(q.To) {
+		return nil, errs.InvalidField("from", "%s is after to (%s)", q.From.Format(time.RFC3339Nano), q.To.Format(time.RFC3339Nano))
 	}
-	out.From, out.To = out.From.UTC(), out.To.UTC()
-	if out.From.After(out.To) {
-		return nil, apierror.BadRequest("from: %s is after to (%s)", out.From.Format(time.RFC3339Nano), out.To.Format(time.RFC3339Nano))
-	}
-	if v := q.Get("labels"); v != "" {
-		if err := json.Unmarshal([]byte(v), &out.Labels); err != nil || out.Labels == nil {
-			return nil, apierror.BadRequest(`labels: must be a JSON object of string values, e.g. {"node_id":"node-1"}`)
-		}
-	}
-	if v := q.Get("step"); v != "" {
-		if out.Step, err = ParseStep(v); err != nil {
-			return nil, err
-		}
-	}
-	if v := q.Get("agg"); v != "" {
-		out.Agg = Agg(strings.ToLower(v))
-		if !validAgg(out.Agg) {
-			names := make([]string, len(Aggs))
-			for i, a := range Aggs {
-				names[i] = string(a)
-			}
-			return nil, apierror.BadRequest("agg: %q is not one of %s", truncate(v, 32), strings.Join(names, ", "))
-		}
-	}
-	if v := q.Get("group_by"); v != "" {
-		seen := map[string]bool{}
-		for _, k := range strings.Split(v, ",") {
-			k = strings.TrimSpace(k)
-			if k == "" {
-				return nil, apierror.BadRequest("group_by: empty label key in %q", truncate(v, 64))
-			}
-			if !validLabelKey(k) {
-				return nil, apierror.BadRequest("group_by: %q is not a valid label key", truncate(k, 64))
-			}
-			if !seen[k] {
-				seen[k] = true
-				out.GroupBy = append(out.GroupBy, k)
-			}
-		}
-		sort.Strings(out.GroupBy)
-	}
-	return out, nil
-}
-
-// ParseStep accepts the original 1m/5m/1h/1d and any Go duration of whole seconds ≥ 1s (15s, 10m, 6h).
-func ParseStep(v string) (time.Duration, error) {
-	var d time.Duration
-	var err error
-	if strings.HasSuffix(v, "d") {
-		var days time.Duration
-		days, err = time.ParseDuration(strings.TrimSuffix(v, "d") + "h")
-		d = days * 24
-	} else {
-		d, err = time.ParseDuration(v)
+	if q.Labels == nil {
+		q.Labels = map[string]string{}
 	}
 	switch {
-	case err != nil:
-		return 0, apierror.BadRequest("step: %q is not a duration like 15s, 1m, 5m, 1h or 1d", truncate(v, 32))
-	case d < time.Second:
-		return 0, apierror.BadRequest("step: %q is below the minimum of 1s", truncate(v, 32))
-	case d%time.Second != 0:
-		return 0, apierror.BadRequest("step: %q is not a whole number of seconds", truncate(v, 32))
-	case d > 366*24*time.Hour:
-		return 0, apierror.BadRequest("step: %q is longer than a year", truncate(v, 32))
+	case q.Step == 0:
+		q.Step = DefaultStep
+	case q.Step < time.Second:
+		return nil, errs.InvalidField("step", "%s is below the minimum of 1s", q.Step)
+	case q.Step%time.Second != 0:
+		return nil, errs.InvalidField("step", "%s is not a whole number of seconds", q.Step)
+	case q.Step > MaxStep:
+		return nil, errs.InvalidField("step", "%s is longer than a year", q.Step)
 	}
-	return d, nil
+	if q.Agg == "" {
+		q.Agg = AggAvg
+	}
+	if !slices.Contains(Aggs, q.Agg) {
+		names := make([]string, len(Aggs))
+		for i, a := range Aggs {
+			names[i] = string(a)
+		}
+		return nil, errs.InvalidField("agg", "%q is not one of %s", truncate(in.Agg, 32), strings.Join(names, ", "))
+	}
+	for _, k := range in.GroupBy {
+		if k == "" {
+			return nil, errs.InvalidField("group_by", "empty label key")
+		}
+		if !validLabelKey(k) {
+			return nil, errs.InvalidField("group_by", "%q is not a valid label key", truncate(k, 64))
+		}
+		q.GroupBy = append(q.GroupBy, k)
+	}
+	slices.Sort(q.GroupBy)
+	q.GroupBy = slices.Compact(q.GroupBy)
+	return q, nil
 }
 
-func validAgg(a Agg) bool {
-	for _, x := range Aggs {
-		if a == x {
-			return true
-		}
+// CheckQueryName validates the metric name of a query: required and well formed
+// (a malformed name cannot match a series, so say so rather than answer nothing).
+func CheckQueryName(name string) error {
+	if name == "" {
+		return errs.InvalidField("name", "required")
 	}
-	return false
+	if len(name) > MaxNameLength || !validName(name) {
+		return errs.InvalidField("name", "%q is not a valid metric name", truncate(name, 64))
+	}
+	return nil
 }
 
 func truncate(s string, n int) string {
@@ -157,11 +138,13 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// Series is one result series: its labels (the group's labels with group_by)
-// and its buckets, oldest first.
+// Series is one result series: its labels (the group's labels with group_by),
+// its buckets, oldest first, and the time of its newest raw point in the
+// window (of a group: of its newest member) — the router's freshness signal.
 type Series struct {
-	Labels map[string]string `json:"labels"`
-	Values []Sample          `json:"values"`
+	Labels   map[string]string `json:"labels"`
+	Values   []Sample          `json:"values"`
+	LatestTS time.Time         `json:"latest_ts"`
 }
 
 // Sample is one bucket: its start time and the aggregated value.
@@ -175,4 +158,74 @@ type Result struct {
 	Series    []Series
 	LatestTS  time.Time // zero when Series is empty
 	Truncated bool
+}
+
+// SeriesRef is a stored series: its id and labels.
+type SeriesRef struct {
+	ID     int64
+	Labels map[string]string
+}
+
+// Selector picks the series of one metric whose labels contain Labels and
+// that have at least one point in [From, To].
+type Selector struct {
+	Name     string
+	Labels   map[string]string
+	From, To time.Time
+	// Limit: return at most this many series (the caller asks for one more than it accepts).
+	Limit int
+}
+
+// Buckets is one group's aggregated buckets, oldest first (at most
+// MaxPointsPerSeries+1 of the most recent), and its newest raw point time.
+type Buckets struct {
+	Values []Sample
+	Latest time.Time
+}
+
+// Source is the storage a query runs on.
+type Source interface {
+	// FindSeries returns the series that Selector picks.
+	FindSeries(ctx context.Context, project string, sel Selector) ([]SeriesRef, error)
+	// AggregateGroups aggregates each group's points per bucket of q.Step
+	// with q.Agg; the result has one element per group.
+	AggregateGroups(ctx context.Context, project string, groups []Group, q *Query) ([]Buckets, error)
+}
+
+// Run answers q from src (SPEC §3.5): series with points in the window are
+// grouped, the first MaxSeries groups by their labels' canonical JSON are
+// aggregated, and each keeps its MaxPointsPerSeries most recent buckets.
+func Run(ctx context.Context, src Source, project string, q *Query) (*Result, error) {
+	found, err := src.FindSeries(ctx, project, Selector{Name: q.Name, Labels: q.Labels, From: q.From, To: q.To, Limit: MaxSeriesScanned + 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(found) > MaxSeriesScanned {
+		return nil, errs.InvalidField("labels", "more than %d series of %s have points in the window; narrow the query with labels or a shorter window",
+			MaxSeriesScanned, q.Name)
+	}
+	groups, truncated := GroupSeries(found, q.GroupBy, MaxSeries)
+	res := &Result{Truncated: truncated}
+	if len(groups) == 0 {
+		return res, nil
+	}
+	buckets, err := src.AggregateGroups(ctx, project, groups, q)
+	if err != nil {
+		return nil, err
+	}
+	for i, g := range groups {
+		vals := buckets[i].Values
+		if len(vals) == 0 {
+			continue // its points were deleted since FindSeries looked
+		}
+		if len(vals) > MaxPointsPerSeries {
+			vals = vals[len(vals)-MaxPointsPerSeries:]
+			res.Truncated = true
+		}
+		res.Series = append(res.Series, Series{Labels: g.Labels, Values: vals, LatestTS: buckets[i].Latest.UTC()})
+		if buckets[i].Latest.After(res.LatestTS) {
+			res.LatestTS = buckets[i].Latest.UTC()
+		}
+	}
+	return res, nil
 }

@@ -59,10 +59,30 @@ func spanUpserts(s *Span) ([]traces.Upsert, error) {
 	env := firstString(a.str("langfuse.environment"), a.str("deployment.environment.name"), a.str("deployment.environment"),
 		res.str("langfuse.environment"), res.str("deployment.environment.name"), res.str("deployment.environment"))
 
-	// Observation.
+	obs := observationFields(s, &a, env)
+	tr, wantTrace := traceFields(s, &a, &res, env, obs)
+	if meta := observationMetadata(s, &a); len(meta) > 0 {
+		obs["metadata"] = mustJSON(meta)
+	}
+	ups, err := traces.ObservationUpserts(obs, stamp)
+	if err != nil {
+		return nil, err
+	}
+	if wantTrace {
+		tu, err := traces.TraceUpserts(tr, stamp)
+		if err != nil {
+			return nil, err
+		}
+		ups = append(ups, tu...)
+	}
+	return ups, nil
+}
+
+// observationFields maps a span onto the Langfuse observation fields.
+func observationFields(s *Span, a *attrs, env string) map[string]json.RawMessage {
 	obs := map[string]json.RawMessage{
 		"id": raw(s.SpanID), "traceId": raw(s.TraceID), "name": raw(s.Name), "startTime": raw(s.Start.Format(time.RFC3339Nano)),
-		"type": raw(observationType(&a)),
+		"type": raw(observationType(a)),
 	}
 	if s.ParentSpanID != "" {
 		obs["parentObservationId"] = raw(s.ParentSpanID)
@@ -93,16 +113,7 @@ func spanUpserts(s *Span) ([]traces.Upsert, error) {
 	} else if p := a.prefixed("gen_ai.request.", "gen_ai.request.model"); len(p) > 0 {
 		obs["modelParameters"] = mustJSON(p)
 	}
-	if u := a.jsonObject("langfuse.observation.usage_details"); u != nil {
-		obs["usageDetails"] = u
-	} else if u := genAIUsage(&a); len(u) > 0 {
-		obs["usageDetails"] = mustJSON(u)
-	}
-	if c := a.jsonObject("langfuse.observation.cost_details"); c != nil {
-		obs["costDetails"] = c
-	} else if cost, ok := a.num("gen_ai.usage.cost"); ok {
-		obs["costDetails"] = mustJSON(map[string]float64{"total": cost})
-	}
+	usageAndCost(a, obs)
 	if v := a.str("langfuse.observation.completion_start_time"); v != "" {
 		var unquoted string
 		if json.Unmarshal([]byte(v), &unquoted) == nil {
@@ -129,9 +140,28 @@ func spanUpserts(s *Span) ([]traces.Upsert, error) {
 	if v := a.str("langfuse.version"); v != "" {
 		obs["version"] = raw(v)
 	}
+	return obs
+}
 
-	// Trace attributes (also consumed, so they do not land in observation metadata).
-	tr := map[string]json.RawMessage{"id": raw(s.TraceID)}
+// usageAndCost sets usageDetails and costDetails from Langfuse's or gen_ai's attributes.
+func usageAndCost(a *attrs, obs map[string]json.RawMessage) {
+	if u := a.jsonObject("langfuse.observation.usage_details"); u != nil {
+		obs["usageDetails"] = u
+	} else if u := genAIUsage(a); len(u) > 0 {
+		obs["usageDetails"] = mustJSON(u)
+	}
+	if c := a.jsonObject("langfuse.observation.cost_details"); c != nil {
+		obs["costDetails"] = c
+	} else if cost, ok := a.num("gen_ai.usage.cost"); ok {
+		obs["costDetails"] = mustJSON(map[string]float64{"total": cost})
+	}
+}
+
+// traceFields maps the trace attributes of a span (also consumed, so they do
+// not land in the observation's metadata); wanted says whether the span
+// carries a trace at all (it is the root, or sets trace attributes).
+func traceFields(s *Span, a, res *attrs, env string, obs map[string]json.RawMessage) (tr map[string]json.RawMessage, wanted bool) {
+	tr = map[string]json.RawMessage{"id": raw(s.TraceID)}
 	root := s.ParentSpanID == ""
 	hasTraceAttrs := false
 	for k := range s.Attributes {
@@ -191,11 +221,14 @@ func spanUpserts(s *Span) ([]traces.Upsert, error) {
 	if root {
 		tr["timestamp"] = raw(s.Start.Format(time.RFC3339Nano))
 	}
+	return tr, root || hasTraceAttrs
+}
 
-	// What is left is the observation's metadata, with the resource and scope.
-	obsMeta := map[string]any{}
+// observationMetadata is what the mapping left: unused attributes, the resource and the scope.
+func observationMetadata(s *Span, a *attrs) map[string]any {
+	meta := map[string]any{}
 	for k, v := range a.prefixed("langfuse.observation.metadata.", "") {
-		obsMeta[k] = v
+		meta[k] = v
 	}
 	rest := map[string]any{}
 	for k, v := range s.Attributes {
@@ -204,30 +237,15 @@ func spanUpserts(s *Span) ([]traces.Upsert, error) {
 		}
 	}
 	if len(rest) > 0 {
-		obsMeta["attributes"] = rest
+		meta["attributes"] = rest
 	}
 	if len(s.Resource) > 0 {
-		obsMeta["resourceAttributes"] = s.Resource
+		meta["resourceAttributes"] = s.Resource
 	}
 	if s.ScopeName != "" {
-		obsMeta["scope"] = map[string]string{"name": s.ScopeName, "version": s.ScopeVersion}
+		meta["scope"] = map[string]string{"name": s.ScopeName, "version": s.ScopeVersion}
 	}
-	if len(obsMeta) > 0 {
-		obs["metadata"] = mustJSON(obsMeta)
-	}
-
-	ups, err := traces.ObservationUpserts(obs, stamp)
-	if err != nil {
-		return nil, err
-	}
-	if root || hasTraceAttrs {
-		tu, err := traces.TraceUpserts(tr, stamp)
-		if err != nil {
-			return nil, err
-		}
-		ups = append(ups, tu...)
-	}
-	return ups, nil
+	return meta
 }
 
 // observationType follows Langfuse: explicit type, OpenInference kind, gen_ai operation, a model, else SPAN.

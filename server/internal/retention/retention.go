@@ -13,9 +13,6 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/server/internal/telemetry"
 )
 
-// lockID is the advisory lock that serialises retention passes.
-const lockID = 0x78747261636503
-
 // DefaultBudget bounds the trace deletion of one pass; the next pass continues.
 const DefaultBudget = 10 * time.Minute
 
@@ -53,23 +50,18 @@ func (p *Pruner) RunOnce(ctx context.Context) (Result, error) {
 	}
 	start := time.Now()
 	var res Result
-	conn, err := p.Store.Pool.Acquire(ctx)
-	if err != nil {
-		return res, err
-	}
-	defer conn.Release()
-	var locked bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", lockID).Scan(&locked); err != nil {
-		return res, err
-	}
-	if !locked {
+	ran, err := p.Store.RunExclusive(ctx, store.JobRetention, func(ctx context.Context) error {
+		return p.pass(ctx, now().UTC(), budget, start, &res)
+	})
+	if err == nil && !ran {
 		res.Skipped = true
 		p.Log.Info("retention pass skipped: another pass is running")
-		return res, nil
 	}
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockID) }()
+	return res, err
+}
 
-	t := now().UTC()
+// pass prunes metrics, then traces, and logs what it did.
+func (p *Pruner) pass(ctx context.Context, t time.Time, budget time.Duration, start time.Time, res *Result) error {
 	metricsCutoff := t.AddDate(0, 0, -p.MetricsDays)
 	tracesCutoff := t.AddDate(0, 0, -p.TracesDays)
 	m, err := p.Store.PruneMetrics(ctx, metricsCutoff)
@@ -78,7 +70,7 @@ func (p *Pruner) RunOnce(ctx context.Context) (Result, error) {
 		res.Traces, err = p.Store.PruneTraces(ctx, tracesCutoff, budget)
 	}
 	res.Duration = time.Since(start)
-	p.observe(res, err == nil)
+	p.observe(*res, err == nil)
 	attrs := []any{"dropped_partitions", len(res.DroppedPartitions), "partitions", res.DroppedPartitions,
 		"deleted_points", res.DeletedPoints, "deleted_series", res.DeletedSeries, "deleted_traces", res.Traces.Traces,
 		"deleted_observations", res.Traces.Observations, "deleted_scores", res.Traces.Scores, "complete", res.Traces.Complete,
@@ -86,10 +78,10 @@ func (p *Pruner) RunOnce(ctx context.Context) (Result, error) {
 		"duration_ms", res.Duration.Milliseconds()}
 	if err != nil {
 		p.Log.Error("retention pass failed", append(attrs, "error", err)...)
-		return res, err
+		return err
 	}
 	p.Log.Info("retention pass", attrs...)
-	return res, nil
+	return nil
 }
 
 func (p *Pruner) observe(r Result, ok bool) {

@@ -27,14 +27,21 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func openStore(t *testing.T, url string) *store.Store {
+// testStore is a store plus a direct connection for setting up and inspecting its database.
+type testStore struct {
+	*store.Store
+	db  *pgtest.DB
+	url string
+}
+
+func openStore(t *testing.T, url string) testStore {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Options{URL: url, MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	return st
+	return testStore{Store: st, db: pgtest.Connect(t, url), url: url}
 }
 
 func point(name, series string, v float64, ts time.Time) metrics.Point {
@@ -42,13 +49,9 @@ func point(name, series string, v float64, ts time.Time) metrics.Point {
 	return metrics.Point{Name: name, LabelsJSON: metrics.CanonicalLabels(labels), Value: v, Time: ts}
 }
 
-func count(t *testing.T, st *store.Store, sql string, args ...any) int {
+func count(t *testing.T, st testStore, sql string, args ...any) int {
 	t.Helper()
-	var n int
-	if err := st.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return n
+	return int(st.db.Int(sql, args...))
 }
 
 // now is the pruner's clock: 30-day metrics retention puts the cut-off at 2026-02-01T12:00:00Z.
@@ -75,11 +78,9 @@ func TestMetricsRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Series are "seen" on the day they are pushed; pretend the old ones were last pushed long ago.
-	if _, err := st.Pool.Exec(ctx, `UPDATE metric_series SET last_seen = '2026-01-01' WHERE labels->>'s' IN ('old', 'only-old')`); err != nil {
-		t.Fatal(err)
-	}
+	st.db.Exec(`UPDATE metric_series SET last_seen = '2026-01-01' WHERE labels->>'s' IN ('old', 'only-old')`)
 	before, _ := st.ListPartitions(ctx)
-	p := &retention.Pruner{Store: st, Log: quiet, MetricsDays: 30, TracesDays: 90, Now: func() time.Time { return now }}
+	p := &retention.Pruner{Store: st.Store, Log: quiet, MetricsDays: 30, TracesDays: 90, Now: func() time.Time { return now }}
 	res, err := p.RunOnce(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -105,11 +106,8 @@ func TestMetricsRetention(t *testing.T) {
 		t.Fatalf("deleted %d points row by row, want 1 (the partial edge day)", res.DeletedPoints)
 	}
 	var values []float64
-	rows, _ := st.Pool.Query(ctx, `SELECT value FROM metrics ORDER BY "timestamp"`)
-	for rows.Next() {
-		var v float64
-		_ = rows.Scan(&v)
-		values = append(values, v)
+	for _, row := range st.db.Rows(`SELECT value FROM metrics ORDER BY "timestamp"`) {
+		values = append(values, row[0].(float64))
 	}
 	if fmt.Sprint(values) != "[2 3 4]" {
 		t.Fatalf("remaining values %v, want [2 3 4] (edge kept to the second)", values)
@@ -123,7 +121,7 @@ func TestMetricsRetention(t *testing.T) {
 	}
 	// Another replica pushes the removed series again: it comes back, nothing is orphaned.
 	// (A replica whose cache still holds it notices at its daily touch; see the store tests.)
-	if err := openStore(t, st.Pool.Config().ConnString()).WritePoints(ctx, "default", []metrics.Point{point("gone_metric", "only-old", 6, now)}); err != nil {
+	if err := openStore(t, st.url).WritePoints(ctx, "default", []metrics.Point{point("gone_metric", "only-old", 6, now)}); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(t, st, `SELECT count(*) FROM metric_points p WHERE NOT EXISTS (SELECT 1 FROM metric_series s WHERE s.id = p.series_id)`); n != 0 {
@@ -143,7 +141,7 @@ func upserts(t *testing.T, body string) []traces.Upsert {
 	return ups
 }
 
-func writeTrace(t *testing.T, st *store.Store, id string, ts time.Time) {
+func writeTrace(t *testing.T, st testStore, id string, ts time.Time) {
 	t.Helper()
 	body := fmt.Sprintf(`{"trace":{"id":%q,"timestamp":%q},"observations":[{"id":"%s-o1","startTime":%q},{"id":"%s-o2","startTime":%q}]}`,
 		id, ts.Format(time.RFC3339), id, ts.Format(time.RFC3339), id, ts.Format(time.RFC3339))
@@ -172,7 +170,7 @@ func TestTracesRetention(t *testing.T) {
 	if err := st.WriteTraceUpserts(ctx, "default", orphan); err != nil {
 		t.Fatal(err)
 	}
-	p := &retention.Pruner{Store: st, Log: quiet, MetricsDays: 30, TracesDays: 90, Now: func() time.Time { return now }}
+	p := &retention.Pruner{Store: st.Store, Log: quiet, MetricsDays: 30, TracesDays: 90, Now: func() time.Time { return now }}
 	res, err := p.RunOnce(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +203,7 @@ func TestConcurrentPassesDoNotFailOrDoubleDelete(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			p := &retention.Pruner{Store: openStore(t, url), Log: quiet, MetricsDays: 30, TracesDays: 90, Now: func() time.Time { return now }}
+			p := &retention.Pruner{Store: openStore(t, url).Store, Log: quiet, MetricsDays: 30, TracesDays: 90, Now: func() time.Time { return now }}
 			results[i], errs[i] = p.RunOnce(ctx)
 		}(i)
 	}
@@ -235,11 +233,9 @@ func TestIngestDuringPrune(t *testing.T) {
 		rows = append(rows, map[string]any{"id": fmt.Sprintf("old-%d", i), "ts": old.Add(time.Duration(i) * time.Second)})
 	}
 	payload, _ := json.Marshal(rows)
-	if _, err := st.Pool.Exec(ctx, `INSERT INTO traces (project_id, id, "timestamp", doc, stamps)
-		SELECT 'default', r.id, r.ts, '{}', '{}' FROM jsonb_to_recordset($1::jsonb) AS r(id text, ts timestamptz)`, string(payload)); err != nil {
-		t.Fatal(err)
-	}
-	p := &retention.Pruner{Store: st, Log: quiet, MetricsDays: 30, TracesDays: 90}
+	st.db.Exec(`INSERT INTO traces (project_id, id, "timestamp", doc, stamps)
+		SELECT 'default', r.id, r.ts, '{}', '{}' FROM jsonb_to_recordset($1::jsonb) AS r(id text, ts timestamptz)`, string(payload))
+	p := &retention.Pruner{Store: st.Store, Log: quiet, MetricsDays: 30, TracesDays: 90}
 	done := make(chan error, 1)
 	go func() { _, err := p.RunOnce(ctx); done <- err }()
 	pushes := 0

@@ -57,7 +57,7 @@ func MigratedDatabase(t testing.TB) string {
 			return err
 		}
 		defer st.Close()
-		_, err = store.Migrate(ctx, st.Pool)
+		_, err = st.Migrate(ctx)
 		return err
 	})
 }

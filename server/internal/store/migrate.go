@@ -12,15 +12,10 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
-
-// migrationLockID is the advisory lock held while migrating, so replicas
-// starting together apply each migration once.
-const migrationLockID = 0x78747261636501 // "xtrace" + 1
 
 type migration struct {
 	version int
@@ -64,20 +59,21 @@ func loadMigrations() ([]migration, error) {
 
 // Migrate applies pending migrations, each in its own transaction, under an
 // advisory lock. It returns the names of the migrations it applied.
-func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	migrations, err := loadMigrations()
 	if err != nil {
 		return nil, err
 	}
-	conn, err := pool.Acquire(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, classify(err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLockID); err != nil {
+	unlock, err := lockSession(ctx, conn, lockMigrations)
+	if err != nil {
 		return nil, classify(err)
 	}
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLockID) }()
+	defer unlock()
 
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS xtrace_schema_migrations (
 		version int PRIMARY KEY, name text NOT NULL, checksum text NOT NULL DEFAULT '',

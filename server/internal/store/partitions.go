@@ -15,9 +15,6 @@ import (
 // retention can find expired ones by name.
 const partitionPrefix = "metric_points_p"
 
-// partitionLockID serialises partition DDL across replicas.
-const partitionLockID = 0x78747261636502
-
 func partitionName(day time.Time) string { return partitionPrefix + day.UTC().Format("20060102") }
 
 func dayOf(t time.Time) time.Time {
@@ -45,8 +42,8 @@ func (s *Store) EnsurePartitions(ctx context.Context, times ...time.Time) error 
 		return nil
 	}
 	sort.Slice(missing, func(i, j int) bool { return missing[i].Before(missing[j]) })
-	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", partitionLockID); err != nil {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockTx(ctx, tx, lockPartitions); err != nil {
 			return err
 		}
 		for _, d := range missing {
@@ -88,7 +85,7 @@ type Partition struct {
 
 // ListPartitions returns the points partitions, oldest first.
 func (s *Store) ListPartitions(ctx context.Context) ([]Partition, error) {
-	rows, err := s.Pool.Query(ctx, `
+	rows, err := s.pool.Query(ctx, `
 		SELECT c.relname FROM pg_inherits i
 		JOIN pg_class c ON c.oid = i.inhrelid
 		JOIN pg_class p ON p.oid = i.inhparent

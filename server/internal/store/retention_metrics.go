@@ -44,7 +44,7 @@ func (s *Store) PruneMetrics(ctx context.Context, cutoff time.Time) (MetricsPrun
 			}
 		}
 	}
-	tag, err := s.Pool.Exec(ctx, `
+	tag, err := s.pool.Exec(ctx, `
 		DELETE FROM metric_series s
 		WHERE s.last_seen < $1::date
 		  AND NOT EXISTS (SELECT 1 FROM metric_points p WHERE p.series_id = s.id)`, dayOf(cutoff))
@@ -57,8 +57,8 @@ func (s *Store) PruneMetrics(ctx context.Context, cutoff time.Time) (MetricsPrun
 
 // DropPartition drops one daily partition of the points table.
 func (s *Store) DropPartition(ctx context.Context, p Partition) error {
-	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", partitionLockID); err != nil {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockTx(ctx, tx, lockPartitions); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{p.Name}.Sanitize())
@@ -77,7 +77,7 @@ func (s *Store) deleteBefore(ctx context.Context, partition string, cutoff time.
 	sql := `DELETE FROM ` + table + ` WHERE ctid = ANY(ARRAY(SELECT ctid FROM ` + table + ` WHERE ts < $1 LIMIT $2))`
 	var total int64
 	for {
-		tag, err := s.Pool.Exec(ctx, sql, cutoff, pruneBatch)
+		tag, err := s.pool.Exec(ctx, sql, cutoff, pruneBatch)
 		if err != nil {
 			return total, classify(fmt.Errorf("trim partition %s: %w", partition, err))
 		}

@@ -26,7 +26,7 @@ func (s *Store) PruneTraces(ctx context.Context, cutoff time.Time, budget time.D
 	deadline := time.Now().Add(budget)
 	for time.Now().Before(deadline) {
 		var t, o, sc int64
-		err := s.Pool.QueryRow(ctx, `
+		err := s.pool.QueryRow(ctx, `
 			WITH doomed AS (
 				SELECT project_id, id FROM traces WHERE "timestamp" < $1
 				ORDER BY "timestamp" LIMIT $2 FOR UPDATE SKIP LOCKED
@@ -62,7 +62,7 @@ func (s *Store) PruneTraces(ctx context.Context, cutoff time.Time, budget time.D
 		{`DELETE FROM scores WHERE ctid = ANY(ARRAY(SELECT ctid FROM scores WHERE trace_id IS NULL AND "timestamp" < $1 LIMIT $2))`, &res.Scores},
 	} {
 		for time.Now().Before(deadline) {
-			tag, err := s.Pool.Exec(ctx, q.sql, cutoff, TracesPruneBatch)
+			tag, err := s.pool.Exec(ctx, q.sql, cutoff, TracesPruneBatch)
 			if err != nil {
 				return res, classify(fmt.Errorf("delete expired orphans: %w", err))
 			}

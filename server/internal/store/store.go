@@ -1,7 +1,7 @@
 // Package store is the PostgreSQL layer: the connection pool, the embedded
 // migrations and every SQL statement of the server. Errors leave this package
-// classified: connection problems wrap apierror.ErrUnavailable, missing rows
-// apierror.ErrNotFound; anything else is an internal error.
+// classified: connection problems are errs.Unavailable, missing rows
+// errs.NotFound; anything else is an internal error.
 package store
 
 import (
@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 )
 
 // Options configure Open.
@@ -34,7 +34,7 @@ type Options struct {
 
 // Store is the database handle shared by ingest, query and retention.
 type Store struct {
-	Pool *pgxpool.Pool
+	pool *pgxpool.Pool
 
 	series     *seriesCache
 	partitions sync.Map // day (YYYYMMDD) -> struct{}: partitions known to exist
@@ -69,28 +69,28 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.SeriesCacheSize <= 0 {
 		opts.SeriesCacheSize = 1 << 20
 	}
-	return &Store{Pool: pool, series: newSeriesCache(opts.SeriesCacheSize)}, nil
+	return &Store{pool: pool, series: newSeriesCache(opts.SeriesCacheSize)}, nil
 }
 
 // Close closes the pool.
-func (s *Store) Close() { s.Pool.Close() }
+func (s *Store) Close() { s.pool.Close() }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
-	return classify(s.Pool.Ping(ctx))
+	return classify(s.pool.Ping(ctx))
 }
 
-// classify wraps connection-level failures as apierror.ErrUnavailable and
-// missing rows as apierror.ErrNotFound, keeping the original for logs.
+// classify wraps connection-level failures as errs.ErrUnavailable and
+// missing rows as errs.ErrNotFound, keeping the original for logs.
 func classify(err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%w: %w", apierror.ErrNotFound, err)
+		return fmt.Errorf("%w: %w", errs.ErrNotFound, err)
 	}
 	if IsUnavailable(err) {
-		return fmt.Errorf("%w: %w", apierror.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", errs.ErrUnavailable, err)
 	}
 	return err
 }
@@ -98,7 +98,7 @@ func classify(err error) error {
 // IsUnavailable reports whether err means the database could not be reached
 // or went away (as opposed to rejecting a statement).
 func IsUnavailable(err error) bool {
-	if errors.Is(err, apierror.ErrUnavailable) {
+	if errs.KindOf(err) == errs.Unavailable {
 		return true
 	}
 	var pgErr *pgconn.PgError

@@ -41,7 +41,7 @@ func TestConcurrentMigrationsApplyOnce(t *testing.T) {
 				return
 			}
 			defer s.Close()
-			results[i], errs[i] = Migrate(context.Background(), s.Pool)
+			results[i], errs[i] = s.Migrate(context.Background())
 		}(i)
 	}
 	wg.Wait()
@@ -61,7 +61,7 @@ func TestConcurrentMigrationsApplyOnce(t *testing.T) {
 func migrated(t *testing.T) *Store {
 	t.Helper()
 	s := open(t, pgtest.NewDatabase(t))
-	if _, err := Migrate(context.Background(), s.Pool); err != nil {
+	if _, err := s.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -97,12 +97,12 @@ func TestPartitionsAheadAndOnDemand(t *testing.T) {
 		t.Fatalf("partitions %v, want %v", names, want)
 	}
 	// A second store (another replica) creating the same partitions does not fail.
-	other := open(t, s.Pool.Config().ConnString())
+	other := open(t, s.pool.Config().ConnString())
 	if err := other.EnsurePartitionsAhead(ctx, now, 2); err != nil {
 		t.Fatal(err)
 	}
 	var inOld int
-	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM metric_points_p20260110").Scan(&inOld); err != nil || inOld != 1 {
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_points_p20260110").Scan(&inOld); err != nil || inOld != 1 {
 		t.Fatalf("back-filled point not in its day's partition: %d %v", inOld, err)
 	}
 }
@@ -118,7 +118,7 @@ func TestMetricsViewHasTheOriginalColumns(t *testing.T) {
 	var project, env, name, labels string
 	var value float64
 	var got time.Time
-	err := s.Pool.QueryRow(ctx, `SELECT project_id, environment, name, labels::text, value, "timestamp" FROM metrics`).Scan(&project, &env, &name, &labels, &value, &got)
+	err := s.pool.QueryRow(ctx, `SELECT project_id, environment, name, labels::text, value, "timestamp" FROM metrics`).Scan(&project, &env, &name, &labels, &value, &got)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestConcurrentWritersAgreeOnSeriesIDs(t *testing.T) {
 	t.Parallel()
 	s := migrated(t)
 	ctx := context.Background()
-	url := s.Pool.Config().ConnString()
+	url := s.pool.Config().ConnString()
 	base := time.Date(2026, 2, 14, 10, 0, 0, 0, time.UTC)
 	if err := s.EnsurePartitionsAhead(ctx, base, 0); err != nil {
 		t.Fatal(err)
@@ -163,10 +163,10 @@ func TestConcurrentWritersAgreeOnSeriesIDs(t *testing.T) {
 		}
 	}
 	var series, points int
-	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM metric_series").Scan(&series); err != nil {
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_series").Scan(&series); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM metric_points").Scan(&points); err != nil {
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_points").Scan(&points); err != nil {
 		t.Fatal(err)
 	}
 	if series != 200 || points != 800 {
@@ -200,7 +200,7 @@ func TestStaleCachedSeriesIsResolvedAgain(t *testing.T) {
 		t.Fatal("series not cached after a write")
 	}
 	// As retention would: the series and its points are gone; the cache entry is from an earlier day.
-	if _, err := s.Pool.Exec(ctx, "DELETE FROM metric_points; DELETE FROM metric_series"); err != nil {
+	if _, err := s.pool.Exec(ctx, "DELETE FROM metric_points; DELETE FROM metric_series"); err != nil {
 		t.Fatal(err)
 	}
 	s.series.put(key, cachedSeries{id: entry.id, seen: entry.seen.AddDate(0, 0, -1)})
@@ -209,8 +209,8 @@ func TestStaleCachedSeriesIsResolvedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	var orphans, visible int
-	_ = s.Pool.QueryRow(ctx, "SELECT count(*) FROM metric_points p WHERE NOT EXISTS (SELECT 1 FROM metric_series s WHERE s.id = p.series_id)").Scan(&orphans)
-	_ = s.Pool.QueryRow(ctx, "SELECT count(*) FROM metrics WHERE name = 'gpu_temperature'").Scan(&visible)
+	_ = s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_points p WHERE NOT EXISTS (SELECT 1 FROM metric_series s WHERE s.id = p.series_id)").Scan(&orphans)
+	_ = s.pool.QueryRow(ctx, "SELECT count(*) FROM metrics WHERE name = 'gpu_temperature'").Scan(&visible)
 	if orphans != 0 || visible != 1 {
 		t.Fatalf("%d orphaned points, %d visible; want 0 and 1", orphans, visible)
 	}
@@ -220,17 +220,17 @@ func TestChangedMigrationIsRefused(t *testing.T) {
 	t.Parallel()
 	s := migrated(t)
 	ctx := context.Background()
-	if _, err := s.Pool.Exec(ctx, "UPDATE xtrace_schema_migrations SET checksum = 'edited' WHERE version = 1"); err != nil {
+	if _, err := s.pool.Exec(ctx, "UPDATE xtrace_schema_migrations SET checksum = 'edited' WHERE version = 1"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Migrate(ctx, s.Pool)
+	_, err := s.Migrate(ctx)
 	if err == nil || !strings.Contains(err.Error(), "0001_metrics.sql was changed after it was applied") {
 		t.Fatalf("a changed migration was accepted: %v", err)
 	}
-	if _, err := s.Pool.Exec(ctx, "UPDATE xtrace_schema_migrations SET checksum = $1 WHERE version = 1", mustChecksum(t, 1)); err != nil {
+	if _, err := s.pool.Exec(ctx, "UPDATE xtrace_schema_migrations SET checksum = $1 WHERE version = 1", mustChecksum(t, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if applied, err := Migrate(ctx, s.Pool); err != nil || len(applied) != 0 {
+	if applied, err := s.Migrate(ctx); err != nil || len(applied) != 0 {
 		t.Fatalf("re-running migrations: %v %v", applied, err)
 	}
 }

@@ -38,7 +38,7 @@ func (s *Store) WriteTraceUpserts(ctx context.Context, project string, ups []tra
 	}
 	sort.Slice(locks, func(i, j int) bool { return locks[i] < locks[j] })
 
-	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", locks); err != nil {
 			return err
 		}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/apierror"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 )
 
 // TraceRow is a stored trace with the aggregates the read API shows.
@@ -138,10 +138,10 @@ func (s *Store) ListTraces(ctx context.Context, project string, f TraceFilter) (
 
 func listWithCount[T any](ctx context.Context, s *Store, countSQL, listSQL string, args []any, scan pgx.RowToFunc[T]) ([]T, int, error) {
 	var total int
-	if err := s.Pool.QueryRow(ctx, countSQL, args...).Scan(&total); err != nil {
+	if err := s.pool.QueryRow(ctx, countSQL, args...).Scan(&total); err != nil {
 		return nil, 0, classify(err)
 	}
-	rows, err := s.Pool.Query(ctx, listSQL, args...)
+	rows, err := s.pool.Query(ctx, listSQL, args...)
 	if err != nil {
 		return nil, 0, classify(err)
 	}
@@ -154,7 +154,7 @@ func listWithCount[T any](ctx context.Context, s *Store, countSQL, listSQL strin
 
 // GetTrace returns a trace with its observations and scores.
 func (s *Store) GetTrace(ctx context.Context, project, id string) (*TraceRow, []ObservationRow, []ScoreRow, error) {
-	rows, err := s.Pool.Query(ctx, "SELECT "+traceColumns+" FROM traces t "+traceJoins+" WHERE t.project_id = $1 AND t.id = $2", project, id)
+	rows, err := s.pool.Query(ctx, "SELECT "+traceColumns+" FROM traces t "+traceJoins+" WHERE t.project_id = $1 AND t.id = $2", project, id)
 	if err != nil {
 		return nil, nil, nil, classify(err)
 	}
@@ -166,7 +166,7 @@ func (s *Store) GetTrace(ctx context.Context, project, id string) (*TraceRow, []
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	srows, err := s.Pool.Query(ctx, `SELECT id, "timestamp", environment, doc, created_at, updated_at FROM scores
+	srows, err := s.pool.Query(ctx, `SELECT id, "timestamp", environment, doc, created_at, updated_at FROM scores
 		WHERE project_id = $1 AND trace_id = $2 ORDER BY "timestamp", id`, project, id)
 	if err != nil {
 		return nil, nil, nil, classify(err)
@@ -220,7 +220,7 @@ func (s *Store) ListObservations(ctx context.Context, project string, f Observat
 
 // GetObservation returns one observation.
 func (s *Store) GetObservation(ctx context.Context, project, id string) (*ObservationRow, error) {
-	rows, err := s.Pool.Query(ctx, "SELECT "+observationColumns+" FROM observations o WHERE o.project_id = $1 AND o.id = $2", project, id)
+	rows, err := s.pool.Query(ctx, "SELECT "+observationColumns+" FROM observations o WHERE o.project_id = $1 AND o.id = $2", project, id)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -244,13 +244,20 @@ func scanSession(row pgx.CollectableRow) (SessionRow, error) {
 	return s, err
 }
 
+// SessionFilter filters GET /api/public/sessions.
+type SessionFilter struct {
+	From, To *time.Time
+	Page
+}
+
 // ListSessions returns one page of sessions (newest first) and the total count.
-func (s *Store) ListSessions(ctx context.Context, project string, from, to *time.Time, p Page) ([]SessionRow, int, error) {
+func (s *Store) ListSessions(ctx context.Context, project string, f SessionFilter) ([]SessionRow, int, error) {
+	p := f.Page
 	w := &where{}
 	w.add("project_id = ?", project)
 	w.clauses = append(w.clauses, "session_id IS NOT NULL")
-	w.addIf(from != nil, `"timestamp" >= ?`, from)
-	w.addIf(to != nil, `"timestamp" <= ?`, to)
+	w.addIf(f.From != nil, `"timestamp" >= ?`, f.From)
+	w.addIf(f.To != nil, `"timestamp" <= ?`, f.To)
 	return listWithCount(ctx, s, "SELECT count(DISTINCT session_id) FROM traces WHERE "+w.sql(),
 		"SELECT session_id, min(created_at), min(environment) FROM traces WHERE "+w.sql()+
 			fmt.Sprintf(" GROUP BY session_id ORDER BY min(created_at) DESC, session_id LIMIT %d OFFSET %d", p.Limit, p.offset()),
@@ -259,7 +266,7 @@ func (s *Store) ListSessions(ctx context.Context, project string, from, to *time
 
 // GetSession returns a session and its traces (oldest first).
 func (s *Store) GetSession(ctx context.Context, project, id string) (*SessionRow, []TraceRow, error) {
-	rows, err := s.Pool.Query(ctx, "SELECT "+traceColumns+" FROM traces t "+traceJoins+
+	rows, err := s.pool.Query(ctx, "SELECT "+traceColumns+" FROM traces t "+traceJoins+
 		` WHERE t.project_id = $1 AND t.session_id = $2 ORDER BY t."timestamp", t.id`, project, id)
 	if err != nil {
 		return nil, nil, classify(err)
@@ -269,7 +276,7 @@ func (s *Store) GetSession(ctx context.Context, project, id string) (*SessionRow
 		return nil, nil, classify(err)
 	}
 	if len(trs) == 0 {
-		return nil, nil, fmt.Errorf("%w: session %s", apierror.ErrNotFound, id)
+		return nil, nil, fmt.Errorf("%w: session %s", errs.ErrNotFound, id)
 	}
 	sess := &SessionRow{ID: id, CreatedAt: trs[0].CreatedAt, Environment: trs[0].Environment}
 	for _, t := range trs {
@@ -319,10 +326,10 @@ func (s *Store) DailyMetrics(ctx context.Context, project string, f DailyFilter)
 	w.addIf(f.To != nil, `t."timestamp" <= ?`, f.To)
 	base := `WITH ft AS (SELECT t.id, t.project_id, (t."timestamp" AT TIME ZONE 'UTC')::date AS day FROM traces t WHERE ` + w.sql() + `)`
 	var total int
-	if err := s.Pool.QueryRow(ctx, base+" SELECT count(DISTINCT day) FROM ft", w.args...).Scan(&total); err != nil {
+	if err := s.pool.QueryRow(ctx, base+" SELECT count(DISTINCT day) FROM ft", w.args...).Scan(&total); err != nil {
 		return nil, 0, classify(err)
 	}
-	rows, err := s.Pool.Query(ctx, base+`,
+	rows, err := s.pool.Query(ctx, base+`,
 		days AS (SELECT day FROM ft GROUP BY day ORDER BY day DESC LIMIT `+fmt.Sprint(f.Limit)+` OFFSET `+fmt.Sprint(f.offset())+`)
 		SELECT to_char(d.day, 'YYYY-MM-DD'),
 		       (SELECT count(*) FROM ft WHERE ft.day = d.day),

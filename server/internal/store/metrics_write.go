@@ -47,9 +47,9 @@ func (s *Store) WritePoints(ctx context.Context, project string, points []metric
 	// Fast path: one COPY straight into the keyed table, atomic on its own
 	// (no explicit transaction, no savepoint: fewer round trips). It fails as
 	// a whole when the group repeats an existing (series, ts); then upsert.
-	_, err = s.Pool.CopyFrom(ctx, pgx.Identifier{"metric_points"}, pointColumns, pointRows(points, ids, order))
+	_, err = s.pool.CopyFrom(ctx, pgx.Identifier{"metric_points"}, pointColumns, pointRows(points, ids, order))
 	if err != nil && isUniqueViolation(err) {
-		err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			return upsertPoints(ctx, tx, dedupe(points, ids, order))
 		})
 	}
@@ -211,7 +211,7 @@ func (s *Store) touchSeries(ctx context.Context, touch map[seriesKey]int64, toda
 		idList = append(idList, id)
 	}
 	sort.Slice(idList, func(i, j int) bool { return idList[i] < idList[j] })
-	rows, err := s.Pool.Query(ctx, `UPDATE metric_series SET last_seen = greatest(last_seen, $2::date)
+	rows, err := s.pool.Query(ctx, `UPDATE metric_series SET last_seen = greatest(last_seen, $2::date)
 		WHERE id = ANY($1) RETURNING id`, idList, today)
 	if err != nil {
 		return nil, classify(fmt.Errorf("touch series: %w", err))
@@ -240,7 +240,7 @@ func (s *Store) touchSeries(ctx context.Context, touch map[seriesKey]int64, toda
 // NOTHING) makes RETURNING yield existing rows too, including rows another
 // transaction inserts concurrently.
 func (s *Store) upsertSeries(ctx context.Context, project string, names, labels []string, today time.Time) ([]int64, error) {
-	rows, err := s.Pool.Query(ctx, `
+	rows, err := s.pool.Query(ctx, `
 		WITH input AS (
 			SELECT ord, n, l::jsonb AS l FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(n, l, ord)
 		), upserted AS (
@@ -271,169 +271,4 @@ func (s *Store) upsertSeries(ctx context.Context, project string, names, labels 
 		return nil, fmt.Errorf("resolve series: %d of %d series resolved", found, len(names))
 	}
 	return ids, nil
-}
-
-// aggregateSQL maps each aggregation to its SQL expression over (ts, value).
-// Only these fixed fragments are ever spliced into query text.
-var aggregateSQL = map[metrics.Agg]string{
-	metrics.AggAvg:   "avg(p.value)",
-	metrics.AggMin:   "min(p.value)",
-	metrics.AggMax:   "max(p.value)",
-	metrics.AggSum:   "sum(p.value)",
-	metrics.AggCount: "count(*)::double precision",
-	metrics.AggLast:  "(array_agg(p.value ORDER BY p.ts DESC, p.series_id DESC))[1]",
-	metrics.AggP50:   "percentile_cont(0.5) WITHIN GROUP (ORDER BY p.value)",
-	metrics.AggP90:   "percentile_cont(0.9) WITHIN GROUP (ORDER BY p.value)",
-	metrics.AggP95:   "percentile_cont(0.95) WITHIN GROUP (ORDER BY p.value)",
-	metrics.AggP99:   "percentile_cont(0.99) WITHIN GROUP (ORDER BY p.value)",
-}
-
-type seriesRow struct {
-	id        int64
-	labels    map[string]string
-	canonical string
-}
-
-// QueryMetrics answers a validated query (SPEC §3.5).
-func (s *Store) QueryMetrics(ctx context.Context, project string, q *metrics.Query) (*metrics.Result, error) {
-	filter := metrics.CanonicalLabels(q.Labels)
-	rows, err := s.Pool.Query(ctx, `
-		SELECT id, labels FROM metric_series
-		WHERE project_id = $1 AND name = $2 AND labels @> $3::jsonb`, project, q.Name, filter)
-	if err != nil {
-		return nil, classify(fmt.Errorf("find series: %w", err))
-	}
-	var all []seriesRow
-	var r seriesRow
-	_, err = pgx.ForEachRow(rows, []any{&r.id, &r.labels}, func() error {
-		all = append(all, seriesRow{id: r.id, labels: r.labels})
-		r.labels = nil
-		return nil
-	})
-	if err != nil {
-		return nil, classify(fmt.Errorf("find series: %w", err))
-	}
-
-	// Group series: each series alone, or by the values of the group_by keys.
-	type group struct {
-		labels    map[string]string
-		canonical string
-		ids       []int64
-	}
-	byKey := map[string]*group{}
-	for _, sr := range all {
-		labels := sr.labels
-		if len(q.GroupBy) > 0 {
-			labels = map[string]string{}
-			for _, k := range q.GroupBy {
-				if v, ok := sr.labels[k]; ok {
-					labels[k] = v
-				}
-			}
-		}
-		key := metrics.CanonicalLabels(labels)
-		g := byKey[key]
-		if g == nil {
-			g = &group{labels: labels, canonical: key}
-			byKey[key] = g
-		}
-		g.ids = append(g.ids, sr.id)
-	}
-	groups := make([]*group, 0, len(byKey))
-	for _, g := range byKey {
-		groups = append(groups, g)
-	}
-	sort.Slice(groups, func(i, j int) bool { return groups[i].canonical < groups[j].canonical })
-	res := &metrics.Result{}
-	if len(groups) > metrics.MaxSeries {
-		groups = groups[:metrics.MaxSeries]
-		res.Truncated = true
-	}
-	if len(groups) == 0 {
-		return res, nil
-	}
-	var seriesIDs []int64
-	var groupOf []int32
-	for gi, g := range groups {
-		for _, id := range g.ids {
-			seriesIDs = append(seriesIDs, id)
-			groupOf = append(groupOf, int32(gi))
-		}
-	}
-
-	// Keep at most MaxPointsPerSeries buckets per group, the most recent ones;
-	// one more is fetched to know whether anything was dropped.
-	sql := `
-		SELECT grp, bucket, v, latest FROM (
-			SELECT grp, bucket, v, latest, row_number() OVER (PARTITION BY grp ORDER BY bucket DESC) AS rn
-			FROM (
-				SELECT g.grp, date_bin($3::interval, p.ts, '1970-01-01T00:00:00Z') AS bucket,
-				       ` + aggregateSQL[q.Agg] + ` AS v, max(p.ts) AS latest
-				FROM unnest($1::bigint[], $2::int[]) AS g(series_id, grp)
-				JOIN metric_points p ON p.series_id = g.series_id
-				WHERE p.ts >= $4 AND p.ts <= $5
-				GROUP BY 1, 2
-			) buckets
-		) ranked
-		WHERE rn <= $6
-		ORDER BY grp, bucket`
-	prows, err := s.Pool.Query(ctx, sql, seriesIDs, groupOf, q.Step, q.From, q.To, metrics.MaxPointsPerSeries+1)
-	if err != nil {
-		return nil, classify(fmt.Errorf("query points: %w", err))
-	}
-	values := make([][]metrics.Sample, len(groups))
-	var grp int32
-	var bucket, latest time.Time
-	var v float64
-	_, err = pgx.ForEachRow(prows, []any{&grp, &bucket, &v, &latest}, func() error {
-		values[grp] = append(values[grp], metrics.Sample{Timestamp: bucket.UTC(), Value: v})
-		if latest.After(res.LatestTS) {
-			res.LatestTS = latest.UTC()
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, classify(fmt.Errorf("query points: %w", err))
-	}
-	for gi, g := range groups {
-		vals := values[gi]
-		if len(vals) == 0 {
-			continue // no points in range: not part of the answer
-		}
-		if len(vals) > metrics.MaxPointsPerSeries {
-			vals = vals[len(vals)-metrics.MaxPointsPerSeries:]
-			res.Truncated = true
-		}
-		res.Series = append(res.Series, metrics.Series{Labels: g.labels, Values: vals})
-	}
-	return res, nil
-}
-
-// MetricNames lists the metric names of a project, sorted.
-func (s *Store) MetricNames(ctx context.Context, project string) ([]string, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT DISTINCT name FROM metric_series WHERE project_id = $1 ORDER BY name`, project)
-	if err != nil {
-		return nil, classify(err)
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return names, classify(err)
-}
-
-// MetricLabels lists, for one metric, each label key with its distinct values (sorted).
-func (s *Store) MetricLabels(ctx context.Context, project, name string) (map[string][]string, error) {
-	rows, err := s.Pool.Query(ctx, `
-		SELECT DISTINCT kv.key, kv.value
-		FROM metric_series s, jsonb_each_text(s.labels) AS kv
-		WHERE s.project_id = $1 AND s.name = $2
-		ORDER BY 1, 2`, project, name)
-	if err != nil {
-		return nil, classify(err)
-	}
-	out := map[string][]string{}
-	var k, v string
-	_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error {
-		out[k] = append(out[k], v)
-		return nil
-	})
-	return out, classify(err)
 }

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// measure runs a query reps times (after two warm-ups) and returns p50/p95/p99 in ms.
+func measure(base, token, query string, reps int) ([3]float64, error) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	var ms []float64
+	for i := 0; i < reps+2; i++ {
+		req, _ := http.NewRequest("GET", base+"/api/public/metrics/query?"+query, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		began := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return [3]float64{}, err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		took := time.Since(began)
+		if resp.StatusCode != 200 {
+			return [3]float64{}, fmt.Errorf("answered %d: %s", resp.StatusCode, body)
+		}
+		if i == 0 {
+			var r struct {
+				Data []json.RawMessage
+				Meta struct {
+					SeriesCount int  `json:"series_count"`
+					Truncated   bool `json:"truncated"`
+				}
+			}
+			_ = json.Unmarshal(body, &r)
+			fmt.Printf("query %s → %d series, truncated=%v\n", query, r.Meta.SeriesCount, r.Meta.Truncated)
+		}
+		if i >= 2 {
+			ms = append(ms, float64(took.Microseconds())/1000)
+		}
+	}
+	sort.Float64s(ms)
+	pct := func(p float64) float64 { return round(ms[int(p*float64(len(ms)-1)+0.5)], 2) }
+	return [3]float64{pct(0.50), pct(0.95), pct(0.99)}, nil
+}
+
+func round(v float64, digits int) float64 {
+	p := 1.0
+	for i := 0; i < digits; i++ {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5)) / p
+}
+
+// commitStats reads the server's own metrics: number and total seconds of metric commits.
+func commitStats(base string) (count, sum float64, err error) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(fields[1], 64)
+		switch fields[0] {
+		case `xtrace_ingest_commit_duration_seconds_count{queue="metrics"}`:
+			count = v
+		case `xtrace_ingest_commit_duration_seconds_sum{queue="metrics"}`:
+			sum = v
+		}
+	}
+	return count, sum, nil
+}
+
+// treeCPU returns the user+system CPU seconds of pid and its children (Linux /proc).
+func treeCPU(pid int) float64 {
+	total := 0.0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command name: state ppid ... utime(14) stime(15).
+		rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
+		f := strings.Fields(rest)
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if p != pid && ppid != pid {
+			continue
+		}
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		total += (ut + st) / 100 // USER_HZ
+	}
+	return total
+}

@@ -1,0 +1,119 @@
+package httpapi
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
+)
+
+// bodyBudget bounds the memory that request bodies take while they are read,
+// parsed and waiting for their commit: every ingest request reserves its
+// (expected) size before reading and keeps it until it is answered. When the
+// budget is spent, a request waits at most budgetWait, then gets 429 with
+// Retry-After, so many concurrent large bodies cannot exhaust memory.
+type bodyBudget struct {
+	sem   *semaphore.Weighted
+	total int64
+	wait  time.Duration
+}
+
+func newBodyBudget(total int64, wait time.Duration) *bodyBudget {
+	return &bodyBudget{sem: semaphore.NewWeighted(total), total: total, wait: wait}
+}
+
+// reserve takes n bytes of the budget (at most all of it); release returns them.
+func (b *bodyBudget) reserve(ctx context.Context, n int64) (release func(), err error) {
+	n = min(max(n, 1), b.total)
+	ctx, cancel := context.WithTimeout(ctx, b.wait)
+	defer cancel()
+	if err := b.sem.Acquire(ctx, n); err != nil {
+		return nil, errs.Busy("the server is busy reading other large requests; retry shortly", time.Second)
+	}
+	return func() { b.sem.Release(n) }, nil
+}
+
+// minReservation is what a request of unknown (or tiny) size reserves, so
+// that parsing overhead is accounted for.
+const minReservation = 64 << 10
+
+// readBody reads an ingest request's body within the body budget: at most
+// MaxRequestBodyBytes on the wire, and, for Content-Encoding gzip, at most as
+// much again once inflated. The budget stays reserved until the request
+// ends (parsing and the commit wait hold the decoded data). Read failures
+// caused by the client become 400/408, not server errors.
+func (a *API) readBody(r *http.Request) ([]byte, error) {
+	limit := a.cfg.MaxRequestBodyBytes
+	encoding := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	expected := limit // unknown length or compressed: assume the worst
+	if (encoding == "" || encoding == "identity") && r.ContentLength >= 0 {
+		expected = r.ContentLength
+	}
+	release, err := a.bodies.reserve(r.Context(), max(expected, minReservation))
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(r.Context(), release)
+
+	var src io.Reader = r.Body
+	switch encoding {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			var maxBytes *http.MaxBytesError
+			var netErr net.Error
+			if errors.As(err, &maxBytes) || errors.As(err, &netErr) {
+				return nil, clientReadError(err)
+			}
+			return nil, errs.InvalidField("body", "Content-Encoding is gzip but the body is not gzip data")
+		}
+		defer zr.Close()
+		src = zr
+	default:
+		return nil, errs.InvalidField("Content-Encoding", "%s is not supported (use gzip or none)", strconv.Quote(clip(encoding, 32)))
+	}
+	var buf bytes.Buffer
+	if expected > 0 && expected <= limit {
+		buf.Grow(int(expected) + 1)
+	}
+	_, err = buf.ReadFrom(io.LimitReader(src, limit+1))
+	if err != nil {
+		if clientErr := clientReadError(err); clientErr != nil {
+			return nil, clientErr
+		}
+		return nil, errs.InvalidField("body", "corrupt %s data", encoding)
+	}
+	if int64(buf.Len()) > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	return buf.Bytes(), nil
+}
+
+// clientReadError classifies a failure to read the request body: too large
+// (413), too slow (408), or cut off / malformed framing (400). It returns nil
+// for anything else.
+func clientReadError(err error) error {
+	var maxBytes *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &maxBytes):
+		return err
+	case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, context.DeadlineExceeded), errors.Is(err, http.ErrHandlerTimeout):
+		return &errs.Error{Kind: errs.Timeout, Field: "body", Msg: "not received in time", Err: err}
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed),
+		strings.Contains(err.Error(), "chunked"), strings.Contains(err.Error(), "connection reset"):
+		return &errs.Error{Kind: errs.Invalid, Field: "body", Msg: "incomplete: the connection ended or the framing was invalid before the whole body arrived", Err: err}
+	}
+	return nil
+}

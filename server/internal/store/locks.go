@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Advisory locks serialise work across replicas and CronJobs. Every lock id
+// of the server is here, so no two uses can collide.
+type lockID int64
+
+const (
+	// lockMigrations is held while migrating, so replicas starting together apply each migration once.
+	lockMigrations lockID = 0x78747261636501 // "xtrace" + 1
+	// lockPartitions serialises partition DDL (create and drop).
+	lockPartitions lockID = 0x78747261636502
+	// lockRetention: one retention pass at a time.
+	lockRetention lockID = 0x78747261636503
+)
+
+// Job names a kind of background work of which one runs at a time across
+// all replicas (see RunExclusive).
+type Job int
+
+// The exclusive jobs.
+const (
+	JobRetention Job = iota + 1
+)
+
+var jobLocks = map[Job]lockID{JobRetention: lockRetention}
+
+// RunExclusive runs fn unless another replica (or CronJob) is running the
+// same job; ran says whether fn ran. The lock is a session lock on one pooled
+// connection, released when fn returns.
+func (s *Store) RunExclusive(ctx context.Context, job Job, fn func(ctx context.Context) error) (ran bool, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, classify(err)
+	}
+	defer conn.Release()
+	id := jobLocks[job]
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", id).Scan(&ran); err != nil {
+		return false, classify(err)
+	}
+	if !ran {
+		return false, nil
+	}
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", id) }()
+	return true, fn(ctx)
+}
+
+// lockSession blocks until conn holds id; the returned function releases it.
+func lockSession(ctx context.Context, conn *pgxpool.Conn, id lockID) (func(), error) {
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", id); err != nil {
+		return nil, err
+	}
+	return func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", id) }, nil
+}
+
+// lockTx blocks until the transaction holds id; it is released at commit or rollback.
+func lockTx(ctx context.Context, tx pgx.Tx, id lockID) error {
+	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", id)
+	return err
+}

@@ -1,0 +1,183 @@
+package traces
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
+)
+
+// maxDepth bounds JSON nesting of input/output/metadata so that deep bodies
+// cannot exhaust the stack or the database's jsonb limits.
+const maxDepth = 64
+
+// bodyFields decodes an event body into its defined fields.
+func bodyFields(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, errs.InvalidField("body", "required")
+	}
+	if err := checkDepth(raw); err != nil {
+		return nil, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return nil, errs.InvalidField("body", "must be an object")
+	}
+	for k, v := range fields {
+		if string(v) == "null" {
+			delete(fields, k) // undefined: never overwrites
+		}
+	}
+	return fields, nil
+}
+
+func checkDepth(raw []byte) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range raw {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			if depth++; depth > maxDepth {
+				return errs.InvalidField("body", "nested deeper than %d levels", maxDepth)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+func trunc(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// fieldSpec validates and normalises known fields; unknown fields are kept as they are.
+type fieldSpec func(name string, v json.RawMessage) (json.RawMessage, error)
+
+func asTime(name string, v json.RawMessage) (json.RawMessage, error) {
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return nil, errs.InvalidField(name, "must be an ISO 8601 string")
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return nil, errs.InvalidField(name, "%q is not ISO 8601 with an offset", trunc(s))
+	}
+	return json.RawMessage(`"` + t.UTC().Format(time.RFC3339Nano) + `"`), nil
+}
+
+// typed accepts a field whose JSON decodes as T; what names T in the error ("a string").
+func typed[T any](what string) fieldSpec {
+	return func(name string, v json.RawMessage) (json.RawMessage, error) {
+		var x T
+		if err := json.Unmarshal(v, &x); err != nil {
+			return nil, errs.InvalidField(name, "must be %s", what)
+		}
+		return v, nil
+	}
+}
+
+var (
+	asString  = typed[string]("a string")
+	asBool    = typed[bool]("a boolean")
+	asStrings = typed[[]string]("an array of strings")
+	asObject  = typed[map[string]json.RawMessage]("an object")
+)
+
+func asEnvironment(_ string, v json.RawMessage) (json.RawMessage, error) {
+	var s string
+	_ = json.Unmarshal(v, &s)
+	out, _ := json.Marshal(NormalizeEnvironment(s))
+	return out, nil
+}
+
+var environmentPattern = regexp.MustCompile(`^[a-z0-9_-]{1,40}$`)
+
+// NormalizeEnvironment applies Langfuse's rule: lower-case, [a-z0-9_-]{1,40},
+// no "langfuse" prefix; anything else is "default".
+func NormalizeEnvironment(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if !environmentPattern.MatchString(s) || strings.HasPrefix(s, "langfuse") {
+		return "default"
+	}
+	return s
+}
+
+func validate(fields map[string]json.RawMessage, specs map[string]fieldSpec) error {
+	for name, spec := range specs {
+		if v, ok := fields[name]; ok {
+			out, err := spec(name, v)
+			if err != nil {
+				return err
+			}
+			fields[name] = out
+		}
+	}
+	return nil
+}
+
+func requireID(fields map[string]json.RawMessage, name string) (string, error) {
+	raw, ok := fields[name]
+	if !ok {
+		return "", errs.InvalidField(name, "required")
+	}
+	var id string
+	if err := json.Unmarshal(raw, &id); err != nil || id == "" {
+		return "", errs.InvalidField(name, "must be a non-empty string")
+	}
+	if len(id) > MaxIDLength {
+		return "", errs.InvalidField(name, "longer than %d characters", MaxIDLength)
+	}
+	return id, nil
+}
+
+func optionalID(fields map[string]json.RawMessage, name string) (string, error) {
+	if _, ok := fields[name]; !ok {
+		return "", nil
+	}
+	return requireID(fields, name)
+}
+
+func asAny(_ string, v json.RawMessage) (json.RawMessage, error) { return v, nil }
+
+func asLevel(name string, v json.RawMessage) (json.RawMessage, error) {
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return nil, errs.InvalidField(name, "must be a string")
+	}
+	switch strings.ToUpper(s) {
+	case "DEBUG", "DEFAULT", "WARNING", "ERROR":
+		return json.RawMessage(`"` + strings.ToUpper(s) + `"`), nil
+	}
+	return nil, errs.InvalidField(name, "%q is not one of DEBUG, DEFAULT, WARNING, ERROR", trunc(s))
+}
+
+func asType(name string, v json.RawMessage) (json.RawMessage, error) {
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil || !validObservationTypes[strings.ToUpper(s)] {
+		return nil, errs.InvalidField(name, "%s is not an observation type (SPAN, GENERATION, EVENT, AGENT, TOOL, CHAIN, RETRIEVER, EVALUATOR, EMBEDDING, GUARDRAIL)", trunc(string(v)))
+	}
+	return json.RawMessage(`"` + strings.ToUpper(s) + `"`), nil
+}
+
+// bodyError renames a problem with a whole body ("body: must be an object")
+// after the element it came from ("trace: must be an object").
+func bodyError(err error, element string) error {
+	if e, ok := errs.As(err); ok && e.Kind == errs.Invalid && e.Field == "body" {
+		out := *e
+		out.Field = element
+		return &out
+	}
+	return errs.WithField(err, element)
+}

@@ -1,0 +1,109 @@
+package traces
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
+)
+
+// normalizeUsage folds the usage forms into usageDetails {input, output, total, …}
+// and costDetails {input, output, total}; empty objects are ignored; a missing total is computed.
+func normalizeUsage(fields map[string]json.RawMessage) error {
+	details := map[string]float64{}
+	costs := map[string]float64{}
+	num := func(m map[string]json.RawMessage, key string) (float64, bool) {
+		if v, ok := m[key]; ok {
+			var f float64
+			if json.Unmarshal(v, &f) == nil {
+				return f, true
+			}
+		}
+		return 0, false
+	}
+	if raw, ok := fields["usage"]; ok {
+		var u map[string]json.RawMessage
+		if json.Unmarshal(raw, &u) != nil {
+			return errs.InvalidField("usage", "must be an object")
+		}
+		for from, to := range map[string]string{"input": "input", "output": "output", "total": "total",
+			"promptTokens": "input", "completionTokens": "output", "totalTokens": "total"} {
+			if f, ok := num(u, from); ok {
+				details[to] = f
+			}
+		}
+		for from, to := range map[string]string{"inputCost": "input", "outputCost": "output", "totalCost": "total"} {
+			if f, ok := num(u, from); ok {
+				costs[to] = f
+			}
+		}
+		delete(fields, "usage")
+	}
+	for from, to := range map[string]string{"promptTokens": "input", "completionTokens": "output", "totalTokens": "total"} {
+		if f, ok := num(fields, from); ok {
+			details[to] = f
+			delete(fields, from)
+		}
+	}
+	if raw, ok := fields["usageDetails"]; ok {
+		var u map[string]json.RawMessage
+		if json.Unmarshal(raw, &u) != nil {
+			return errs.InvalidField("usageDetails", "must be an object of numbers")
+		}
+		for k, v := range u {
+			var f float64
+			switch {
+			case json.Unmarshal(v, &f) == nil:
+			case k == "prompt_tokens_details" || k == "completion_tokens_details" || k == "input_tokens_details" || k == "output_tokens_details":
+				continue // nested details of a raw OpenAI usage object
+			default:
+				return errs.InvalidField("usageDetails."+k, "must be a number")
+			}
+			switch k {
+			case "prompt_tokens", "input_tokens":
+				k = "input"
+			case "completion_tokens", "output_tokens":
+				k = "output"
+			case "total_tokens":
+				k = "total"
+			}
+			details[k] = f
+		}
+	}
+	if raw, ok := fields["costDetails"]; ok {
+		var c map[string]float64
+		if json.Unmarshal(raw, &c) != nil {
+			return errs.InvalidField("costDetails", "must be an object of numbers")
+		}
+		for k, v := range c {
+			costs[k] = v
+		}
+	}
+	for from, to := range map[string]string{"inputCost": "input", "outputCost": "output", "totalCost": "total", "calculatedTotalCost": "total"} {
+		if f, ok := num(fields, from); ok {
+			costs[to] = f
+			delete(fields, from)
+		}
+	}
+	delete(fields, "usageDetails")
+	delete(fields, "costDetails")
+	if len(details) > 0 {
+		if _, ok := details["total"]; !ok {
+			sum := 0.0
+			for k, v := range details {
+				if !strings.Contains(k, "_") || k == "input" || k == "output" {
+					sum += v
+				}
+			}
+			details["total"] = sum
+		}
+		fields["usageDetails"], _ = json.Marshal(details)
+	}
+	if len(costs) > 0 {
+		if _, ok := costs["total"]; !ok {
+			costs["total"] = costs["input"] + costs["output"]
+		}
+		fields["costDetails"], _ = json.Marshal(costs)
+	}
+	return nil
+}
