@@ -58,6 +58,10 @@ vet: ## Run go vet.
 test: manifests generate fmt vet k8s-binaries compat-deps helm ## Run every test: unit, real Postgres, envtest, simulated cluster, real SDKs.
 	go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: test-unit
+test-unit: ## Quick tests: no Kubernetes binaries, no npm, no generated files rewritten (go test -short).
+	go test $(GO_TEST_FLAGS) -short ./...
+
 .PHONY: compat-deps
 compat-deps: ## Install the pinned npm clients of the compatibility suite (hack/compat).
 	cd hack/compat && npm ci --no-audit --no-fund --loglevel=error
