@@ -98,7 +98,7 @@ func TestBrowser(t *testing.T) {
 		if n := tb.count("#traces-table tbody tr"); n != 3 {
 			t.Errorf("%d rows, want the 3 seeded traces", n)
 		}
-		tb.screenshot("traces", true)
+		tb.screenshot("traces", false)
 
 		// Sort by tokens (within the page), most first, then least first.
 		tb.click("#sort-tokens")
@@ -265,7 +265,7 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("replica 0 row = %q, want 40%% KV cache and queue 3", got)
 		}
 		tb.waitFor("replica 1 stale", `document.querySelector('#fleet-replica-table tr[data-replica="1"] td.stale-scheduler')`)
-		tb.screenshot("fleet", true)
+		tb.screenshot("fleet", false)
 
 		// A click opens that series in the explorer.
 		tb.click(`#fleet-grid a[data-node="node-a"][data-gpu="1"]`)
