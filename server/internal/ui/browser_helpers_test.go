@@ -260,8 +260,9 @@ func (tb *tab) signIn(token string) {
 	tb.waitFor("the navigation after sign-in", `document.querySelector('#nav-traces')`)
 }
 
-// screenshot saves the page as PNG under the test's artifact directory (and
-// in the README's folder with -ui.screenshots when readme is set).
+// screenshot checks the page for rendering slips and unlabelled controls, then
+// saves it as PNG under the test's artifact directory (and in the README's
+// folder with -ui.screenshots when readme is set).
 func (tb *tab) screenshot(name string, readme bool) {
 	tb.t.Helper()
 	// A rendering slip (a missing field shown as "undefined", a null appended as text) fails here.
@@ -269,6 +270,12 @@ func (tb *tab) screenshot(name string, readme bool) {
 	tb.eval(`document.body.innerText.split('\n').filter(l => /\b(undefined|NaN)\b|^\s*null\s*$|\[object Object\]/.test(l))`, &slips)
 	if len(slips) > 0 {
 		tb.t.Errorf("%s: the page shows %q", name, slips)
+	}
+	// Every control has a label a screen reader can announce.
+	var unlabelled []string
+	tb.eval(`[...document.querySelectorAll('input, select, textarea')].filter(el => !el.labels?.length && !el.getAttribute('aria-label')).map(el => el.outerHTML)`, &unlabelled)
+	if len(unlabelled) > 0 {
+		tb.t.Errorf("%s: controls without a label: %q", name, unlabelled)
 	}
 	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
 	defer cancel()

@@ -28,6 +28,11 @@ func TestBrowser(t *testing.T) {
 	now := time.Now().UTC()
 	seedTraces(t, srv, now.Add(-5*time.Minute))
 	seedMetrics(t, srv, now)
+	signedIn := func(t *testing.T) *tab {
+		tb := b.tab(t, srv.URL)
+		tb.signIn(servertest.Token)
+		return tb
+	}
 
 	t.Run("SignInAndOut", func(t *testing.T) {
 		tb := b.tab(t, srv.URL)
@@ -80,8 +85,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("TraceListAndFilterByUser", func(t *testing.T) {
-		tb := b.tab(t, srv.URL)
-		tb.signIn(servertest.Token)
+		tb := signedIn(t)
 		tb.waitFor("the known trace", `document.querySelector('#traces-table tr[data-trace-id="req-ui-0001"]')`)
 		row := `#traces-table tr[data-trace-id="req-ui-0001"]`
 		tb.waitText(row+" .col-tokens", "42")
@@ -120,8 +124,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("TraceDetail", func(t *testing.T) {
-		tb := b.tab(t, srv.URL)
-		tb.signIn(servertest.Token)
+		tb := signedIn(t)
 		tb.waitFor("the known trace", `document.querySelector('#traces-table tr[data-trace-id="req-ui-0001"] .col-name a')`)
 		tb.click(`#traces-table tr[data-trace-id="req-ui-0001"] .col-name a`)
 		tb.waitFor("the observation tree", `document.querySelector('#trace-tree')`)
@@ -177,8 +180,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("SessionsKeyboard", func(t *testing.T) {
-		tb := b.tab(t, srv.URL)
-		tb.signIn(servertest.Token)
+		tb := signedIn(t)
 		tb.route("#/sessions")
 		tb.waitFor("the sessions list", `document.querySelector('#sessions-table tr[data-session-id="conv-ui-42"]')`)
 		tb.do(chromedp.Focus(chromedp.CSS(`#sessions-table tr[data-session-id="conv-ui-42"]`)), chromedp.KeyEvent(kb.Enter))
@@ -187,8 +189,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("MetricsExplorer", func(t *testing.T) {
-		tb := b.tab(t, srv.URL)
-		tb.signIn(servertest.Token)
+		tb := signedIn(t)
 		pushFresh(t, srv)
 		tb.click("#nav-metrics")
 		tb.waitFor("the metric picker", `document.querySelector('#m-name')`)
@@ -219,8 +220,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("StaleSeriesFlagged", func(t *testing.T) {
-		tb := b.tab(t, srv.URL)
-		tb.signIn(servertest.Token)
+		tb := signedIn(t)
 		pushFresh(t, srv)
 		tb.route(`#/metrics?name=gpu_utilization&range=15m&step=5s&agg=last&refresh=5s`)
 		tb.waitFor("the series table", `document.querySelectorAll('#m-series tbody tr').length === 12`)
@@ -242,8 +242,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("Fleet", func(t *testing.T) {
-		tb := b.tab(t, srv.URL)
-		tb.signIn(servertest.Token)
+		tb := signedIn(t)
 		pushFresh(t, srv)
 		tb.click("#nav-fleet")
 		tb.waitFor("the fleet grid", `document.querySelector('#fleet-grid tr[data-node="node-a"]')`)
