@@ -67,9 +67,26 @@ compat-deps: ## Install the pinned npm clients of the compatibility suite (hack/
 	cd hack/compat && npm ci --no-audit --no-fund --loglevel=error
 
 .PHONY: verify
-verify: manifests generate ## Fail when generated files (CRD, RBAC, deepcopy) or formatting are stale.
+verify: manifests generate ui ## Fail when generated files (CRD, RBAC, deepcopy, the UI's vendored uPlot) or formatting are stale.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@test -z "$$(git status --porcelain -- api config charts)" || { echo "generated files are stale: run 'make manifests generate' and commit"; git status --short -- api config charts; exit 1; }
+	@test -z "$$(git status --porcelain -- $(UI_DIR)/assets/vendor)" || { echo "the UI's vendored files are stale: run 'make ui' and commit"; git status --short -- $(UI_DIR)/assets/vendor; exit 1; }
+
+# The web UI (server/internal/ui) is plain JavaScript modules embedded as they
+# are; the only build step copies uPlot, pinned by web/package-lock.json, into
+# assets/vendor. Its output is committed, so `go build` needs no Node.
+UI_DIR := server/internal/ui
+
+.PHONY: ui
+ui: ## Copy the pinned uPlot into the web UI's embedded assets (committed; make verify checks them).
+	cd $(UI_DIR)/web && npm ci --no-audit --no-fund --loglevel=error
+	cp $(UI_DIR)/web/node_modules/uplot/dist/uPlot.iife.min.js $(UI_DIR)/web/node_modules/uplot/dist/uPlot.min.css $(UI_DIR)/assets/vendor/
+	cp $(UI_DIR)/web/node_modules/uplot/LICENSE $(UI_DIR)/assets/vendor/uPlot.LICENSE.txt
+
+.PHONY: ui-screenshots
+ui-screenshots: ## Retake the README's screenshots of the web UI (docs/images/ui-*.png) in headless Chromium.
+	mkdir -p docs/images
+	go test -count=1 -run '^TestBrowser$$' ./$(UI_DIR) -args -ui.screenshots=$(CURDIR)/docs/images
 
 .PHONY: k8s-binaries
 k8s-binaries: ## Build kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok from source (cached in bin/k8s).

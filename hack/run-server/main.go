@@ -87,8 +87,8 @@ func run(binary, dataDir string) error {
 		_ = server.Process.Signal(syscall.SIGTERM)
 		return err
 	}
-	fmt.Printf("\nxtrace is serving on %s\n  token: %s\n  try:   %s\nCtrl-C stops the server and the local database.\n\n",
-		base, token, tryLine(base, token))
+	fmt.Printf("\nxtrace is serving on %s\n  web UI: %s/ui/ (sign in with the token)\n  token:  %s\n  try:    %s\nCtrl-C stops the server and the local database.\n\n",
+		base, base, token, tryLine(base, token))
 
 	select {
 	case err := <-exited:

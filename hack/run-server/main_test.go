@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,7 +63,7 @@ func TestRunServer(t *testing.T) {
 		}
 		close(lines)
 	}()
-	var try string
+	var try, webUI string
 	timeout := time.After(2 * time.Minute)
 	for try == "" {
 		select {
@@ -72,6 +73,9 @@ func TestRunServer(t *testing.T) {
 			}
 			if _, after, found := strings.Cut(line, "try:"); found {
 				try = strings.TrimSpace(after)
+			}
+			if _, after, found := strings.Cut(line, "web UI:"); found {
+				webUI, _, _ = strings.Cut(strings.TrimSpace(after), " ")
 			}
 		case <-timeout:
 			t.Fatal("no curl line printed within 2 minutes")
@@ -87,6 +91,16 @@ func TestRunServer(t *testing.T) {
 	}
 	if string(out) != "200" {
 		t.Fatalf("%q answered HTTP %s, want 200", try, out)
+	}
+
+	// The printed UI address serves the UI.
+	resp, err := http.Get(webUI)
+	if err != nil {
+		t.Fatalf("web UI at %q: %v", webUI, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("web UI at %q: %d %s, want the HTML page", webUI, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 
 	// Ctrl-C stops the server and the database cleanly.

@@ -20,6 +20,7 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/telemetry"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/ui"
 )
 
 // Deps are what the API needs.
@@ -106,6 +107,19 @@ func New(d Deps) *API {
 	a.handle("GET /api/public/metrics/daily", query, a.dailyMetrics)
 	a.handle("GET /api/public/projects", query, a.projects)
 
+	// The web UI: public files; its data comes from the authenticated API above.
+	webUI := ui.New()
+	a.handle("GET "+ui.Prefix, routeOptions{public: true}, func(w http.ResponseWriter, r *http.Request) error {
+		webUI.ServeHTTP(w, r)
+		return nil
+	})
+	a.handle("GET /{$}", routeOptions{public: true}, func(w http.ResponseWriter, r *http.Request) error {
+		if !ui.WantsHTML(r) {
+			return a.noRoute(w, r)
+		}
+		http.Redirect(w, r, ui.Prefix, http.StatusFound)
+		return nil
+	})
 	a.handle("/", routeOptions{public: true}, a.noRoute)
 	return a
 }
