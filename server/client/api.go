@@ -97,6 +97,9 @@ type Sample struct {
 type Series struct {
 	Labels map[string]string `json:"labels"`
 	Values []Sample          `json:"values"`
+	// LatestTS is the time of the series' newest raw point in the window (of
+	// a group_by group: of its newest member): its freshness.
+	LatestTS *time.Time `json:"latest_ts"`
 }
 
 // QueryMeta describes a query answer.
@@ -181,29 +184,61 @@ type Latest struct {
 // ErrAmbiguousSeries: LatestValue's labels match more than one series.
 var ErrAmbiguousSeries = errors.New("xtrace: labels match more than one series")
 
-// LatestValue returns the most recent value of the one series of name whose
-// labels contain labels (step=1m, agg=last over the last 15 minutes). It
-// returns (nil, nil) when there is no recent data.
-func (c *Client) LatestValue(ctx context.Context, name string, labels map[string]string) (*Latest, error) {
+// latestWindow is how far back LatestValue(s) look for a value.
+const latestWindow = 15 * time.Minute
+
+// LatestValues returns the most recent value of every series of name whose
+// labels contain labels (agg=last over the last 15 minutes), each with its own
+// freshness: the Router's "which replicas of model X are fresh" in one call.
+// Series without a point in the window are absent. At most 50 series come
+// back (the API's limit); Truncated is set on every element when more exist.
+func (c *Client) LatestValues(ctx context.Context, name string, labels map[string]string) ([]Latest, error) {
 	res, err := c.QueryMetrics(ctx, MetricsQuery{Name: name, Labels: labels, Step: time.Minute, Agg: AggLast,
-		From: time.Now().Add(-15 * time.Minute)})
+		From: time.Now().Add(-latestWindow)})
 	if err != nil {
 		return nil, err
 	}
-	switch len(res.Series) {
-	case 0:
-		return nil, nil
-	case 1:
-		s := res.Series[0]
+	out := make([]Latest, 0, len(res.Series))
+	for _, s := range res.Series {
+		if len(s.Values) == 0 {
+			continue
+		}
 		last := s.Values[len(s.Values)-1]
-		return &Latest{Labels: s.Labels, Value: last.Value, Bucket: last.Timestamp, LatestTS: res.Meta.LatestTS, Truncated: res.Meta.Truncated}, nil
-	default:
-		return nil, fmt.Errorf("%w: %d series", ErrAmbiguousSeries, len(res.Series))
+		ts := s.LatestTS
+		if ts == nil { // an older server: only the answer-wide time is known
+			ts = res.Meta.LatestTS
+		}
+		out = append(out, Latest{Labels: s.Labels, Value: last.Value, Bucket: last.Timestamp, LatestTS: ts, Truncated: res.Meta.Truncated})
 	}
+	return out, nil
+}
+
+// LatestValue returns the most recent value of the one series of name whose
+// labels contain labels (see LatestValues). It returns (nil, nil) when there
+// is no recent data and ErrAmbiguousSeries when several series match.
+func (c *Client) LatestValue(ctx context.Context, name string, labels map[string]string) (*Latest, error) {
+	all, err := c.LatestValues(ctx, name, labels)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(all) == 0:
+		return nil, nil
+	case len(all) > 1:
+		return nil, fmt.Errorf("%w: %d series", ErrAmbiguousSeries, len(all))
+	}
+	return &all[0], nil
+}
+
+// IsStale reports whether this series' newest point is older than maxAge at
+// now (Router: 15 s, Scheduler: 30 s).
+func (l Latest) IsStale(maxAge time.Duration, now time.Time) bool {
+	return l.LatestTS == nil || now.Sub(*l.LatestTS) > maxAge
 }
 
 // IsStale reports whether an answer is older than maxAge at now: the Router
 // treats data older than 15 s as stale, the Scheduler 30 s. No data is stale.
+// With several series, meta.latest_ts is the freshest of them: use
+// Series.LatestTS (or LatestValues and Latest.IsStale) to judge each one.
 func IsStale(meta QueryMeta, maxAge time.Duration, now time.Time) bool {
 	return meta.LatestTS == nil || now.Sub(*meta.LatestTS) > maxAge
 }

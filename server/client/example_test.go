@@ -34,6 +34,28 @@ func Example() {
 	// Output: pending=3 stale=false
 }
 
+// The Router asks which replicas of a model are fresh: each series carries
+// the time of its own newest point.
+func ExampleClient_LatestValues() {
+	c, _ := client.New(serverURL, token)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	_ = c.PushMetrics(ctx, []client.MetricPoint{
+		{Name: "pending_requests", Labels: map[string]string{"model_uid": "llama-8b", "replica_id": "0"}, Value: 1, Timestamp: now},
+		{Name: "pending_requests", Labels: map[string]string{"model_uid": "llama-8b", "replica_id": "1"}, Value: 4, Timestamp: now.Add(-45 * time.Second)},
+	})
+	replicas, err := c.LatestValues(ctx, "pending_requests", map[string]string{"model_uid": "llama-8b"})
+	if err != nil {
+		panic(err)
+	}
+	for _, r := range replicas {
+		fmt.Printf("replica %s: pending=%v stale=%v\n", r.Labels["replica_id"], r.Value, r.IsStale(15*time.Second, time.Now()))
+	}
+	// Output:
+	// replica 0: pending=1 stale=false
+	// replica 1: pending=4 stale=true
+}
+
 // The Scheduler keeps working on the last good answer for up to 30 s when xtrace is unreachable.
 func ExampleCachedQuerier() {
 	c, _ := client.New(serverURL, token, client.WithRetry(client.RetryPolicy{MaxAttempts: 2, BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second, Jitter: 0.2}))

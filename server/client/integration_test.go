@@ -59,6 +59,24 @@ func TestRoundTripAgainstTheRealServer(t *testing.T) {
 	if _, err := c.LatestValue(ctx, "rt_queue_depth", map[string]string{"model_uid": "rt-model"}); !errors.Is(err, client.ErrAmbiguousSeries) {
 		t.Fatalf("ambiguous latest: %v", err)
 	}
+	// The Router's question: which replicas of a model are fresh? A replica
+	// that stopped pushing 41 s ago must not hide behind one that pushed 6 s ago.
+	if err := c.PushMetrics(ctx, []client.MetricPoint{
+		{Name: "rt_pending", Labels: map[string]string{"model_uid": "qwen-72b", "replica_id": "fresh"}, Value: 2, Timestamp: now.Add(-6 * time.Second)},
+		{Name: "rt_pending", Labels: map[string]string{"model_uid": "qwen-72b", "replica_id": "stale"}, Value: 7, Timestamp: now.Add(-41 * time.Second)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	replicas, err := c.LatestValues(ctx, "rt_pending", map[string]string{"model_uid": "qwen-72b"})
+	if err != nil || len(replicas) != 2 {
+		t.Fatalf("latest values: %+v %v", replicas, err)
+	}
+	for _, r := range replicas {
+		wantStale := r.Labels["replica_id"] == "stale"
+		if r.IsStale(15*time.Second, now) != wantStale || r.LatestTS == nil {
+			t.Errorf("replica %s: latest %v value %v, stale=%v, want stale=%v", r.Labels["replica_id"], r.LatestTS, r.Value, r.IsStale(15*time.Second, now), wantStale)
+		}
+	}
 
 	tr := &client.Trace{ID: "rt-trace", Name: "/v1/chat/completions", UserID: "router-test", Tags: []string{"gateway"}, Timestamp: now}
 	obs := []client.Observation{{ID: "rt-gen", Type: "GENERATION", Model: "rt-model", StartTime: now, EndTime: now.Add(time.Second),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -115,7 +116,7 @@ func New(d Deps) *API {
 	})
 	a.handle("GET /{$}", routeOptions{public: true}, func(w http.ResponseWriter, r *http.Request) error {
 		if !ui.WantsHTML(r) {
-			return a.noRoute(w, r)
+			return errs.NotFoundf("no route for %s /; the API lives under /api/public and /v1", r.Method)
 		}
 		http.Redirect(w, r, ui.Prefix, http.StatusFound)
 		return nil
@@ -135,7 +136,7 @@ func (a *API) noRoute(w http.ResponseWriter, r *http.Request) error {
 			allow = append(allow, m)
 		}
 	}
-	if len(allow) > 0 {
+	if len(allow) > 0 && !slices.Contains(allow, r.Method) {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		return methodNotAllowed(fmt.Sprintf("method %s is not allowed on %s; use %s", r.Method, clip(r.URL.Path, 200), strings.Join(allow, ", ")))
 	}
