@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"sort"
 	"strconv"
@@ -91,6 +92,30 @@ type MetricsQuery struct {
 type Sample struct {
 	Timestamp time.Time `json:"timestamp"`
 	Value     float64   `json:"value"`
+}
+
+// UnmarshalJSON reads the value as a number, or as "+Inf", "-Inf" or "NaN",
+// which the server sends where JSON has no number (e.g. an overflowed sum).
+func (s *Sample) UnmarshalJSON(b []byte) error {
+	var wire struct {
+		Timestamp time.Time       `json:"timestamp"`
+		Value     json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(b, &wire); err != nil {
+		return err
+	}
+	s.Timestamp = wire.Timestamp
+	switch string(wire.Value) {
+	case `"+Inf"`:
+		s.Value = math.Inf(1)
+	case `"-Inf"`:
+		s.Value = math.Inf(-1)
+	case `"NaN"`:
+		s.Value = math.NaN()
+	default:
+		return json.Unmarshal(wire.Value, &s.Value)
+	}
+	return nil
 }
 
 // Series is one result series.

@@ -45,11 +45,16 @@ type Options struct {
 	RetentionFirstPass time.Duration
 	// MaxQueuedItems bounds each ingest queue (points, trace upserts); zero keeps the defaults.
 	MaxQueuedItems int
+	// ReadTimeout bounds reading a whole request (headers and body); zero means DefaultReadTimeout.
+	ReadTimeout time.Duration
 	// ShutdownDelay is how long the listener stays open after SIGTERM while
 	// /readyz reports 503, so load balancers stop sending traffic before
 	// connections are refused. Zero means DefaultShutdownDelay; negative, none.
 	ShutdownDelay time.Duration
 }
+
+// DefaultReadTimeout bounds reading one request; a slower client gets 408.
+const DefaultReadTimeout = 60 * time.Second
 
 // DefaultShutdownDelay covers the time Kubernetes takes to remove a terminating pod from its Service.
 const DefaultShutdownDelay = 2 * time.Second
@@ -75,6 +80,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if opts.ShutdownDelay == 0 {
 		opts.ShutdownDelay = DefaultShutdownDelay
 	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
 	return &Server{cfg: cfg, log: log, store: st, tel: tel, points: points, traces: traceQueue, api: api, opts: opts}, nil
 }
 
@@ -94,7 +102,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
+		ReadTimeout:       s.opts.ReadTimeout,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

@@ -47,8 +47,9 @@ func push(t *testing.T, s *servertest.Server, pts []point) {
 }
 
 type querySeries struct {
-	Labels map[string]string `json:"labels"`
-	Values []struct {
+	Labels   map[string]string `json:"labels"`
+	LatestTS time.Time         `json:"latest_ts"`
+	Values   []struct {
 		Timestamp time.Time `json:"timestamp"`
 		Value     float64   `json:"value"`
 	} `json:"values"`
@@ -75,8 +76,10 @@ func query(t *testing.T, s *servertest.Server, params url.Values) queryResult {
 }
 
 // expected computes the answer of a query from the raw points, the slow and obvious way.
-func expected(pts []point, name string, filter map[string]string, from, to time.Time, step time.Duration, agg string, groupBy []string) (map[string]map[int64]float64, time.Time) {
+// Besides the buckets of each group it returns each group's newest point and the newest overall.
+func expected(pts []point, name string, filter map[string]string, from, to time.Time, step time.Duration, agg string, groupBy []string) (map[string]map[int64]float64, map[string]time.Time, time.Time) {
 	groups := map[string]map[int64][]point{}
+	groupLatest := map[string]time.Time{}
 	var latest time.Time
 	for _, p := range pts {
 		if p.name != name || p.ts.Before(from) || p.ts.After(to) || !contains(p.labels, filter) {
@@ -101,6 +104,9 @@ func expected(pts []point, name string, filter map[string]string, from, to time.
 		if p.ts.After(latest) {
 			latest = p.ts
 		}
+		if p.ts.After(groupLatest[key]) {
+			groupLatest[key] = p.ts
+		}
 	}
 	out := map[string]map[int64]float64{}
 	for key, buckets := range groups {
@@ -109,7 +115,7 @@ func expected(pts []point, name string, filter map[string]string, from, to time.
 			out[key][b] = aggregate(ps, agg)
 		}
 	}
-	return out, latest
+	return out, groupLatest, latest
 }
 
 func aggregate(ps []point, agg string) float64 {
@@ -234,9 +240,14 @@ func TestQueryMatchesIndependentComputation(t *testing.T) {
 						params.Set("group_by", strings.Join(gb, ","))
 					}
 					got := query(t, s, params)
-					want, latest := expected(pts, "pending_requests", filter, from, to, step, agg, gb)
+					want, seriesLatest, latest := expected(pts, "pending_requests", filter, from, to, step, agg, gb)
 					label := fmt.Sprintf("agg=%s step=%s filter#%d group_by=%v", agg, stepName, fi, gb)
 					compare(t, label, got, want, latest)
+					for _, d := range got.Data {
+						if key := canon(d.Labels); !d.LatestTS.Equal(seriesLatest[key]) {
+							t.Fatalf("%s: series %s latest_ts %s, want %s (its own newest point)", label, key, d.LatestTS, seriesLatest[key])
+						}
+					}
 					checked++
 				}
 			}

@@ -61,7 +61,7 @@ func TestPushValidation(t *testing.T) {
 		{"value overflow", `{"metrics":[{"name":"x","value":1e400}]}`, "metrics[0].value"},
 		{"timestamp not rfc3339", `{"metrics":[{"name":"x","value":1,"timestamp":"2026-02-14 10:00:00"}]}`, "metrics[0].timestamp: \"2026-02-14 10:00:00\" is not RFC 3339"},
 		{"timestamp epoch number", `{"metrics":[{"name":"x","value":1,"timestamp":1760000000}]}`, "metrics[0].timestamp"},
-		{"timestamp before 2000", `{"metrics":[{"name":"x","value":1,"timestamp":"1999-12-31T23:59:59Z"}]}`, "metrics[0].timestamp: 1999-12-31T23:59:59Z is outside the accepted range"},
+		{"timestamp before the retention window", `{"metrics":[{"name":"x","value":1,"timestamp":"1900-01-01T00:00:00Z"}]}`, "metrics[0].timestamp: 1900-01-01T00:00:00Z is outside the accepted window from "},
 		{"timestamp far future", `{"metrics":[{"name":"x","value":1,"timestamp":"2999-01-01T00:00:00Z"}]}`, "metrics[0].timestamp"},
 		{"over 10000 points", many(10001, good), "metrics: 10001 points in one batch, at most 10000"},
 		{"trailing data", `{"metrics":[]} {}`, "body: unexpected data"},

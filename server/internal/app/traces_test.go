@@ -434,3 +434,35 @@ func TestTraceListsAndFilters(t *testing.T) {
 		t.Errorf("projects: %v", p)
 	}
 }
+
+// TestGatewayLatency: the gateway sends latency (seconds) on the trace and on
+// observations. A trace's given latency wins over the computed one; an
+// observation with a start and a latency but no end ends at start + latency.
+func TestGatewayLatency(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, servertest.Options{})
+	r := s.Do(t, "POST", "/v1/l/batch", `{"trace":{"id":"lat-trace","latency":1.5},"observations":[
+		{"id":"lat-gen","type":"GENERATION","startTime":"2026-02-14T10:00:00Z","latency":0.8},
+		{"id":"lat-span","startTime":"2026-02-14T10:00:00Z","endTime":"2026-02-14T10:00:00.2Z","latency":9}]}`)
+	if r.Status != 200 {
+		t.Fatalf("push: %d %s", r.Status, r.Body)
+	}
+	tr := getJSON(t, s, "/api/public/traces/lat-trace")
+	if tr["latency"] != 1.5 {
+		t.Errorf("trace latency %v, want the given 1.5 (computed would be 0.8)", tr["latency"])
+	}
+	obs := map[string]map[string]any{}
+	for _, o := range tr["observations"].([]any) {
+		o := o.(map[string]any)
+		obs[o["id"].(string)] = o
+	}
+	if g := obs["lat-gen"]; g["endTime"] != "2026-02-14T10:00:00.800Z" || g["latency"] != 0.8 {
+		t.Errorf("generation: endTime %v latency %v, want start + 0.8 s", g["endTime"], g["latency"])
+	}
+	if sp := obs["lat-span"]; sp["endTime"] != "2026-02-14T10:00:00.200Z" {
+		t.Errorf("span with an end of its own: endTime %v (latency must not move it)", sp["endTime"])
+	}
+	if r := s.Do(t, "POST", "/v1/l/batch", `{"trace":{"id":"lat-bad","latency":-1}}`); r.Status != 400 || !strings.Contains(string(r.Body), "trace.latency:") {
+		t.Errorf("negative latency: %d %s", r.Status, r.Body)
+	}
+}

@@ -71,10 +71,8 @@ func (a *API) readBody(r *http.Request) ([]byte, error) {
 	case "gzip":
 		zr, err := gzip.NewReader(r.Body)
 		if err != nil {
-			var maxBytes *http.MaxBytesError
-			var netErr net.Error
-			if errors.As(err, &maxBytes) || errors.As(err, &netErr) {
-				return nil, clientReadError(err)
+			if clientErr := transportError(err); clientErr != nil {
+				return nil, clientErr
 			}
 			return nil, errs.InvalidField("body", "Content-Encoding is gzip but the body is not gzip data")
 		}
@@ -87,12 +85,14 @@ func (a *API) readBody(r *http.Request) ([]byte, error) {
 	if expected > 0 && expected <= limit {
 		buf.Grow(int(expected) + 1)
 	}
-	_, err = buf.ReadFrom(io.LimitReader(src, limit+1))
-	if err != nil {
-		if clientErr := clientReadError(err); clientErr != nil {
+	if _, err = buf.ReadFrom(io.LimitReader(src, limit+1)); err != nil {
+		if clientErr := transportError(err); clientErr != nil {
 			return nil, clientErr
 		}
-		return nil, errs.InvalidField("body", "corrupt %s data", encoding)
+		if encoding == "gzip" {
+			return nil, &errs.Error{Kind: errs.Invalid, Field: "body", Msg: "corrupt gzip data", Err: err}
+		}
+		return nil, incompleteBody(err)
 	}
 	if int64(buf.Len()) > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
@@ -100,20 +100,24 @@ func (a *API) readBody(r *http.Request) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// clientReadError classifies a failure to read the request body: too large
-// (413), too slow (408), or cut off / malformed framing (400). It returns nil
-// for anything else.
-func clientReadError(err error) error {
+// transportError classifies failures of the connection itself while the
+// body is read: too large (413), too slow (408), cut off (400). Anything else
+// (nil) is a problem with the data. Reading a request body never fails on the
+// server's side, so none of these is a server error.
+func transportError(err error) error {
 	var maxBytes *http.MaxBytesError
 	var netErr net.Error
 	switch {
 	case errors.As(err, &maxBytes):
 		return err
-	case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, context.DeadlineExceeded), errors.Is(err, http.ErrHandlerTimeout):
+	case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, context.DeadlineExceeded):
 		return &errs.Error{Kind: errs.Timeout, Field: "body", Msg: "not received in time", Err: err}
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed),
-		strings.Contains(err.Error(), "chunked"), strings.Contains(err.Error(), "connection reset"):
-		return &errs.Error{Kind: errs.Invalid, Field: "body", Msg: "incomplete: the connection ended or the framing was invalid before the whole body arrived", Err: err}
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), errors.As(err, &netErr):
+		return incompleteBody(err)
 	}
 	return nil
+}
+
+func incompleteBody(err error) error {
+	return &errs.Error{Kind: errs.Invalid, Field: "body", Msg: "incomplete: the connection ended or the framing was invalid before the whole body arrived", Err: err}
 }

@@ -13,7 +13,7 @@ func (a *API) pushMetrics(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	points, err := metrics.ParseBatch(body, a.now())
+	points, err := metrics.ParseBatch(body, metrics.Window{Now: a.now(), RetentionDays: a.cfg.MetricsRetentionDays})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/otlp"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
 )
 
 // otlpTraces: POST /api/public/otel/v1/traces and /v1/traces (OTLP/HTTP,
@@ -33,6 +34,9 @@ func (a *API) otlpTraces(w http.ResponseWriter, r *http.Request) error {
 	spans, err := decode(body)
 	if err != nil {
 		return errs.InvalidField("body", "%v", err)
+	}
+	if len(spans) > traces.MaxBatchEvents {
+		return errs.TooLargef("resourceSpans", "%d spans in one request, at most %d; export smaller batches", len(spans), traces.MaxBatchEvents)
 	}
 	res := otlp.ToUpserts(spans)
 	if res.Accepted == 0 && res.Rejected > 0 {

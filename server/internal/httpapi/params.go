@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/jsontext"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
@@ -101,23 +101,26 @@ func isNumeric(v string) bool {
 }
 
 // multiParam accepts repeated keys and comma-joined values (SDKs send both).
-func multiParam(q url.Values, name string) []string {
+func multiParam(q url.Values, name string) ([]string, error) {
 	var out []string
 	for _, v := range q[name] {
+		if problem := jsontext.StringProblem(v); problem != "" {
+			return nil, errs.InvalidField(name, "%s; nothing stored matches it", problem)
+		}
 		for _, s := range strings.Split(v, ",") {
 			if s = strings.TrimSpace(s); s != "" {
 				out = append(out, s)
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // pathID reads an id from the path. Ids are text: NUL and invalid UTF-8 cannot be stored, so no such object exists.
 func pathID(r *http.Request, name string) (string, error) {
 	id := r.PathValue(name)
-	if !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
-		return "", errs.InvalidField(name, "must be valid UTF-8 without NUL characters")
+	if problem := jsontext.StringProblem(id); problem != "" {
+		return "", errs.InvalidField(name, "%s; no object has such an id", problem)
 	}
 	if len(id) > traces.MaxIDLength {
 		return "", errs.InvalidField(name, "longer than %d characters", traces.MaxIDLength)
@@ -128,8 +131,8 @@ func pathID(r *http.Request, name string) (string, error) {
 // textParam reads a filter value; NUL and invalid UTF-8 are rejected (they can match nothing stored).
 func textParam(q url.Values, name string) (string, error) {
 	v := q.Get(name)
-	if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-		return "", errs.InvalidField(name, "must be valid UTF-8 without NUL characters")
+	if problem := jsontext.StringProblem(v); problem != "" {
+		return "", errs.InvalidField(name, "%s; nothing stored matches it", problem)
 	}
 	return v, nil
 }
@@ -149,8 +152,11 @@ func textParams(q url.Values, names ...string) (map[string]string, error) {
 
 // traceFilter reads the filters of GET /api/public/traces.
 func traceFilter(q url.Values) (store.TraceFilter, error) {
-	f := store.TraceFilter{OrderBy: "timestamp", Desc: true, Tags: multiParam(q, "tags")}
+	f := store.TraceFilter{OrderBy: "timestamp", Desc: true}
 	var err error
+	if f.Tags, err = multiParam(q, "tags"); err != nil {
+		return f, err
+	}
 	if f.Page, err = pageParams(q); err != nil {
 		return f, err
 	}
@@ -212,8 +218,11 @@ func sessionFilter(q url.Values) (store.SessionFilter, error) {
 
 // dailyFilter reads the filters of GET /api/public/metrics/daily.
 func dailyFilter(q url.Values) (store.DailyFilter, error) {
-	f := store.DailyFilter{Tags: multiParam(q, "tags")}
+	var f store.DailyFilter
 	var err error
+	if f.Tags, err = multiParam(q, "tags"); err != nil {
+		return f, err
+	}
 	if f.Page, err = pageParams(q); err != nil {
 		return f, err
 	}
@@ -242,6 +251,9 @@ func metricsQuery(q url.Values) (metrics.QueryInput, error) {
 	if v := q.Get("labels"); v != "" {
 		if err := json.Unmarshal([]byte(v), &in.Labels); err != nil || in.Labels == nil {
 			return in, errs.InvalidField("labels", `must be a JSON object of string values, e.g. {"node_id":"node-1"}`)
+		}
+		if problem := jsontext.Problem([]byte(v)); problem != "" {
+			return in, errs.InvalidField("labels", "%s; no series has such a label", problem)
 		}
 	}
 	if v := q.Get("step"); v != "" {

@@ -62,6 +62,12 @@ func (a *API) traceView(t *store.TraceRow, observations []store.ObservationRow, 
 	if raw, ok := t.Doc["public"]; ok {
 		v["public"] = raw
 	}
+	if len(t.Truncated) > 0 {
+		v["truncatedFields"] = t.Truncated
+	}
+	if given, ok := numberField(t.Doc, "latency"); ok { // the gateway's own measure wins over the computed one
+		v["latency"] = given
+	}
 	if full {
 		obs := make([]map[string]any, 0, len(observations))
 		for i := range observations {
@@ -97,6 +103,9 @@ func (a *API) observationView(o *store.ObservationRow) map[string]any {
 		"model", "modelParameters", "promptName", "promptVersion"} {
 		v[name] = field(o.Doc, name)
 	}
+	if len(o.Truncated) > 0 {
+		v["truncatedFields"] = o.Truncated
+	}
 	if end, ok := parseDocTime(o.Doc, "endTime"); ok {
 		v["latency"] = end.Sub(o.StartTime).Seconds()
 	}
@@ -104,6 +113,12 @@ func (a *API) observationView(o *store.ObservationRow) map[string]any {
 		v["timeToFirstToken"] = first.Sub(o.StartTime).Seconds()
 	}
 	return v
+}
+
+func numberField(doc map[string]json.RawMessage, name string) (float64, bool) {
+	var f float64
+	raw, ok := doc[name]
+	return f, ok && json.Unmarshal(raw, &f) == nil
 }
 
 func parseDocTime(doc map[string]json.RawMessage, name string) (time.Time, bool) {

@@ -18,8 +18,8 @@ import (
 // body again with encoding/json to accept it or to say precisely what is wrong.
 // Within its subset it must agree exactly with that slower path (a test
 // compares the two on generated bodies).
-func fastBatch(body []byte, now time.Time) (points []Point, ok bool) {
-	p := fastParser{b: body, times: map[string]time.Time{}, canon: map[string]string{}, names: map[string]string{}, now: now}
+func fastBatch(body []byte, w Window) (points []Point, ok bool) {
+	p := fastParser{b: body, times: map[string]time.Time{}, canon: map[string]string{}, names: map[string]string{}, window: w}
 	p.ws()
 	if !p.lit('{') || p.key() != "metrics" || !p.lit(':') || !p.lit('[') {
 		return nil, false
@@ -51,13 +51,13 @@ func fastBatch(body []byte, now time.Time) (points []Point, ok bool) {
 }
 
 type fastParser struct {
-	b     []byte
-	i     int
-	now   time.Time
-	times map[string]time.Time // timestamps repeat within a batch: parse each once
-	canon map[string]string    // raw labels object -> canonical labels
-	names map[string]string    // interned names
-	pairs []labelPair
+	b      []byte
+	i      int
+	window Window
+	times  map[string]time.Time // timestamps repeat within a batch: parse each once
+	canon  map[string]string    // raw labels object -> canonical labels
+	names  map[string]string    // interned names
+	pairs  []labelPair
 }
 
 type labelPair struct{ k, v string }
@@ -216,14 +216,14 @@ func (p *fastParser) point(pt *Point) bool {
 	}
 	pt.LabelsJSON = labelsJSON
 	if !hasTS || len(tsRaw) == 0 {
-		pt.Time = p.now.UTC().Truncate(time.Microsecond)
+		pt.Time = p.window.Now.UTC().Truncate(time.Microsecond)
 		return true
 	}
 	ts, ok := p.times[string(tsRaw)]
 	if !ok {
 		s := string(tsRaw)
 		var err error
-		if ts, err = parseTimestamp(&s, p.now); err != nil {
+		if ts, err = parseTimestamp(&s, p.window); err != nil {
 			return false
 		}
 		p.times[s] = ts

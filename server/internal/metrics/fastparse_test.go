@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-var parseNow = time.Date(2026, 2, 14, 12, 0, 0, 0, time.UTC)
+var parseNow = Window{Now: time.Date(2026, 2, 14, 12, 0, 0, 0, time.UTC), RetentionDays: 30}
 
 // agree checks the fast scanner against the encoding/json path: whenever the
 // scanner accepts a body, the slow path must accept it with the same points.

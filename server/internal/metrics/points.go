@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/jsontext"
 )
 
 // Limits of a push (SPEC §3.4).
@@ -20,14 +21,28 @@ const (
 	MaxNameLength     = 200
 	MaxLabels         = 32
 	MaxLabelBytes     = 256
-	// Timestamps outside [MinTimestamp, now+MaxFutureSkew] are rejected: they
-	// are almost always unit mistakes (seconds vs. milliseconds) and would
-	// create partitions nobody asked for.
+	// Timestamps more than MaxFutureSkew ahead are rejected: they are almost
+	// always unit mistakes (seconds vs. milliseconds) and would create
+	// partitions nobody asked for.
 	MaxFutureSkew = 24 * time.Hour
 )
 
-// MinTimestamp is the earliest accepted point time.
-var MinTimestamp = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+// Window is the receive time of a push and the point times it may carry:
+// from the start of the metrics retention (older points would be deleted at
+// the next prune, and each day costs a partition) to MaxFutureSkew ahead.
+type Window struct {
+	Now           time.Time
+	RetentionDays int
+}
+
+// Oldest is the earliest accepted point time.
+func (w Window) Oldest() time.Time { return w.Now.AddDate(0, 0, -w.RetentionDays) }
+
+// Newest is the latest accepted point time.
+func (w Window) Newest() time.Time { return w.Now.Add(MaxFutureSkew) }
+
+// Contains says whether t may be stored.
+func (w Window) Contains(t time.Time) bool { return !t.Before(w.Oldest()) && !t.After(w.Newest()) }
 
 // Point is one validated sample.
 type Point struct {
@@ -47,21 +62,21 @@ type wirePoint struct {
 
 // ParseBatch decodes and validates a push body {"metrics":[...]}. It is
 // all-or-nothing: the first problem is returned as a 400 naming the index and
-// field, and no points are returned. now is the receive time, used for points
+// field, and no points are returned. w.Now is the receive time, used for points
 // without a timestamp.
 //
 // The common, valid body is read by a reflection-free scanner (fastBatch);
 // only when that declines is the body decoded with encoding/json, point by
 // point, to accept it or to say precisely what is wrong.
-func ParseBatch(body []byte, now time.Time) ([]Point, error) {
-	if points, ok := fastBatch(body, now); ok {
+func ParseBatch(body []byte, w Window) ([]Point, error) {
+	if points, ok := fastBatch(body, w); ok {
 		return points, nil
 	}
-	return parseBatchSlow(body, now)
+	return parseBatchSlow(body, w)
 }
 
 // parseBatchSlow decodes point by point to name the first problem precisely.
-func parseBatchSlow(body []byte, now time.Time) ([]Point, error) {
+func parseBatchSlow(body []byte, w Window) ([]Point, error) {
 	var req struct {
 		Metrics []json.RawMessage `json:"metrics"`
 	}
@@ -84,14 +99,14 @@ func parseBatchSlow(body []byte, now time.Time) ([]Point, error) {
 	}
 	out := make([]Point, len(req.Metrics))
 	for i, raw := range req.Metrics {
-		if err := parsePoint(raw, now, &out[i]); err != nil {
+		if err := parsePoint(raw, w, &out[i]); err != nil {
 			return nil, errs.WithField(err, fmt.Sprintf("metrics[%d]", i))
 		}
 	}
 	return out, nil
 }
 
-func parsePoint(raw json.RawMessage, now time.Time, p *Point) error {
+func parsePoint(raw json.RawMessage, win Window, p *Point) error {
 	var w wirePoint
 	if err := json.Unmarshal(raw, &w); err != nil {
 		var te *json.UnmarshalTypeError
@@ -129,22 +144,22 @@ func parsePoint(raw json.RawMessage, now time.Time, p *Point) error {
 	}
 	p.Value = v
 
-	ts, err := parseTimestamp(w.Timestamp, now)
+	ts, err := parseTimestamp(w.Timestamp, win)
 	p.Time = ts
 	return err
 }
 
-func parseTimestamp(v *string, now time.Time) (time.Time, error) {
+func parseTimestamp(v *string, w Window) (time.Time, error) {
 	if v == nil || *v == "" {
-		return now.UTC().Truncate(time.Microsecond), nil
+		return w.Now.UTC().Truncate(time.Microsecond), nil
 	}
 	ts, err := time.Parse(time.RFC3339Nano, *v)
 	if err != nil {
 		return time.Time{}, errs.InvalidField(".timestamp", "%q is not RFC 3339 (e.g. 2026-02-14T10:00:00Z)", *v)
 	}
-	if ts.Before(MinTimestamp) || ts.After(now.Add(MaxFutureSkew)) {
-		return time.Time{}, errs.InvalidField(".timestamp", "%s is outside the accepted range (after %s, at most %s ahead of the server clock)",
-			*v, MinTimestamp.Format(time.RFC3339), MaxFutureSkew)
+	if !w.Contains(ts) {
+		return time.Time{}, errs.InvalidField(".timestamp", "%s is outside the accepted window from %s (the %d-day metrics retention) to %s (%s ahead of the server clock)",
+			*v, w.Oldest().UTC().Format(time.RFC3339), w.RetentionDays, w.Newest().UTC().Format(time.RFC3339), MaxFutureSkew)
 	}
 	// Postgres stores microseconds; truncate here so the identity of a point is what is stored.
 	return ts.UTC().Truncate(time.Microsecond), nil
@@ -239,6 +254,10 @@ func parseLabels(raw json.RawMessage) (map[string]string, error) {
 		}
 		if err := json.Unmarshal(rv, &s); err != nil {
 			return nil, errs.InvalidField(".labels."+k, "must be a string")
+		}
+		if problem := jsontext.Problem(rv); problem != "" {
+			// Replacing it would merge distinct series; the sender must fix it.
+			return nil, errs.InvalidField(".labels."+k, "value %s", problem)
 		}
 		if err := checkLabel(k, s); err != nil {
 			return nil, err

@@ -29,7 +29,7 @@ func BenchmarkParseBatch(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := ParseBatch(body, now); err != nil {
+		if _, err := ParseBatch(body, Window{Now: now, RetentionDays: 30}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"context"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -151,6 +153,27 @@ type Series struct {
 type Sample struct {
 	Timestamp time.Time `json:"timestamp"`
 	Value     float64   `json:"value"`
+}
+
+// MarshalJSON writes the value as a JSON number, or, where JSON has none
+// (an aggregate that overflowed, or NaN/±Inf samples written by Prometheus),
+// as the string "+Inf", "-Inf" or "NaN" — Prometheus' own spelling.
+func (s Sample) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 64)
+	b = append(b, `{"timestamp":"`...)
+	b = s.Timestamp.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","value":`...)
+	switch {
+	case math.IsNaN(s.Value):
+		b = append(b, `"NaN"`...)
+	case math.IsInf(s.Value, 1):
+		b = append(b, `"+Inf"`...)
+	case math.IsInf(s.Value, -1):
+		b = append(b, `"-Inf"`...)
+	default:
+		b = strconv.AppendFloat(b, s.Value, 'g', -1, 64)
+	}
+	return append(b, '}'), nil
 }
 
 // Result is the answer to a Query.

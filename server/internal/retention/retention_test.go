@@ -154,6 +154,16 @@ func writeTrace(t *testing.T, st testStore, id string, ts time.Time) {
 	if err := st.WriteTraceUpserts(context.Background(), "default", append(ups, ingest...)); err != nil {
 		t.Fatal(err)
 	}
+	ingestedAt(t, st, id, ts)
+}
+
+// ingestedAt pretends trace id (with its observations and scores) arrived at
+// ts: retention goes by ingestion time, which only the database sets.
+func ingestedAt(t *testing.T, st testStore, id string, ts time.Time) {
+	t.Helper()
+	st.db.Exec(`UPDATE traces SET created_at = $2 WHERE id = $1`, id, ts)
+	st.db.Exec(`UPDATE observations SET created_at = $2 WHERE trace_id = $1 OR id = $1`, id, ts)
+	st.db.Exec(`UPDATE scores SET created_at = $2 WHERE trace_id = $1`, id, ts)
 }
 
 func TestTracesRetention(t *testing.T) {
@@ -165,11 +175,15 @@ func TestTracesRetention(t *testing.T) {
 	writeTrace(t, st, "old-2", cutoff.Add(-time.Second))
 	writeTrace(t, st, "new-1", cutoff)
 	writeTrace(t, st, "new-2", now)
+	// Back-dated (or replayed) but ingested just now: retention goes by ingestion time, so it stays.
+	writeTrace(t, st, "backdated", now.AddDate(0, 0, -200))
+	ingestedAt(t, st, "backdated", now)
 	// An orphan observation update (no trace) from long ago.
 	orphan, _, _, _ := traces.ParseIngestion([]byte(`{"batch":[{"id":"x","type":"span-update","timestamp":"2025-01-01T00:00:00Z","body":{"id":"lonely","startTime":"2025-01-01T00:00:00Z"}}]}`), now)
 	if err := st.WriteTraceUpserts(ctx, "default", orphan); err != nil {
 		t.Fatal(err)
 	}
+	ingestedAt(t, st, "lonely", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	p := &retention.Pruner{Store: st.Store, Log: quiet, MetricsDays: 30, TracesDays: 90, Now: func() time.Time { return now }}
 	res, err := p.RunOnce(ctx)
 	if err != nil {
@@ -178,13 +192,13 @@ func TestTracesRetention(t *testing.T) {
 	if res.Traces.Traces != 2 || res.Traces.Observations != 5 || res.Traces.Scores != 2 || !res.Traces.Complete {
 		t.Fatalf("deleted %+v, want 2 traces, 5 observations (4 + the orphan), 2 scores", res.Traces)
 	}
-	for table, want := range map[string]int{"traces": 2, "observations": 4, "scores": 2} {
+	for table, want := range map[string]int{"traces": 3, "observations": 6, "scores": 3} {
 		if n := count(t, st, "SELECT count(*) FROM "+table); n != want {
 			t.Errorf("%s: %d rows left, want %d", table, n, want)
 		}
 	}
-	if n := count(t, st, "SELECT count(*) FROM traces WHERE id IN ('new-1', 'new-2')"); n != 2 {
-		t.Errorf("newer traces touched: %d of 2 left", n)
+	if n := count(t, st, "SELECT count(*) FROM traces WHERE id IN ('new-1', 'new-2', 'backdated')"); n != 3 {
+		t.Errorf("newer or recently ingested traces touched: %d of 3 left", n)
 	}
 }
 
@@ -233,8 +247,8 @@ func TestIngestDuringPrune(t *testing.T) {
 		rows = append(rows, map[string]any{"id": fmt.Sprintf("old-%d", i), "ts": old.Add(time.Duration(i) * time.Second)})
 	}
 	payload, _ := json.Marshal(rows)
-	st.db.Exec(`INSERT INTO traces (project_id, id, "timestamp", doc, stamps)
-		SELECT 'default', r.id, r.ts, '{}', '{}' FROM jsonb_to_recordset($1::jsonb) AS r(id text, ts timestamptz)`, string(payload))
+	st.db.Exec(`INSERT INTO traces (project_id, id, "timestamp", created_at, doc, stamps)
+		SELECT 'default', r.id, r.ts, r.ts, '{}', '{}' FROM jsonb_to_recordset($1::jsonb) AS r(id text, ts timestamptz)`, string(payload))
 	p := &retention.Pruner{Store: st.Store, Log: quiet, MetricsDays: 30, TracesDays: 90}
 	done := make(chan error, 1)
 	go func() { _, err := p.RunOnce(ctx); done <- err }()

@@ -23,6 +23,11 @@ import (
 // Token is the bearer token of test servers.
 const Token = "test-token"
 
+// TestRetentionDays is the metrics retention of test servers unless a test
+// sets its own: long enough that points at the fixed dates tests use are
+// inside the accepted window.
+const TestRetentionDays = "36500"
+
 // Options configure Start.
 type Options struct {
 	// Env adds or overrides configuration variables.
@@ -37,6 +42,8 @@ type Options struct {
 	RetentionFirstPass time.Duration
 	// MaxQueuedItems as in app.Options.
 	MaxQueuedItems int
+	// ReadTimeout as in app.Options.
+	ReadTimeout time.Duration
 	// NoWait returns without waiting for /readyz (e.g. the database is down on purpose).
 	NoWait bool
 }
@@ -71,7 +78,9 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	env := map[string]string{"DATABASE_URL": dbURL, "API_BEARER_TOKEN": Token, "XTRACE_LOG_LEVEL": "warn", "XTRACE_RETENTION_INTERVAL": "0",
 		// Tests that are about rate limiting set their own limits.
-		"RATE_LIMIT_QPS": "1000000", "RATE_LIMIT_BURST": "1000000"}
+		"RATE_LIMIT_QPS": "1000000", "RATE_LIMIT_BURST": "1000000",
+		// Tests push fixed dates; those about the accepted window set their own retention.
+		"METRICS_RETENTION_DAYS": TestRetentionDays}
 	for k, v := range opts.Env {
 		env[k] = v
 	}
@@ -81,7 +90,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := app.New(ctx, cfg, log, app.Options{Now: opts.Now, ShutdownDelay: shutdownDelay(opts.ShutdownDelay), MaxQueuedItems: opts.MaxQueuedItems, RetentionFirstPass: opts.RetentionFirstPass})
+	srv, err := app.New(ctx, cfg, log, app.Options{Now: opts.Now, ShutdownDelay: shutdownDelay(opts.ShutdownDelay), MaxQueuedItems: opts.MaxQueuedItems, RetentionFirstPass: opts.RetentionFirstPass, ReadTimeout: opts.ReadTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

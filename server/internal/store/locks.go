@@ -20,6 +20,23 @@ const (
 	lockRetention lockID = 0x78747261636503
 )
 
+// Bucket locks use PostgreSQL's two-key advisory locks (a space and a
+// bucket), which never collide with the single-key locks above.
+const (
+	// lockSpaceTraces: buckets of trace, observation and score ids.
+	lockSpaceTraces int32 = 0x7874 // "xt"
+	// traceLockBuckets bounds the locks one trace write holds: PostgreSQL's
+	// lock table is shared and small (max_locks_per_transaction × connections).
+	traceLockBuckets = 1024
+)
+
+// lockBucketsTx takes the sorted buckets of a space until the transaction ends.
+// Every writer takes them in ascending order, so writers cannot deadlock.
+func lockBucketsTx(ctx context.Context, tx pgx.Tx, space int32, sorted []int32) error {
+	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, b) FROM unnest($2::int[]) AS b ORDER BY b", space, sorted)
+	return err
+}
+
 // Job names a kind of background work of which one runs at a time across
 // all replicas (see RunExclusive).
 type Job int

@@ -2,27 +2,52 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 )
 
 // aggregateSQL maps each aggregation to its SQL expression over (ts, value).
-// Only these fixed fragments are ever spliced into query text.
+// Only these fixed fragments are ever spliced into query text. avg is
+// sum/count (PostgreSQL's avg(float8) also sums squares, which overflows for
+// values above 1e154). Percentiles interpolate between halved values and
+// double the result: scaling by two is exact, and the difference of two
+// halves cannot overflow (it would become ±Inf without an error).
 var aggregateSQL = map[metrics.Agg]string{
-	metrics.AggAvg:   "avg(p.value)",
+	metrics.AggAvg:   "sum(p.value) / count(*)",
 	metrics.AggMin:   "min(p.value)",
 	metrics.AggMax:   "max(p.value)",
 	metrics.AggSum:   "sum(p.value)",
 	metrics.AggCount: "count(*)::double precision",
 	metrics.AggLast:  "(array_agg(p.value ORDER BY p.ts DESC, p.series_id DESC))[1]",
-	metrics.AggP50:   "percentile_cont(0.5) WITHIN GROUP (ORDER BY p.value)",
-	metrics.AggP90:   "percentile_cont(0.9) WITHIN GROUP (ORDER BY p.value)",
-	metrics.AggP95:   "percentile_cont(0.95) WITHIN GROUP (ORDER BY p.value)",
-	metrics.AggP99:   "percentile_cont(0.99) WITHIN GROUP (ORDER BY p.value)",
+	metrics.AggP50:   "2 * percentile_cont(0.5) WITHIN GROUP (ORDER BY p.value * 0.5)",
+	metrics.AggP90:   "2 * percentile_cont(0.9) WITHIN GROUP (ORDER BY p.value * 0.5)",
+	metrics.AggP95:   "2 * percentile_cont(0.95) WITHIN GROUP (ORDER BY p.value * 0.5)",
+	metrics.AggP99:   "2 * percentile_cont(0.99) WITHIN GROUP (ORDER BY p.value * 0.5)",
+}
+
+// overflowSafeSQL replaces the sums, which PostgreSQL fails with an error
+// where IEEE arithmetic would give ±Inf. It is used only when the fast
+// fragment overflowed: the sum runs in numeric and maps back to ±Inf when the
+// true value is out of float8's range, as in Prometheus.
+var overflowSafeSQL = map[metrics.Agg]string{
+	metrics.AggAvg: numericToFloat8("avg(p.value::numeric)"),
+	metrics.AggSum: numericToFloat8("sum(p.value::numeric)"),
+}
+
+func numericToFloat8(expr string) string {
+	return "(SELECT CASE WHEN x = 'NaN' THEN 'NaN'::float8 WHEN x > 1.7976931348623157e308 THEN 'Infinity'::float8 " +
+		"WHEN x < -1.7976931348623157e308 THEN '-Infinity'::float8 ELSE x::float8 END FROM (SELECT " + expr + " AS x) n)"
+}
+
+func isOverflow(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "22003" // numeric_value_out_of_range
 }
 
 // FindSeries returns the series of sel.Name whose labels contain sel.Labels
@@ -58,12 +83,33 @@ func (s *Store) AggregateGroups(ctx context.Context, _ string, groups []metrics.
 			groupOf = append(groupOf, int32(gi))
 		}
 	}
-	sql := `
+	out, err := s.queryBuckets(ctx, aggregateSQL[q.Agg], seriesIDs, groupOf, q, len(groups))
+	if safe, ok := overflowSafeSQL[q.Agg]; ok && isOverflow(err) {
+		out, err = s.queryBuckets(ctx, safe, seriesIDs, groupOf, q, len(groups))
+	}
+	if err != nil {
+		return nil, classify(fmt.Errorf("query points: %w", err))
+	}
+	return out, nil
+}
+
+func (s *Store) queryBuckets(ctx context.Context, agg string, seriesIDs []int64, groupOf []int32, q *metrics.Query, groups int) ([]metrics.Buckets, error) {
+	rows, err := s.pool.Query(ctx, bucketsSQL(agg), seriesIDs, groupOf, q.Step, q.From, q.To, metrics.MaxPointsPerSeries+1)
+	if err != nil {
+		return nil, err
+	}
+	return scanBuckets(rows, groups)
+}
+
+// bucketsSQL aggregates each group's points per bucket with agg, keeping the
+// most recent buckets ($6 of them) of each group.
+func bucketsSQL(agg string) string {
+	return `
 		SELECT grp, bucket, v, latest FROM (
 			SELECT grp, bucket, v, latest, row_number() OVER (PARTITION BY grp ORDER BY bucket DESC) AS rn
 			FROM (
 				SELECT g.grp, date_bin($3::interval, p.ts, '1970-01-01T00:00:00Z') AS bucket,
-				       ` + aggregateSQL[q.Agg] + ` AS v, max(p.ts) AS latest
+				       ` + agg + ` AS v, max(p.ts) AS latest
 				FROM unnest($1::bigint[], $2::int[]) AS g(series_id, grp)
 				JOIN metric_points p ON p.series_id = g.series_id
 				WHERE p.ts >= $4 AND p.ts <= $5
@@ -72,15 +118,14 @@ func (s *Store) AggregateGroups(ctx context.Context, _ string, groups []metrics.
 		) ranked
 		WHERE rn <= $6
 		ORDER BY grp, bucket`
-	rows, err := s.pool.Query(ctx, sql, seriesIDs, groupOf, q.Step, q.From, q.To, metrics.MaxPointsPerSeries+1)
-	if err != nil {
-		return nil, classify(fmt.Errorf("query points: %w", err))
-	}
-	out := make([]metrics.Buckets, len(groups))
+}
+
+func scanBuckets(rows pgx.Rows, groups int) ([]metrics.Buckets, error) {
+	out := make([]metrics.Buckets, groups)
 	var grp int32
 	var bucket, latest time.Time
 	var v float64
-	_, err = pgx.ForEachRow(rows, []any{&grp, &bucket, &v, &latest}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&grp, &bucket, &v, &latest}, func() error {
 		b := &out[grp]
 		b.Values = append(b.Values, metrics.Sample{Timestamp: bucket.UTC(), Value: v})
 		if latest.After(b.Latest) {
@@ -88,10 +133,7 @@ func (s *Store) AggregateGroups(ctx context.Context, _ string, groups []metrics.
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, classify(fmt.Errorf("query points: %w", err))
-	}
-	return out, nil
+	return out, err
 }
 
 // MetricNames lists the metric names of a project, sorted.

@@ -18,42 +18,89 @@ import (
 // DefaultEnvironment is the environment of pushed metrics (the push API has none).
 const DefaultEnvironment = "default"
 
-// WritePoints stores a group of validated points in one transaction: the fast
-// path COPYs straight into the keyed points table; when the group repeats an
-// existing (series, ts) it falls back to an upsert in which the last write wins.
-// Within the group, later points replace earlier ones with the same identity.
+// WritePoints stores a group of validated points. The fast path COPYs
+// straight into the keyed points table; when the group repeats an existing
+// (series, ts) it falls back to an upsert in which the last write wins, and
+// within the group later points replace earlier ones with the same identity.
+// Series seen for the first time are created in the same transaction as
+// their points, so a failed write leaves no series without points behind.
 func (s *Store) WritePoints(ctx context.Context, project string, points []metrics.Point) error {
 	if len(points) == 0 {
 		return nil
 	}
-	ids, err := s.resolveSeries(ctx, project, points)
+	err := s.writePoints(ctx, project, points)
+	if isNoPartition(err) {
+		// A retention pass elsewhere (the CronJob) dropped a day this replica
+		// believed existed: forget what it knew of those days and try once more.
+		s.forgetPartitions(pointDays(points))
+		err = s.writePoints(ctx, project, points)
+	}
+	return classify(err)
+}
+
+func (s *Store) writePoints(ctx context.Context, project string, points []metrics.Point) error {
+	if err := s.EnsurePartitions(ctx, pointDays(points)...); err != nil {
+		return err
+	}
+	ids, missing, err := s.cachedSeriesIDs(ctx, project, points)
 	if err != nil {
 		return err
 	}
-	// Points of one series next to each other: their index entries then split
-	// pages "after the new item" (nbtree's localized-monotonic heuristic needs
-	// adjacent heap tuples), which keeps the primary key index compact, and a
-	// series' points share heap pages, which makes range reads cheaper.
-	order := seriesOrder(points, ids)
-	var times []time.Time
-	for i := range points {
-		if len(times) == 0 || !dayOf(times[len(times)-1]).Equal(dayOf(points[i].Time)) {
-			times = append(times, points[i].Time)
+	if len(missing.names) == 0 {
+		// Fast path: one COPY, atomic on its own (no explicit transaction,
+		// fewer round trips). It fails as a whole when the group repeats an
+		// existing (series, ts); then upsert.
+		order := seriesOrder(points, ids)
+		_, err = s.pool.CopyFrom(ctx, pgx.Identifier{"metric_points"}, pointColumns, pointRows(points, ids, order))
+		if err != nil && isUniqueViolation(err) {
+			err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+				return upsertPoints(ctx, tx, dedupe(points, ids, order))
+			})
 		}
-	}
-	if err := s.EnsurePartitions(ctx, times...); err != nil {
 		return err
 	}
-	// Fast path: one COPY straight into the keyed table, atomic on its own
-	// (no explicit transaction, no savepoint: fewer round trips). It fails as
-	// a whole when the group repeats an existing (series, ts); then upsert.
-	_, err = s.pool.CopyFrom(ctx, pgx.Identifier{"metric_points"}, pointColumns, pointRows(points, ids, order))
-	if err != nil && isUniqueViolation(err) {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			return upsertPoints(ctx, tx, dedupe(points, ids, order))
+	today := dayOf(time.Now())
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		found, err := upsertSeries(ctx, tx, project, missing.names, missing.labels, today)
+		if err != nil {
+			return err
+		}
+		missing.assign(found, ids)
+		order := seriesOrder(points, ids)
+		// A savepoint: when the group repeats stored points, only the COPY is undone.
+		copyErr := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+			_, err := sp.CopyFrom(ctx, pgx.Identifier{"metric_points"}, pointColumns, pointRows(points, ids, order))
+			return err
 		})
+		if copyErr != nil && isUniqueViolation(copyErr) {
+			return upsertPoints(ctx, tx, dedupe(points, ids, order))
+		}
+		return copyErr
+	})
+	if err != nil {
+		return err
 	}
-	return classify(err)
+	for j := range missing.names { // only committed series enter the cache
+		s.series.put(seriesKey{project, missing.names[j], missing.labels[j]}, cachedSeries{id: ids[missing.at[j][0]], seen: today})
+	}
+	return nil
+}
+
+// pointDays returns one time per distinct UTC day of the points.
+func pointDays(points []metrics.Point) []time.Time {
+	var days []time.Time
+	for i := range points {
+		if len(days) == 0 || !dayOf(days[len(days)-1]).Equal(dayOf(points[i].Time)) {
+			days = append(days, points[i].Time)
+		}
+	}
+	return days
+}
+
+// isNoPartition: a row's day has no partition (SQLSTATE 23514 on a partitioned insert).
+func isNoPartition(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514"
 }
 
 // seriesOrder returns the indexes of points ordered by (series, ts), stable:
@@ -121,28 +168,46 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
-// resolveSeries returns the series id of every point, creating series on
-// first sight and recording, once a day, that cached series are still pushed
-// (so retention does not remove a series a replica still writes to).
-func (s *Store) resolveSeries(ctx context.Context, project string, points []metrics.Point) ([]int64, error) {
-	today := dayOf(time.Now())
-	for attempt := 0; ; attempt++ {
-		ids, stale, err := s.resolveSeriesOnce(ctx, project, points, today)
-		if err != nil || len(stale) == 0 {
-			return ids, err
-		}
-		// Retention deleted series this replica had cached: forget and resolve again.
-		s.series.remove(stale)
-		if attempt == 2 {
-			return nil, errors.New("resolve series: cached series keep disappearing")
+// missingSeries are the distinct series of a group that the cache does not
+// know, sorted by (name, labels) — one lock order for every writer, so
+// concurrent upserts cannot deadlock — with the points that belong to each.
+type missingSeries struct {
+	names, labels []string
+	at            [][]int // indexes of the points of each
+}
+
+// assign fills in the ids of the points of each missing series.
+func (m *missingSeries) assign(found []int64, ids []int64) {
+	for j := range m.names {
+		for _, i := range m.at[j] {
+			ids[i] = found[j]
 		}
 	}
 }
 
-func (s *Store) resolveSeriesOnce(ctx context.Context, project string, points []metrics.Point, today time.Time) ([]int64, []seriesKey, error) {
+// cachedSeriesIDs returns the series id of every point the cache knows, and
+// the series it does not. Once a UTC day it records that cached series are
+// still pushed (so retention keeps them), re-resolving any that retention
+// removed meanwhile.
+func (s *Store) cachedSeriesIDs(ctx context.Context, project string, points []metrics.Point) ([]int64, missingSeries, error) {
+	today := dayOf(time.Now())
+	for attempt := 0; ; attempt++ {
+		ids, missing, stale, err := s.cachedSeriesOnce(ctx, project, points, today)
+		if err != nil || len(stale) == 0 {
+			return ids, missing, err
+		}
+		// Retention deleted series this replica had cached: forget and look again.
+		s.series.remove(stale)
+		if attempt == 2 {
+			return nil, missing, errors.New("resolve series: cached series keep disappearing")
+		}
+	}
+}
+
+func (s *Store) cachedSeriesOnce(ctx context.Context, project string, points []metrics.Point, today time.Time) ([]int64, missingSeries, []seriesKey, error) {
 	ids := make([]int64, len(points))
-	var missNames, missLabels []string
-	missAt := map[seriesKey][]int{}
+	var missing missingSeries
+	missAt := map[seriesKey]int{}
 	touch := map[seriesKey]int64{}
 	for i := range points {
 		key := seriesKey{project, points[i].Name, points[i].LabelsJSON}
@@ -153,54 +218,62 @@ func (s *Store) resolveSeriesOnce(ctx context.Context, project string, points []
 			}
 			continue
 		}
-		if _, queued := missAt[key]; !queued {
-			missNames = append(missNames, points[i].Name)
-			missLabels = append(missLabels, points[i].LabelsJSON)
+		j, queued := missAt[key]
+		if !queued {
+			j = len(missing.names)
+			missAt[key] = j
+			missing.names = append(missing.names, points[i].Name)
+			missing.labels = append(missing.labels, points[i].LabelsJSON)
+			missing.at = append(missing.at, nil)
 		}
-		missAt[key] = append(missAt[key], i)
+		missing.at[j] = append(missing.at[j], i)
 	}
 	if len(touch) > 0 {
 		stale, err := s.touchSeries(ctx, touch, today)
 		if err != nil || len(stale) > 0 {
-			return nil, stale, err
+			return nil, missing, stale, err
 		}
 	}
-	if len(missNames) == 0 {
-		return ids, nil, nil
-	}
-	sortPairs(missNames, missLabels) // one lock order for every writer: no deadlocks between upserts
-	found, err := s.upsertSeries(ctx, project, missNames, missLabels, today)
-	if err != nil {
-		return nil, nil, err
-	}
-	for j := range missNames {
-		key := seriesKey{project, missNames[j], missLabels[j]}
-		s.series.put(key, cachedSeries{id: found[j], seen: today})
-		for _, i := range missAt[key] {
-			ids[i] = found[j]
-		}
-	}
-	return ids, nil, nil
+	missing.sort()
+	return ids, missing, nil, nil
 }
 
-// sortPairs sorts names and labels together by (name, labels).
-func sortPairs(names, labels []string) {
-	idx := make([]int, len(names))
+// resolveSeries returns the series id of every point, creating series on
+// first sight (outside any write of points: for tools that only need ids).
+func (s *Store) resolveSeries(ctx context.Context, project string, points []metrics.Point) ([]int64, error) {
+	ids, missing, err := s.cachedSeriesIDs(ctx, project, points)
+	if err != nil || len(missing.names) == 0 {
+		return ids, err
+	}
+	today := dayOf(time.Now())
+	found, err := upsertSeries(ctx, s.pool, project, missing.names, missing.labels, today)
+	if err != nil {
+		return nil, err
+	}
+	missing.assign(found, ids)
+	for j := range missing.names {
+		s.series.put(seriesKey{project, missing.names[j], missing.labels[j]}, cachedSeries{id: found[j], seen: today})
+	}
+	return ids, nil
+}
+
+// sort orders the missing series by (name, labels).
+func (m *missingSeries) sort() {
+	idx := make([]int, len(m.names))
 	for i := range idx {
 		idx[i] = i
 	}
 	sort.Slice(idx, func(a, b int) bool {
-		if names[idx[a]] != names[idx[b]] {
-			return names[idx[a]] < names[idx[b]]
+		if m.names[idx[a]] != m.names[idx[b]] {
+			return m.names[idx[a]] < m.names[idx[b]]
 		}
-		return labels[idx[a]] < labels[idx[b]]
+		return m.labels[idx[a]] < m.labels[idx[b]]
 	})
-	n2, l2 := make([]string, len(names)), make([]string, len(labels))
+	out := missingSeries{names: make([]string, len(idx)), labels: make([]string, len(idx)), at: make([][]int, len(idx))}
 	for i, j := range idx {
-		n2[i], l2[i] = names[j], labels[j]
+		out.names[i], out.labels[i], out.at[i] = m.names[j], m.labels[j], m.at[j]
 	}
-	copy(names, n2)
-	copy(labels, l2)
+	*m = out
 }
 
 // touchSeries marks cached series as seen today and returns the cache keys of
@@ -239,8 +312,8 @@ func (s *Store) touchSeries(ctx context.Context, touch map[seriesKey]int64, toda
 // new ones and marking existing ones as seen today. DO UPDATE (rather than DO
 // NOTHING) makes RETURNING yield existing rows too, including rows another
 // transaction inserts concurrently.
-func (s *Store) upsertSeries(ctx context.Context, project string, names, labels []string, today time.Time) ([]int64, error) {
-	rows, err := s.pool.Query(ctx, `
+func upsertSeries(ctx context.Context, db querier, project string, names, labels []string, today time.Time) ([]int64, error) {
+	rows, err := db.Query(ctx, `
 		WITH input AS (
 			SELECT ord, n, l::jsonb AS l FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(n, l, ord)
 		), upserted AS (
@@ -271,4 +344,9 @@ func (s *Store) upsertSeries(ctx context.Context, project string, names, labels 
 		return nil, fmt.Errorf("resolve series: %d of %d series resolved", found, len(names))
 	}
 	return ids, nil
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }

@@ -2,13 +2,11 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Points are partitioned by UTC day; partition names carry the day so that
@@ -22,9 +20,15 @@ func dayOf(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
+// partitionLockTimeout bounds how long partition DDL waits for a lock, so
+// that it never holds up readers and writers behind it for long.
+const partitionLockTimeout = "2s"
+
 // EnsurePartitions creates the daily partitions that hold the given times
 // (today and the next days at start; back-filled days on demand). Known
-// partitions cost nothing.
+// partitions cost nothing. Each day is created as a table of its own and then
+// attached, which locks the points table only in SHARE UPDATE EXCLUSIVE mode:
+// reads and writes of other days go on while it happens.
 func (s *Store) EnsurePartitions(ctx context.Context, times ...time.Time) error {
 	var missing []time.Time
 	seen := map[time.Time]bool{}
@@ -38,34 +42,48 @@ func (s *Store) EnsurePartitions(ctx context.Context, times ...time.Time) error 
 			missing = append(missing, d)
 		}
 	}
-	if len(missing) == 0 {
-		return nil
-	}
 	sort.Slice(missing, func(i, j int) bool { return missing[i].Before(missing[j]) })
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockTx(ctx, tx, lockPartitions); err != nil {
-			return err
-		}
-		for _, d := range missing {
-			sql := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF metric_points FOR VALUES FROM ('%s') TO ('%s')",
-				pgx.Identifier{partitionName(d)}.Sanitize(), d.Format(time.RFC3339), d.AddDate(0, 0, 1).Format(time.RFC3339))
-			if _, err := tx.Exec(ctx, sql); err != nil {
-				var pgErr *pgconn.PgError
-				if errors.As(err, &pgErr) && pgErr.Code == "42P07" { // created concurrently
-					continue
-				}
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return classify(fmt.Errorf("create partitions: %w", err))
-	}
 	for _, d := range missing {
+		if err := s.createPartition(ctx, d); err != nil {
+			return classify(fmt.Errorf("create partition %s: %w", partitionName(d), err))
+		}
 		s.partitions.Store(d, struct{}{})
 	}
 	return nil
+}
+
+// createPartition creates and attaches one day's partition unless it exists,
+// in a short transaction of its own.
+func (s *Store) createPartition(ctx context.Context, day time.Time) error {
+	name := partitionName(day)
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
+			return err
+		}
+		if err := lockTx(ctx, tx, lockPartitions); err != nil {
+			return err
+		}
+		var attached bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+			WHERE i.inhparent = 'metric_points'::regclass AND c.relname = $1)`, name).Scan(&attached); err != nil || attached {
+			return err
+		}
+		table := pgx.Identifier{name}.Sanitize()
+		if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+table+" (LIKE metric_points INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE metric_points ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
+			table, day.Format(time.RFC3339), day.AddDate(0, 0, 1).Format(time.RFC3339)))
+		return err
+	})
+}
+
+// forgetPartitions drops what this replica knows of the days' partitions, so
+// the next write checks (and creates) them again.
+func (s *Store) forgetPartitions(times []time.Time) {
+	for _, t := range times {
+		s.partitions.Delete(dayOf(t))
+	}
 }
 
 // EnsurePartitionsAhead creates today's partition and the next `days` ones.

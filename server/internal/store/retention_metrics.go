@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // MetricsPruneResult says what one metrics retention pass removed.
@@ -55,16 +57,34 @@ func (s *Store) PruneMetrics(ctx context.Context, cutoff time.Time) (MetricsPrun
 	return res, nil
 }
 
-// DropPartition drops one daily partition of the points table.
+// DropPartition drops one daily partition of the points table. It is
+// detached CONCURRENTLY first, so readers and writers of other days are not
+// blocked, then dropped as a table of its own.
 func (s *Store) DropPartition(ctx context.Context, p Partition) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockTx(ctx, tx, lockPartitions); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{p.Name}.Sanitize())
-		return err
-	})
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
+		return classify(err)
+	}
+	defer conn.Release()
+	unlock, err := lockSession(ctx, conn, lockPartitions)
+	if err != nil {
+		return classify(err)
+	}
+	defer unlock()
+	table := pgx.Identifier{p.Name}.Sanitize()
+	if _, err := conn.Exec(ctx, "ALTER TABLE metric_points DETACH PARTITION "+table+" CONCURRENTLY"); err != nil {
+		var pgErr *pgconn.PgError
+		switch {
+		case errors.As(err, &pgErr) && pgErr.Code == "55000": // an earlier detach was interrupted: complete it
+			if _, err := conn.Exec(ctx, "ALTER TABLE metric_points DETACH PARTITION "+table+" FINALIZE"); err != nil {
+				return classify(fmt.Errorf("finish detaching partition %s: %w", p.Name, err))
+			}
+		case errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "42809"): // gone, or no longer a partition
+		default:
+			return classify(fmt.Errorf("detach partition %s: %w", p.Name, err))
+		}
+	}
+	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+table); err != nil {
 		return classify(fmt.Errorf("drop partition %s: %w", p.Name, err))
 	}
 	s.partitions.Delete(p.Day)

@@ -17,10 +17,11 @@ type TracesPruneResult struct {
 // holds locks for long and ingest keeps flowing.
 const TracesPruneBatch = 5000
 
-// PruneTraces deletes traces older than cutoff (by trace timestamp) together
-// with their observations and scores, batch by batch, until none are left or
-// budget is spent. Observations and scores that belong to no trace go by
-// their own time. Rows being written concurrently are skipped, not waited for.
+// PruneTraces deletes traces ingested before cutoff (created_at, not the
+// trace's own timestamp, which a client may back-date) together with their
+// observations and scores, batch by batch, until none are left or budget is
+// spent. Observations and scores that belong to no trace go by their own
+// ingestion time. Rows being written concurrently are skipped, not waited for.
 func (s *Store) PruneTraces(ctx context.Context, cutoff time.Time, budget time.Duration) (TracesPruneResult, error) {
 	var res TracesPruneResult
 	deadline := time.Now().Add(budget)
@@ -28,8 +29,8 @@ func (s *Store) PruneTraces(ctx context.Context, cutoff time.Time, budget time.D
 		var t, o, sc int64
 		err := s.pool.QueryRow(ctx, `
 			WITH doomed AS (
-				SELECT project_id, id FROM traces WHERE "timestamp" < $1
-				ORDER BY "timestamp" LIMIT $2 FOR UPDATE SKIP LOCKED
+				SELECT project_id, id FROM traces WHERE created_at < $1
+				ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
 			), del_obs AS (
 				DELETE FROM observations o USING doomed d
 				WHERE o.project_id = d.project_id AND o.trace_id = d.id RETURNING 1
@@ -58,8 +59,8 @@ func (s *Store) PruneTraces(ctx context.Context, cutoff time.Time, budget time.D
 		sql string
 		n   *int64
 	}{
-		{`DELETE FROM observations WHERE ctid = ANY(ARRAY(SELECT ctid FROM observations WHERE trace_id IS NULL AND start_time < $1 LIMIT $2))`, &res.Observations},
-		{`DELETE FROM scores WHERE ctid = ANY(ARRAY(SELECT ctid FROM scores WHERE trace_id IS NULL AND "timestamp" < $1 LIMIT $2))`, &res.Scores},
+		{`DELETE FROM observations WHERE ctid = ANY(ARRAY(SELECT ctid FROM observations WHERE trace_id IS NULL AND created_at < $1 LIMIT $2))`, &res.Observations},
+		{`DELETE FROM scores WHERE ctid = ANY(ARRAY(SELECT ctid FROM scores WHERE trace_id IS NULL AND created_at < $1 LIMIT $2))`, &res.Scores},
 	} {
 		for time.Now().Before(deadline) {
 			tag, err := s.pool.Exec(ctx, q.sql, cutoff, TracesPruneBatch)

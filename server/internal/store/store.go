@@ -95,19 +95,27 @@ func classify(err error) error {
 	return err
 }
 
-// IsUnavailable reports whether err means the database could not be reached
-// or went away (as opposed to rejecting a statement).
+// IsUnavailable reports whether err means the database could not be reached,
+// went away, or is too busy right now — a retry later can succeed — as
+// opposed to rejecting a statement. Out of memory, disk full and other
+// resource exhaustion are not "unavailable": retrying the same request does
+// not help, so they are internal errors.
 func IsUnavailable(err error) bool {
 	if errs.KindOf(err) == errs.Unavailable {
 		return true
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code[:2] {
-		case "08", "53", "57": // connection exception, insufficient resources, operator intervention (shutdown, statement timeout)
+		switch pgErr.Code {
+		case "53300", // too_many_connections
+			"55P03",          // lock_not_available: a bounded lock wait ran out
+			"57014",          // query_canceled: statement timeout
+			"57P01", "57P02", // admin_shutdown, crash_shutdown
+			"57P03",          // cannot_connect_now: starting up or in recovery
+			"40001", "40P01": // serialization failure, deadlock: retry
 			return true
 		}
-		return false
+		return pgErr.Code[:2] == "08" // connection exception
 	}
 	var connErr *pgconn.ConnectError
 	var netErr net.Error

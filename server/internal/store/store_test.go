@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 )
@@ -179,6 +181,13 @@ func TestIsUnavailable(t *testing.T) {
 	err := s.Ping(context.Background())
 	if err == nil || !IsUnavailable(err) {
 		t.Fatalf("unreachable database: %v is not classified as unavailable", err)
+	}
+	// Exhausted resources are not "unavailable": a retry of the same request would fail again.
+	for code, want := range map[string]bool{"53200": false, "53100": false, "53400": false, "22P05": false,
+		"53300": true, "57P01": true, "08006": true, "55P03": true} {
+		if got := IsUnavailable(&pgconn.PgError{Code: code}); got != want {
+			t.Errorf("SQLSTATE %s: unavailable=%v, want %v", code, got, want)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 // WriteTraceUpserts merges a group of upserts into the stored traces,
 // observations and scores in one transaction. Rows are locked first (advisory
 // locks in a fixed order, which also covers rows that do not exist yet), then
-// read, merged with the Langfuse rules, and written back.
+// read, merged with the Langfuse rules, and written back. The locks are taken
+// on hash buckets of the ids, not one per id, so a transaction holds at most
+// traceLockBuckets of them however many ids its group has.
 func (s *Store) WriteTraceUpserts(ctx context.Context, project string, ups []traces.Upsert) error {
 	if len(ups) == 0 {
 		return nil
@@ -30,16 +33,20 @@ func (s *Store) WriteTraceUpserts(ctx context.Context, project string, ups []tra
 		k := key{u.Kind, u.ID}
 		byKey[k] = append(byKey[k], u)
 	}
-	locks := make([]int64, 0, len(byKey))
+	buckets := map[int32]bool{}
 	for k := range byKey {
 		h := fnv.New64a()
 		fmt.Fprintf(h, "%s\x00%s\x00%s", k.kind, project, k.id)
-		locks = append(locks, int64(h.Sum64()))
+		buckets[int32(h.Sum64()%traceLockBuckets)] = true
 	}
-	sort.Slice(locks, func(i, j int) bool { return locks[i] < locks[j] })
+	locks := make([]int32, 0, len(buckets))
+	for b := range buckets {
+		locks = append(locks, b)
+	}
+	slices.Sort(locks)
 
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", locks); err != nil {
+		if err := lockBucketsTx(ctx, tx, lockSpaceTraces, locks); err != nil {
 			return err
 		}
 		for _, kind := range []traces.Kind{traces.KindTrace, traces.KindObservation, traces.KindScore} {

@@ -24,6 +24,8 @@ type TraceRow struct {
 	ScoreIDs       []string
 	Latency        float64 // seconds from the first observation start to the last end
 	TotalCost      float64
+	// Truncated names the fields replaced by a note in a list answer (see ListFieldMaxBytes).
+	Truncated []string
 }
 
 // ObservationRow is a stored observation.
@@ -37,6 +39,8 @@ type ObservationRow struct {
 	Doc         map[string]json.RawMessage
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	// Truncated names the fields replaced by a note in a list answer (see ListFieldMaxBytes).
+	Truncated []string
 }
 
 // ScoreRow is a stored score.
@@ -89,8 +93,28 @@ func (w *where) addIf(cond bool, clause string, arg any) {
 
 func (w *where) sql() string { return strings.Join(w.clauses, " AND ") }
 
-const traceColumns = `t.id, t."timestamp", t.environment, t.doc, t.created_at, t.updated_at,
+// ListFieldMaxBytes bounds each field of an item in a list answer: larger
+// fields (a 10 MB input, say) are replaced by a note saying how large they
+// are, and the item names them, so that a page of huge traces neither takes
+// the server's memory nor the client's. GET of one object returns everything.
+const ListFieldMaxBytes = 32 << 10
+
+// docColumns selects the doc of alias, whole or (in lists) with every field
+// over ListFieldMaxBytes replaced, and the names of the replaced fields.
+func docColumns(alias string, list bool) string {
+	if !list {
+		return alias + ".doc, NULL::text[]"
+	}
+	return fmt.Sprintf(`(SELECT jsonb_object_agg(k, CASE WHEN pg_column_size(v) > %[2]d
+			THEN to_jsonb('[too large for a list: about ' || pg_column_size(v) || ' bytes; get this object by id for the whole value]'::text) ELSE v END)
+			FROM jsonb_each(%[1]s.doc) AS e(k, v)),
+		(SELECT array_agg(k ORDER BY k) FROM jsonb_each(%[1]s.doc) AS e(k, v) WHERE pg_column_size(v) > %[2]d)`, alias, ListFieldMaxBytes)
+}
+
+func traceColumns(list bool) string {
+	return `t.id, t."timestamp", t.environment, ` + docColumns("t", list) + `, t.created_at, t.updated_at,
 	coalesce(agg.ids, '{}'), coalesce(sc.ids, '{}'), coalesce(agg.latency, 0), coalesce(agg.cost, 0)`
+}
 
 const traceJoins = `
 	LEFT JOIN LATERAL (
@@ -104,7 +128,7 @@ const traceJoins = `
 
 func scanTrace(row pgx.CollectableRow) (TraceRow, error) {
 	var t TraceRow
-	err := row.Scan(&t.ID, &t.Timestamp, &t.Environment, &t.Doc, &t.CreatedAt, &t.UpdatedAt,
+	err := row.Scan(&t.ID, &t.Timestamp, &t.Environment, &t.Doc, &t.Truncated, &t.CreatedAt, &t.UpdatedAt,
 		&t.ObservationIDs, &t.ScoreIDs, &t.Latency, &t.TotalCost)
 	return t, err
 }
@@ -131,7 +155,7 @@ func (s *Store) ListTraces(ctx context.Context, project string, f TraceFilter) (
 		dir = "DESC"
 	}
 	return listWithCount(ctx, s, "SELECT count(*) FROM traces t WHERE "+w.sql(),
-		"SELECT "+traceColumns+" FROM traces t "+traceJoins+" WHERE "+w.sql()+
+		"SELECT "+traceColumns(true)+" FROM traces t "+traceJoins+" WHERE "+w.sql()+
 			fmt.Sprintf(" ORDER BY %s %s, t.id %s LIMIT %d OFFSET %d", order, dir, dir, f.Limit, f.offset()),
 		w.args, scanTrace)
 }
@@ -154,7 +178,7 @@ func listWithCount[T any](ctx context.Context, s *Store, countSQL, listSQL strin
 
 // GetTrace returns a trace with its observations and scores.
 func (s *Store) GetTrace(ctx context.Context, project, id string) (*TraceRow, []ObservationRow, []ScoreRow, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+traceColumns+" FROM traces t "+traceJoins+" WHERE t.project_id = $1 AND t.id = $2", project, id)
+	rows, err := s.pool.Query(ctx, "SELECT "+traceColumns(false)+" FROM traces t "+traceJoins+" WHERE t.project_id = $1 AND t.id = $2", project, id)
 	if err != nil {
 		return nil, nil, nil, classify(err)
 	}
@@ -162,7 +186,7 @@ func (s *Store) GetTrace(ctx context.Context, project, id string) (*TraceRow, []
 	if err != nil {
 		return nil, nil, nil, classify(err)
 	}
-	obs, _, err := s.ListObservations(ctx, project, ObservationFilter{TraceID: id, Page: Page{1, 100000}, Ascending: true})
+	obs, _, err := s.ListObservations(ctx, project, ObservationFilter{TraceID: id, Page: Page{1, 100000}, Ascending: true, Whole: true})
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -184,14 +208,18 @@ type ObservationFilter struct {
 	TraceID, Name, Type, UserID, ParentObservationID, Environment, Version string
 	FromStartTime, ToStartTime                                             *time.Time
 	Ascending                                                              bool
+	// Whole returns every field whole (one trace's observations), not trimmed for a list.
+	Whole bool
 	Page
 }
 
-const observationColumns = `o.id, o.trace_id, o.type, o.start_time, o.environment, o.level, o.doc, o.created_at, o.updated_at`
+func observationColumns(list bool) string {
+	return `o.id, o.trace_id, o.type, o.start_time, o.environment, o.level, ` + docColumns("o", list) + `, o.created_at, o.updated_at`
+}
 
 func scanObservation(row pgx.CollectableRow) (ObservationRow, error) {
 	var o ObservationRow
-	err := row.Scan(&o.ID, &o.TraceID, &o.Type, &o.StartTime, &o.Environment, &o.Level, &o.Doc, &o.CreatedAt, &o.UpdatedAt)
+	err := row.Scan(&o.ID, &o.TraceID, &o.Type, &o.StartTime, &o.Environment, &o.Level, &o.Doc, &o.Truncated, &o.CreatedAt, &o.UpdatedAt)
 	return o, err
 }
 
@@ -213,14 +241,14 @@ func (s *Store) ListObservations(ctx context.Context, project string, f Observat
 		dir = "ASC"
 	}
 	return listWithCount(ctx, s, "SELECT count(*) FROM observations o WHERE "+w.sql(),
-		"SELECT "+observationColumns+" FROM observations o WHERE "+w.sql()+
+		"SELECT "+observationColumns(!f.Whole)+" FROM observations o WHERE "+w.sql()+
 			fmt.Sprintf(" ORDER BY o.start_time %s, o.id %s LIMIT %d OFFSET %d", dir, dir, f.Limit, f.offset()),
 		w.args, scanObservation)
 }
 
 // GetObservation returns one observation.
 func (s *Store) GetObservation(ctx context.Context, project, id string) (*ObservationRow, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+observationColumns+" FROM observations o WHERE o.project_id = $1 AND o.id = $2", project, id)
+	rows, err := s.pool.Query(ctx, "SELECT "+observationColumns(false)+" FROM observations o WHERE o.project_id = $1 AND o.id = $2", project, id)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -266,7 +294,7 @@ func (s *Store) ListSessions(ctx context.Context, project string, f SessionFilte
 
 // GetSession returns a session and its traces (oldest first).
 func (s *Store) GetSession(ctx context.Context, project, id string) (*SessionRow, []TraceRow, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+traceColumns+" FROM traces t "+traceJoins+
+	rows, err := s.pool.Query(ctx, "SELECT "+traceColumns(true)+" FROM traces t "+traceJoins+
 		` WHERE t.project_id = $1 AND t.session_id = $2 ORDER BY t."timestamp", t.id`, project, id)
 	if err != nil {
 		return nil, nil, classify(err)

@@ -10,14 +10,18 @@ import (
 )
 
 var traceSpecs = map[string]fieldSpec{
-	"timestamp": asTime, "name": asString, "userId": asString, "sessionId": asString, "release": asString,
-	"version": asString, "tags": asStrings, "public": asBool, "environment": asEnvironment, "metadata": asAny,
+	"timestamp": asTime, "name": asIndexed, "userId": asIndexed, "sessionId": asIndexed, "release": asIndexed,
+	"version": asIndexed, "tags": asTags, "public": asBool, "environment": asEnvironment, "metadata": asAny,
+	"latency": asSeconds,
 }
 
 // traceUpserts validates a trace body. fallbackTime is used by native batches without a timestamp.
 func traceUpserts(fields map[string]json.RawMessage, stamp Stamp, fallbackTime string) ([]Upsert, error) {
 	id, err := requireID(fields, "id")
 	if err != nil {
+		return nil, err
+	}
+	if err := cleanFields(fields); err != nil {
 		return nil, err
 	}
 	if err := validate(fields, traceSpecs); err != nil {
@@ -31,9 +35,9 @@ func traceUpserts(fields map[string]json.RawMessage, stamp Stamp, fallbackTime s
 }
 
 var observationSpecs = map[string]fieldSpec{
-	"startTime": asTime, "endTime": asTime, "completionStartTime": asTime, "name": asString, "model": asString,
-	"level": asLevel, "statusMessage": asString, "version": asString, "environment": asEnvironment,
-	"promptName": asString, "type": asType, "modelParameters": asObject,
+	"startTime": asTime, "endTime": asTime, "completionStartTime": asTime, "name": asIndexed, "model": asIndexed,
+	"level": asLevel, "statusMessage": asString, "version": asIndexed, "environment": asEnvironment,
+	"promptName": asString, "type": asType, "modelParameters": asObject, "latency": asSeconds,
 }
 
 // observationUpserts validates an observation body and normalises usage and
@@ -49,6 +53,9 @@ func observationUpserts(fields map[string]json.RawMessage, stamp Stamp, obsType,
 		return nil, err
 	}
 	if _, err := optionalID(fields, "parentObservationId"); err != nil {
+		return nil, err
+	}
+	if err := cleanFields(fields); err != nil {
 		return nil, err
 	}
 	if obsType != "" {
@@ -69,6 +76,7 @@ func observationUpserts(fields map[string]json.RawMessage, stamp Stamp, obsType,
 	if _, ok := fields["startTime"]; !ok && fallbackTime != "" && !isUpdate(stamp) {
 		fields["startTime"] = json.RawMessage(`"` + fallbackTime + `"`)
 	}
+	endFromLatency(fields)
 	delete(fields, "id")
 	ups := []Upsert{{Kind: KindObservation, ID: id, Stamp: stamp, Fields: fields}}
 	if traceID != "" {
@@ -111,6 +119,9 @@ func scoreUpserts(fields map[string]json.RawMessage, stamp Stamp) ([]Upsert, err
 		return nil, err
 	}
 	if _, err := optionalID(fields, "observationId"); err != nil {
+		return nil, err
+	}
+	if err := cleanFields(fields); err != nil {
 		return nil, err
 	}
 	if err := validate(fields, scoreSpecs); err != nil {
@@ -171,4 +182,36 @@ func TraceUpserts(fields map[string]json.RawMessage, stamp Stamp) ([]Upsert, err
 // the fields) and returns the upserts, including the placeholder trace.
 func ObservationUpserts(fields map[string]json.RawMessage, stamp Stamp) ([]Upsert, error) {
 	return observationUpserts(fields, stamp, "", "")
+}
+
+// MaxLatency bounds a latency in seconds (a day is far more than any request).
+const MaxLatency = 86400.0
+
+// asSeconds accepts a latency: a finite number of seconds from 0 to MaxLatency.
+func asSeconds(name string, v json.RawMessage) (json.RawMessage, error) {
+	var f float64
+	if err := json.Unmarshal(v, &f); err != nil || f < 0 || f > MaxLatency {
+		return nil, errs.InvalidField(name, "must be a number of seconds from 0 to %g", MaxLatency)
+	}
+	return v, nil
+}
+
+// endFromLatency gives an observation that has a start and a latency but no
+// end the end start + latency (the gateway sends latency instead of an end).
+func endFromLatency(fields map[string]json.RawMessage) {
+	raw, ok := fields["latency"]
+	if _, hasEnd := fields["endTime"]; !ok || hasEnd {
+		return
+	}
+	var seconds float64
+	var start string
+	if json.Unmarshal(raw, &seconds) != nil || json.Unmarshal(fields["startTime"], &start) != nil {
+		return
+	}
+	t, err := time.Parse(time.RFC3339Nano, start)
+	if err != nil {
+		return
+	}
+	end := t.Add(time.Duration(seconds * float64(time.Second)))
+	fields["endTime"] = json.RawMessage(`"` + end.UTC().Format(time.RFC3339Nano) + `"`)
 }

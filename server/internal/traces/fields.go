@@ -2,12 +2,34 @@ package traces
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/jsontext"
 )
+
+// PostgreSQL cannot store NUL characters, lone UTF-16 surrogates or invalid
+// UTF-8 in text or jsonb, and LLM output does contain them. Rather than fail
+// an event (or, worse, its whole batch), the values of every field are
+// sanitised: each such character becomes U+FFFD, the Unicode replacement
+// character. Ids are the exception: an id with NUL cannot be stored
+// faithfully, so such an event is rejected on its own (see requireID).
+
+// cleanFields applies the rules every stored field obeys, whichever route it
+// came through: nesting at most maxDepth levels, and text PostgreSQL can store.
+func cleanFields(fields map[string]json.RawMessage) error {
+	for name, v := range fields {
+		if err := checkDepth(v); err != nil {
+			return errs.InvalidField(name, "nested deeper than %d levels", maxDepth)
+		}
+		fields[name] = jsontext.Sanitize(v)
+	}
+	return nil
+}
 
 // maxDepth bounds JSON nesting of input/output/metadata so that deep bodies
 // cannot exhaust the stack or the database's jsonb limits.
@@ -89,11 +111,46 @@ func typed[T any](what string) fieldSpec {
 }
 
 var (
-	asString  = typed[string]("a string")
-	asBool    = typed[bool]("a boolean")
-	asStrings = typed[[]string]("an array of strings")
-	asObject  = typed[map[string]json.RawMessage]("an object")
+	asString = typed[string]("a string")
+	asBool   = typed[bool]("a boolean")
+	asObject = typed[map[string]json.RawMessage]("an object")
 )
+
+// Text that is indexed (names, user and session ids, versions, tags) is
+// bounded: a PostgreSQL btree entry holds at most about 2.7 kB.
+const (
+	MaxIndexedBytes = 1000
+	MaxTags         = 100
+)
+
+// asIndexed accepts a string of at most MaxIndexedBytes.
+func asIndexed(name string, v json.RawMessage) (json.RawMessage, error) {
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return nil, errs.InvalidField(name, "must be a string")
+	}
+	if len(s) > MaxIndexedBytes {
+		return nil, errs.InvalidField(name, "%d bytes long, at most %d", len(s), MaxIndexedBytes)
+	}
+	return v, nil
+}
+
+// asTags accepts at most MaxTags strings of at most MaxIndexedBytes each.
+func asTags(name string, v json.RawMessage) (json.RawMessage, error) {
+	var tags []string
+	if err := json.Unmarshal(v, &tags); err != nil {
+		return nil, errs.InvalidField(name, "must be an array of strings")
+	}
+	if len(tags) > MaxTags {
+		return nil, errs.InvalidField(name, "%d tags, at most %d", len(tags), MaxTags)
+	}
+	for i, t := range tags {
+		if len(t) > MaxIndexedBytes {
+			return nil, errs.InvalidField(fmt.Sprintf("%s[%d]", name, i), "%d bytes long, at most %d", len(t), MaxIndexedBytes)
+		}
+	}
+	return v, nil
+}
 
 func asEnvironment(_ string, v json.RawMessage) (json.RawMessage, error) {
 	var s string
@@ -136,8 +193,11 @@ func requireID(fields map[string]json.RawMessage, name string) (string, error) {
 	if err := json.Unmarshal(raw, &id); err != nil || id == "" {
 		return "", errs.InvalidField(name, "must be a non-empty string")
 	}
-	if len(id) > MaxIDLength {
-		return "", errs.InvalidField(name, "longer than %d characters", MaxIDLength)
+	if strings.ContainsRune(id, 0) {
+		return "", errs.InvalidField(name, "must not contain NUL characters")
+	}
+	if utf8.RuneCountInString(id) > MaxIDLength || len(id) > MaxIndexedBytes {
+		return "", errs.InvalidField(name, "longer than %d characters (or %d bytes)", MaxIDLength, MaxIndexedBytes)
 	}
 	return id, nil
 }

@@ -12,6 +12,11 @@ import (
 // MaxIDLength bounds ids (Langfuse: 1–800 characters).
 const MaxIDLength = 800
 
+// MaxBatchEvents bounds the events (or observations, or spans) of one
+// request, so that one request is always small enough to apply in one
+// transaction; larger batches get 413 and must be split.
+const MaxBatchEvents = 10000
+
 // EventResult is the outcome of one ingestion event.
 type EventResult struct {
 	ID      string `json:"id"`
@@ -54,6 +59,9 @@ func ParseIngestion(body []byte, now time.Time) ([]Upsert, []EventResult, []Even
 	}
 	if req.Batch == nil {
 		return nil, nil, nil, errs.InvalidField("batch", "required")
+	}
+	if len(req.Batch) > MaxBatchEvents {
+		return nil, nil, nil, errs.TooLargef("batch", "%d events in one request, at most %d; split it into smaller batches", len(req.Batch), MaxBatchEvents)
 	}
 	var ups []Upsert
 	successes, failures := []EventResult{}, []EventResult{}

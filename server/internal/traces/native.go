@@ -20,6 +20,9 @@ func ParseNativeBatch(body []byte, now time.Time) (ups []Upsert, traces, observa
 	if err := dec.Decode(&req); err != nil {
 		return nil, 0, 0, errs.InvalidField("body", "must be a JSON object with trace and/or observations")
 	}
+	if len(req.Observations) > MaxBatchEvents {
+		return nil, 0, 0, errs.TooLargef("observations", "%d in one request, at most %d; split it into smaller batches", len(req.Observations), MaxBatchEvents)
+	}
 	stamp := NewStamp(now, false)
 	nowText := now.UTC().Format(time.RFC3339Nano)
 	if len(req.Trace) > 0 && string(req.Trace) != "null" {

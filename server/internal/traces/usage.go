@@ -2,6 +2,9 @@ package traces
 
 import (
 	"encoding/json"
+	"maps"
+	"math"
+	"slices"
 	"strings"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
@@ -87,6 +90,12 @@ func normalizeUsage(fields map[string]json.RawMessage) error {
 	}
 	delete(fields, "usageDetails")
 	delete(fields, "costDetails")
+	if err := checkAmounts("usageDetails", details, 0); err != nil {
+		return err
+	}
+	if err := checkAmounts("costDetails", costs, -MaxAmount); err != nil {
+		return err
+	}
 	if len(details) > 0 {
 		if _, ok := details["total"]; !ok {
 			sum := 0.0
@@ -104,6 +113,24 @@ func normalizeUsage(fields map[string]json.RawMessage) error {
 			costs["total"] = costs["input"] + costs["output"]
 		}
 		fields["costDetails"], _ = json.Marshal(costs)
+	}
+	return nil
+}
+
+// MaxAmount bounds usage counts and costs: far above any real request, and
+// small enough that totals stay exact in float64 and finite.
+const MaxAmount = 1e15
+
+// checkAmounts rejects values that are not finite numbers in [min, MaxAmount].
+func checkAmounts(field string, m map[string]float64, min float64) error {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		v := m[k]
+		if math.IsNaN(v) || v < min || v > MaxAmount {
+			if min == 0 {
+				return errs.InvalidField(field+"."+k, "%v is not a count from 0 to %g", v, MaxAmount)
+			}
+			return errs.InvalidField(field+"."+k, "%v is not an amount from %g to %g", v, min, MaxAmount)
+		}
 	}
 	return nil
 }

@@ -47,7 +47,6 @@ func startBrowser(t *testing.T) *browser {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // the tests run as root in CI
-		chromedp.UserDataDir(t.TempDir()),
 		// No traffic but to the server under test.
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
@@ -57,14 +56,23 @@ func startBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("lang", "en-US"),
 	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	// Start the browser now, so that each tab is a child of one browser.
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start %s: %v", path, err)
+	// Start the browser now, so that each tab is a child of one browser. On a
+	// loaded machine Chromium occasionally dies while starting (before any
+	// page exists); that is not what these tests are about, so it gets three tries.
+	var lastErr error
+	for attempt := 1; attempt <= 3; attempt++ {
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, chromedp.UserDataDir(t.TempDir()))...)
+		ctx, cancel := chromedp.NewContext(allocCtx)
+		if lastErr = chromedp.Do(ctx, chromedp.Navigate("about:blank")); lastErr == nil {
+			t.Cleanup(func() { cancel(); cancelAlloc() })
+			return &browser{ctx: ctx}
+		}
+		cancel()
+		cancelAlloc()
+		t.Logf("start %s (attempt %d): %v", path, attempt, lastErr)
 	}
-	return &browser{ctx: ctx}
+	t.Fatalf("start %s: %v", path, lastErr)
+	return nil
 }
 
 // tab is one browser tab for one test. It records the console and fails the
