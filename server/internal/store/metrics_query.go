@@ -53,7 +53,7 @@ func isOverflow(err error) bool {
 // FindSeries returns the series of sel.Name whose labels contain sel.Labels
 // and that have a point in [sel.From, sel.To], at most sel.Limit of them.
 func (s *Store) FindSeries(ctx context.Context, project string, sel metrics.Selector) ([]metrics.SeriesRef, error) {
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.reader(ctx).Query(ctx, `
 		SELECT s.id, s.labels FROM metric_series s
 		WHERE s.project_id = $1 AND s.name = $2 AND s.labels @> $3::jsonb
 		  AND EXISTS (SELECT 1 FROM metric_points p WHERE p.series_id = s.id AND p.ts >= $4 AND p.ts <= $5)
@@ -94,7 +94,7 @@ func (s *Store) AggregateGroups(ctx context.Context, _ string, groups []metrics.
 }
 
 func (s *Store) queryBuckets(ctx context.Context, agg string, seriesIDs []int64, groupOf []int32, q *metrics.Query, groups int) ([]metrics.Buckets, error) {
-	rows, err := s.pool.Query(ctx, bucketsSQL(agg), seriesIDs, groupOf, q.Step, q.From, q.To, metrics.MaxPointsPerSeries+1)
+	rows, err := s.reader(ctx).Query(ctx, bucketsSQL(agg), seriesIDs, groupOf, q.Step, q.From, q.To, metrics.MaxPointsPerSeries+1)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +138,7 @@ func scanBuckets(rows pgx.Rows, groups int) ([]metrics.Buckets, error) {
 
 // MetricNames lists the metric names of a project, sorted.
 func (s *Store) MetricNames(ctx context.Context, project string) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT name FROM metric_series WHERE project_id = $1 ORDER BY name`, project)
+	rows, err := s.reader(ctx).Query(ctx, `SELECT DISTINCT name FROM metric_series WHERE project_id = $1 ORDER BY name`, project)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -148,7 +148,7 @@ func (s *Store) MetricNames(ctx context.Context, project string) ([]string, erro
 
 // MetricLabels lists, for one metric, each label key with its distinct values (sorted).
 func (s *Store) MetricLabels(ctx context.Context, project, name string) (map[string][]string, error) {
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.reader(ctx).Query(ctx, `
 		SELECT DISTINCT kv.key, kv.value
 		FROM metric_series s, jsonb_each_text(s.labels) AS kv
 		WHERE s.project_id = $1 AND s.name = $2

@@ -72,6 +72,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return &Store{pool: pool, series: newSeriesCache(opts.SeriesCacheSize)}, nil
 }
 
+// reader is the pool that read-only queries use. Writes, DDL, migrations,
+// retention and locks always use s.pool (the primary).
+func (s *Store) reader(_ context.Context) *pgxpool.Pool { return s.pool }
+
 // Close closes the pool.
 func (s *Store) Close() { s.pool.Close() }
 

@@ -162,10 +162,10 @@ func (s *Store) ListTraces(ctx context.Context, project string, f TraceFilter) (
 
 func listWithCount[T any](ctx context.Context, s *Store, countSQL, listSQL string, args []any, scan pgx.RowToFunc[T]) ([]T, int, error) {
 	var total int
-	if err := s.pool.QueryRow(ctx, countSQL, args...).Scan(&total); err != nil {
+	if err := s.reader(ctx).QueryRow(ctx, countSQL, args...).Scan(&total); err != nil {
 		return nil, 0, classify(err)
 	}
-	rows, err := s.pool.Query(ctx, listSQL, args...)
+	rows, err := s.reader(ctx).Query(ctx, listSQL, args...)
 	if err != nil {
 		return nil, 0, classify(err)
 	}
@@ -178,7 +178,7 @@ func listWithCount[T any](ctx context.Context, s *Store, countSQL, listSQL strin
 
 // GetTrace returns a trace with its observations and scores.
 func (s *Store) GetTrace(ctx context.Context, project, id string) (*TraceRow, []ObservationRow, []ScoreRow, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+traceColumns(false)+" FROM traces t "+traceJoins+" WHERE t.project_id = $1 AND t.id = $2", project, id)
+	rows, err := s.reader(ctx).Query(ctx, "SELECT "+traceColumns(false)+" FROM traces t "+traceJoins+" WHERE t.project_id = $1 AND t.id = $2", project, id)
 	if err != nil {
 		return nil, nil, nil, classify(err)
 	}
@@ -190,7 +190,7 @@ func (s *Store) GetTrace(ctx context.Context, project, id string) (*TraceRow, []
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	srows, err := s.pool.Query(ctx, `SELECT id, "timestamp", environment, doc, created_at, updated_at FROM scores
+	srows, err := s.reader(ctx).Query(ctx, `SELECT id, "timestamp", environment, doc, created_at, updated_at FROM scores
 		WHERE project_id = $1 AND trace_id = $2 ORDER BY "timestamp", id`, project, id)
 	if err != nil {
 		return nil, nil, nil, classify(err)
@@ -248,7 +248,7 @@ func (s *Store) ListObservations(ctx context.Context, project string, f Observat
 
 // GetObservation returns one observation.
 func (s *Store) GetObservation(ctx context.Context, project, id string) (*ObservationRow, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+observationColumns(false)+" FROM observations o WHERE o.project_id = $1 AND o.id = $2", project, id)
+	rows, err := s.reader(ctx).Query(ctx, "SELECT "+observationColumns(false)+" FROM observations o WHERE o.project_id = $1 AND o.id = $2", project, id)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -294,7 +294,7 @@ func (s *Store) ListSessions(ctx context.Context, project string, f SessionFilte
 
 // GetSession returns a session and its traces (oldest first).
 func (s *Store) GetSession(ctx context.Context, project, id string) (*SessionRow, []TraceRow, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+traceColumns(true)+" FROM traces t "+traceJoins+
+	rows, err := s.reader(ctx).Query(ctx, "SELECT "+traceColumns(true)+" FROM traces t "+traceJoins+
 		` WHERE t.project_id = $1 AND t.session_id = $2 ORDER BY t."timestamp", t.id`, project, id)
 	if err != nil {
 		return nil, nil, classify(err)
@@ -354,10 +354,10 @@ func (s *Store) DailyMetrics(ctx context.Context, project string, f DailyFilter)
 	w.addIf(f.To != nil, `t."timestamp" <= ?`, f.To)
 	base := `WITH ft AS (SELECT t.id, t.project_id, (t."timestamp" AT TIME ZONE 'UTC')::date AS day FROM traces t WHERE ` + w.sql() + `)`
 	var total int
-	if err := s.pool.QueryRow(ctx, base+" SELECT count(DISTINCT day) FROM ft", w.args...).Scan(&total); err != nil {
+	if err := s.reader(ctx).QueryRow(ctx, base+" SELECT count(DISTINCT day) FROM ft", w.args...).Scan(&total); err != nil {
 		return nil, 0, classify(err)
 	}
-	rows, err := s.pool.Query(ctx, base+`,
+	rows, err := s.reader(ctx).Query(ctx, base+`,
 		days AS (SELECT day FROM ft GROUP BY day ORDER BY day DESC LIMIT `+fmt.Sprint(f.Limit)+` OFFSET `+fmt.Sprint(f.offset())+`)
 		SELECT to_char(d.day, 'YYYY-MM-DD'),
 		       (SELECT count(*) FROM ft WHERE ft.day = d.day),
