@@ -603,3 +603,39 @@ func TestDeletesOnlyWhatItControls(t *testing.T) {
 		t.Fatalf("a NetworkPolicy the XTrace does not control was deleted: %v", err)
 	}
 }
+
+// TestStatusPatchIgnoresStaleCopies: the status is written as a merge patch
+// from the object as fetched, so a write to the XTrace in between (which an
+// Update would answer with a conflict, and a retry) does not stop it.
+func TestStatusPatchIgnoresStaleCopies(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	x := newXTrace(ns, "stale")
+	x.Spec.Paused = true // the controller then settles at once and leaves the status alone
+	if err := k8s.Create(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Paused", func() error {
+		if r := reconciledReason(t, x); r != ReasonPaused {
+			return errors.New(r)
+		}
+		return nil
+	})
+	fetched := x.DeepCopy()
+	update(t, x, func(x *v1alpha1.XTrace) { x.Labels = map[string]string{"written": "meanwhile"} })
+	if x.ResourceVersion == fetched.ResourceVersion {
+		t.Fatal("the XTrace did not change")
+	}
+	changed := fetched.DeepCopy()
+	meta.SetStatusCondition(&changed.Status.Conditions, metav1.Condition{Type: "Probe", Status: metav1.ConditionTrue, Reason: "Test", Message: "m"})
+	r := &XTraceReconciler{Client: k8s}
+	if err := r.patchStatus(ctx, fetched, changed); err != nil {
+		t.Fatalf("status patch from a stale copy: %v", err)
+	}
+	if err := get(t, ns, "stale", x); err != nil {
+		t.Fatal(err)
+	}
+	if condition(x, "Probe") == nil || condition(x, ConditionReconciled) == nil || x.Labels["written"] != "meanwhile" {
+		t.Fatalf("status %+v, labels %v", x.Status.Conditions, x.Labels)
+	}
+}
