@@ -230,8 +230,9 @@ func TestOperatorOnASimulatedCluster(t *testing.T) {
 	waitForNewReplicaSet("rotating the auth Secret", before)
 
 	// The pods read from the replicas in the read Secret, and rotating it rolls them too.
-	pods := serverPods(t, k8s, x)
-	for _, pod := range pods {
+	oldHashes := map[string]bool{}
+	for _, pod := range serverPods(t, k8s, x) {
+		oldHashes[pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]] = true
 		e := envVar(pod.Spec.Containers[0].Env, "DATABASE_READ_URL")
 		if e == nil || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef.Name != "xtrace-db-ro" || e.ValueFrom.SecretKeyRef.Key != "uri" {
 			t.Fatalf("pod %s: DATABASE_READ_URL %+v", pod.Name, e)
@@ -249,7 +250,7 @@ func TestOperatorOnASimulatedCluster(t *testing.T) {
 	waitForNewReplicaSet("rotating the read Secret", before)
 	poll(t, "only pods with a new pod-template hash", 60*time.Second, func() error {
 		for _, pod := range serverPods(t, k8s, x) {
-			if pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey] == pods[0].Labels[appsv1.DefaultDeploymentUniqueLabelKey] {
+			if oldHashes[pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]] {
 				return fmt.Errorf("pod %s has the pod-template hash of before the rotation", pod.Name)
 			}
 		}
