@@ -39,13 +39,13 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probes bind to")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "enable leader election, so only one manager replica reconciles at a time")
-	opts := zap.Options{}
-	opts.BindFlags(flag.CommandLine)
+	logOpts := zap.Options{}
+	logOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&logOpts)))
 	log := ctrl.Log.WithName("setup")
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	opts := ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
@@ -53,7 +53,9 @@ func main() {
 		LeaderElectionID:        "xtrace-operator.observability.xtrace.dev",
 		LeaderElectionNamespace: leaderElectionNamespace,
 		Cache:                   cache.Options{DefaultNamespaces: watchNamespaces(os.Getenv("WATCH_NAMESPACE"))},
-	})
+	}
+	controllers.NarrowCaching(&opts)
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), opts)
 	if err != nil {
 		log.Error(err, "unable to create manager")
 		os.Exit(1)

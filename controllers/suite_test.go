@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,12 +24,18 @@ import (
 )
 
 // The integration tests share one real API server (envtest) and one running
-// manager; each test works in its own namespace. k8s asserts through a client
-// that reads the API server directly, not the manager's cache.
+// manager, started by the first test that needs them; each test works in its
+// own namespace, so they run in parallel. k8s asserts through a client that
+// reads the API server directly, not the manager's cache. Unit tests of this
+// package (and `go test -short`) start nothing.
 var (
 	k8s     client.Client
 	scheme  = runtime.NewScheme()
 	nsCount atomic.Int32
+
+	clusterOnce sync.Once
+	clusterErr  error
+	stopCluster = func() {}
 )
 
 const testImage = "ghcr.io/xtrace-dev/xtrace:v0.1.0"
@@ -36,40 +43,58 @@ const testImage = "ghcr.io/xtrace-dev/xtrace:v0.1.0"
 func TestMain(m *testing.M) {
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = v1alpha1.AddToScheme(scheme)
-	dir, _ := os.MkdirTemp("", "xtrace-envtest-")
-	api, stop, err := testcluster.Start(testcluster.Options{CRDDirectoryPaths: []string{filepath.Join("..", "config", "crd", "bases")}}, dir)
+	code := m.Run()
+	stopCluster()
+	os.Exit(code)
+}
+
+// startCluster starts envtest and the manager with the reconciler, as main.go configures it.
+func startCluster() error {
+	dir, err := os.MkdirTemp("", "xtrace-envtest-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "controllers tests:", err)
-		os.Exit(1)
+		return err
 	}
+	api, stopAPI, err := testcluster.Start(testcluster.Options{CRDDirectoryPaths: []string{filepath.Join("..", "config", "crd", "bases")}}, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("controllers tests: %w", err)
+	}
+	stop := func() { stopAPI(); os.RemoveAll(dir) }
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(false), zap.Level(zapLevel())))
-	mgr, err := ctrl.NewManager(api.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	opts := ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}}
+	NarrowCaching(&opts)
+	mgr, err := ctrl.NewManager(api.Config, opts)
+	if err == nil {
+		err = (&XTraceReconciler{Client: mgr.GetClient(), Scheme: scheme, Recorder: mgr.GetEventRecorderFor("xtrace-operator"),
+			DefaultImage: testImage}).SetupWithManager(mgr)
 	}
-	if err := (&XTraceReconciler{Client: mgr.GetClient(), Scheme: scheme, Recorder: mgr.GetEventRecorderFor("xtrace-operator"),
-		DefaultImage: testImage}).SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	if err == nil {
+		k8s, err = client.New(api.Config, client.Options{Scheme: scheme})
+	}
+	if err != nil {
+		stop()
+		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = mgr.Start(ctx); close(done) }()
-	k8s, _ = client.New(api.Config, client.Options{Scheme: scheme})
-	code := m.Run()
-	cancel()
-	<-done
-	stop()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	stopCluster = func() { cancel(); <-done; stop() }
+	return nil
 }
 
 func zapLevel() zapLevelT { return zapLevelT(2) } // errors only
 
-// namespace creates a namespace for one test.
+// namespace creates a namespace for one test, starting the shared control
+// plane on first use (skipped with -short: it needs the Kubernetes binaries).
 func namespace(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a Kubernetes API server (envtest); skipped with -short")
+	}
+	clusterOnce.Do(func() { clusterErr = startCluster() })
+	if clusterErr != nil {
+		t.Fatal(clusterErr)
+	}
 	name := fmt.Sprintf("t%d-%d", nsCount.Add(1), time.Now().UnixNano()%100000)
 	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
 		t.Fatal(err)

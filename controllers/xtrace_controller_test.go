@@ -83,15 +83,18 @@ func condition(x *v1alpha1.XTrace, typ string) *metav1.Condition {
 }
 
 func TestDefaultsAndValidation(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t)
 	x := newXTrace(ns, "defaults")
 	if err := k8s.Create(ctx, x); err != nil {
 		t.Fatal(err)
 	}
 	s := x.Spec
-	if *s.Replicas != 1 || s.DefaultProjectID != "default" || s.RateLimit.QPS != 20 || s.RateLimit.Burst != 40 ||
-		s.Retention.MetricsDays != 30 || s.Retention.TracesDays != 90 || s.Retention.Schedule != "17 * * * *" ||
-		s.Service.Type != corev1.ServiceTypeClusterIP || s.Service.Port != 8742 || s.Database.MaxConnections != 20 {
+	if *s.Replicas != v1alpha1.DefaultReplicas || s.DefaultProjectID != v1alpha1.DefaultProjectID ||
+		s.RateLimit.QPS != v1alpha1.DefaultRateLimitQPS || s.RateLimit.Burst != v1alpha1.DefaultRateLimitBurst ||
+		s.Retention.MetricsDays != v1alpha1.DefaultMetricsRetentionDays || s.Retention.TracesDays != v1alpha1.DefaultTracesRetentionDays ||
+		s.Retention.Schedule != v1alpha1.DefaultRetentionSchedule || s.Service.Type != v1alpha1.DefaultServiceType ||
+		s.Service.Port != v1alpha1.DefaultServicePort || s.Database.MaxConnections != v1alpha1.DefaultDatabaseMaxConnections {
 		t.Fatalf("defaults not applied by the API server: %+v", s)
 	}
 	cases := []struct {
@@ -112,6 +115,15 @@ func TestDefaultsAndValidation(t *testing.T) {
 		}, "autoscaling.minReplicas must not exceed maxReplicas"},
 		{"retention days 0", func(x *v1alpha1.XTrace) { x.Spec.Retention.MetricsDays = -1 }, "metricsDays"},
 		{"bad service type", func(x *v1alpha1.XTrace) { x.Spec.Service.Type = "ExternalName" }, "type"},
+		{"readHost with a URL", func(x *v1alpha1.XTrace) { x.Spec.Database.ReadHost = "pg-ro" }, "database.readHost needs the host form"},
+		{"both read forms", func(x *v1alpha1.XTrace) {
+			x.Spec.Database = v1alpha1.DatabaseSpec{Host: "pg", DBName: "x", User: "u", PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "p", Key: "k"},
+				ReadHost: "pg-ro", ReadURLSecretRef: &v1alpha1.SecretKeyRef{Name: "r", Key: "uri"}}
+		}, "set at most one of database.readUrlSecretRef or database.readHost"},
+		{"readHost with spaces", func(x *v1alpha1.XTrace) {
+			x.Spec.Database = v1alpha1.DatabaseSpec{Host: "pg", DBName: "x", User: "u", PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "p", Key: "k"},
+				ReadHost: "pg-ro, pg-ro2"}
+		}, "readHost"},
 	}
 	for i, c := range cases {
 		bad := newXTrace(ns, fmt.Sprintf("bad-%d", i))
@@ -121,9 +133,25 @@ func TestDefaultsAndValidation(t *testing.T) {
 			t.Errorf("%s: %v; want Invalid mentioning %q", c.name, err, c.want)
 		}
 	}
+	// Read replicas: a URL Secret with either form, a host with the host form.
+	for i, db := range []v1alpha1.DatabaseSpec{
+		{URLSecretRef: &v1alpha1.SecretKeyRef{Name: "pg-app", Key: "uri"}, ReadURLSecretRef: &v1alpha1.SecretKeyRef{Name: "pg-app-ro", Key: "uri"}},
+		{Host: "pg-rw", DBName: "app", User: "app", PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "pg-app", Key: "password"},
+			ReadURLSecretRef: &v1alpha1.SecretKeyRef{Name: "pg-app-ro", Key: "uri"}},
+		{Host: "pg-rw", DBName: "app", User: "app", PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "pg-app", Key: "password"},
+			ReadHost: "pg-ro,pg-ro-2.db.svc"},
+	} {
+		good := newXTrace(ns, fmt.Sprintf("read-%d", i))
+		good.Spec.Database = db
+		good.Spec.Paused = true // valid is all this asserts
+		if err := k8s.Create(ctx, good); err != nil {
+			t.Errorf("read replica form %d rejected: %v", i, err)
+		}
+	}
 }
 
 func TestCreatesEverythingOwnedAndReportsStatus(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t)
 	dbSecret(t, ns, "pg-app")
 	x := newXTrace(ns, "obs")
@@ -202,6 +230,7 @@ func TestCreatesEverythingOwnedAndReportsStatus(t *testing.T) {
 }
 
 func TestMissingSecretThenRecovery(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t)
 	x := newXTrace(ns, "waiting")
 	if err := k8s.Create(ctx, x); err != nil {
@@ -255,6 +284,7 @@ func podHash(t *testing.T, ns, name string) (string, string) {
 }
 
 func TestSecretRotationRollsPodsAndNoHotLoop(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t)
 	db := dbSecret(t, ns, "pg-app")
 	x := newXTrace(ns, "rot")
@@ -282,27 +312,27 @@ func TestSecretRotationRollsPodsAndNoHotLoop(t *testing.T) {
 		t.Fatalf("idle reconciles rewrote the Deployment (resourceVersion %s → %s)", rv, rv2)
 	}
 	// Rotating the database password changes the pod-template hash.
-	db.StringData = map[string]string{"uri": "postgres://app:rotated@pg-rw:5432/app"}
-	if err := k8s.Update(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "hash change after database Secret rotation", func() error {
-		if h, _ := podHash(t, ns, "rot"); h == hash {
-			return errors.New("hash unchanged")
-		}
-		return nil
+	rotateAndWaitForRoll(t, db, "rot", func(s *corev1.Secret) {
+		s.StringData = map[string]string{"uri": "postgres://app:rotated@pg-rw:5432/app"}
 	})
-	hash, _ = podHash(t, ns, "rot")
 	auth := &corev1.Secret{}
 	if err := get(t, ns, "rot-auth", auth); err != nil {
 		t.Fatal(err)
 	}
-	auth.Data[builders.KeyBearerToken] = []byte("new-token,old-token")
-	if err := k8s.Update(ctx, auth); err != nil {
+	rotateAndWaitForRoll(t, auth, "rot", func(s *corev1.Secret) { s.Data[builders.KeyBearerToken] = []byte("new-token,old-token") })
+}
+
+// rotateAndWaitForRoll changes a Secret and waits for the config hash of the
+// Deployment to change (which rolls its pods).
+func rotateAndWaitForRoll(t *testing.T, s *corev1.Secret, deployment string, change func(*corev1.Secret)) {
+	t.Helper()
+	hash, _ := podHash(t, s.Namespace, deployment)
+	change(s)
+	if err := k8s.Update(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "hash change after auth Secret rotation", func() error {
-		if h, _ := podHash(t, ns, "rot"); h == hash {
+	eventually(t, "hash change after rotating Secret "+s.Name, func() error {
+		if h, _ := podHash(t, s.Namespace, deployment); h == hash {
 			return errors.New("hash unchanged")
 		}
 		return nil
@@ -310,6 +340,7 @@ func TestSecretRotationRollsPodsAndNoHotLoop(t *testing.T) {
 }
 
 func TestOthersMetadataSurvives(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t)
 	dbSecret(t, ns, "pg-app")
 	x := newXTrace(ns, "meta")
@@ -339,6 +370,7 @@ func TestOthersMetadataSurvives(t *testing.T) {
 }
 
 func TestFeatureTogglesAndPause(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t)
 	dbSecret(t, ns, "pg-app")
 	x := newXTrace(ns, "feat")
@@ -428,6 +460,7 @@ func TestFeatureTogglesAndPause(t *testing.T) {
 }
 
 func TestRefusesToAdoptForeignObjects(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t)
 	dbSecret(t, ns, "pg-app")
 	foreign := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "taken", Namespace: ns},
@@ -450,5 +483,159 @@ func TestRefusesToAdoptForeignObjects(t *testing.T) {
 	})
 	if err := get(t, ns, "taken", foreign); err != nil || len(foreign.OwnerReferences) != 0 || foreign.Spec.Ports[0].Port != 80 {
 		t.Fatalf("foreign Service touched: %+v", foreign)
+	}
+}
+
+func envOf(dep *appsv1.Deployment, name string) *corev1.EnvVar {
+	for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == name {
+			return &e
+		}
+	}
+	return nil
+}
+
+func reconciledReason(t *testing.T, x *v1alpha1.XTrace) string {
+	t.Helper()
+	if err := get(t, x.Namespace, x.Name, x); err != nil {
+		return err.Error()
+	}
+	if c := condition(x, ConditionReconciled); c != nil && c.ObservedGeneration == x.Generation {
+		return c.Reason
+	}
+	return "not observed yet"
+}
+
+func TestReadReplicaSecret(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	dbSecret(t, ns, "pg-app")
+	x := newXTrace(ns, "reads")
+	x.Spec.Database.ReadURLSecretRef = &v1alpha1.SecretKeyRef{Name: "pg-app-ro", Key: "uri"}
+	if err := k8s.Create(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "SecretNotFound for the read Secret", func() error {
+		if r := reconciledReason(t, x); r != ReasonSecretNotFound {
+			return errors.New(r)
+		}
+		return nil
+	})
+	if c := condition(x, ConditionReconciled); !strings.Contains(c.Message, "pg-app-ro") {
+		t.Fatalf("the message does not name the Secret: %s", c.Message)
+	}
+	ro := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pg-app-ro", Namespace: ns}, StringData: map[string]string{"url": "wrong key"}}
+	if err := k8s.Create(ctx, ro); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "SecretKeyNotFound for the read Secret", func() error {
+		if r := reconciledReason(t, x); r != ReasonSecretKeyMissing {
+			return errors.New(r)
+		}
+		return nil
+	})
+	ro.StringData = map[string]string{"uri": "postgres://app:secret@pg-ro:5432/app"}
+	if err := k8s.Update(ctx, ro); err != nil {
+		t.Fatal(err)
+	}
+	dep := &appsv1.Deployment{}
+	eventually(t, "DATABASE_READ_URL from the read Secret", func() error {
+		if err := get(t, ns, "reads", dep); err != nil {
+			return err
+		}
+		e := envOf(dep, "DATABASE_READ_URL")
+		if e == nil || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef.Name != "pg-app-ro" || e.ValueFrom.SecretKeyRef.Key != "uri" || e.Value != "" {
+			return fmt.Errorf("DATABASE_READ_URL %+v", e)
+		}
+		return nil
+	})
+	rotateAndWaitForRoll(t, ro, "reads", func(s *corev1.Secret) {
+		s.StringData = map[string]string{"uri": "postgres://app:rotated@pg-ro:5432/app"}
+	})
+}
+
+// TestDeletesOnlyWhatItControls: turning a feature off deletes the owned
+// object found by label, not a look-alike someone else made with the same
+// labels; an owned object whose labels were removed is found anyway and
+// gets them back on the next update.
+func TestDeletesOnlyWhatItControls(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	dbSecret(t, ns, "pg-app")
+	x := newXTrace(ns, "own")
+	x.Spec.NetworkPolicy = &v1alpha1.NetworkPolicySpec{Enabled: true}
+	if err := k8s.Create(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "NetworkPolicy", func() error { return get(t, ns, "own", &networkingv1.NetworkPolicy{}) })
+	lookalike := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "own-copy", Namespace: ns, Labels: builders.InstanceLabels(x)}}
+	if err := k8s.Create(ctx, lookalike); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{}
+	if err := get(t, ns, "own", svc); err != nil {
+		t.Fatal(err)
+	}
+	svc.Labels = map[string]string{"someone": "else"}
+	if err := k8s.Update(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	update(t, x, func(x *v1alpha1.XTrace) {
+		x.Spec.NetworkPolicy.Enabled = false
+		x.Spec.Service.Annotations = map[string]string{"changed": "yes"} // forces a Service update
+	})
+	eventually(t, "owned NetworkPolicy deleted, Service relabelled", func() error {
+		if err := get(t, ns, "own", &networkingv1.NetworkPolicy{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("NetworkPolicy still there (%v)", err)
+		}
+		if err := get(t, ns, "own", svc); err != nil {
+			return err
+		}
+		if svc.Annotations["changed"] != "yes" || svc.Labels[builders.LabelManagedBy] != builders.ManagedBy || svc.Labels["someone"] != "else" {
+			return fmt.Errorf("Service not updated yet: labels %v annotations %v", svc.Labels, svc.Annotations)
+		}
+		return nil
+	})
+	if r := reconciledReason(t, x); r != ReasonApplied {
+		t.Fatalf("Reconciled reason %s", r)
+	}
+	if err := get(t, ns, "own-copy", lookalike); err != nil {
+		t.Fatalf("a NetworkPolicy the XTrace does not control was deleted: %v", err)
+	}
+}
+
+// TestStatusPatchIgnoresStaleCopies: the status is written as a merge patch
+// from the object as fetched, so a write to the XTrace in between (which an
+// Update would answer with a conflict, and a retry) does not stop it.
+func TestStatusPatchIgnoresStaleCopies(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	x := newXTrace(ns, "stale")
+	x.Spec.Paused = true // the controller then settles at once and leaves the status alone
+	if err := k8s.Create(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Paused", func() error {
+		if r := reconciledReason(t, x); r != ReasonPaused {
+			return errors.New(r)
+		}
+		return nil
+	})
+	fetched := x.DeepCopy()
+	update(t, x, func(x *v1alpha1.XTrace) { x.Labels = map[string]string{"written": "meanwhile"} })
+	if x.ResourceVersion == fetched.ResourceVersion {
+		t.Fatal("the XTrace did not change")
+	}
+	changed := fetched.DeepCopy()
+	meta.SetStatusCondition(&changed.Status.Conditions, metav1.Condition{Type: "Probe", Status: metav1.ConditionTrue, Reason: "Test", Message: "m"})
+	r := &XTraceReconciler{Client: k8s}
+	if err := r.patchStatus(ctx, fetched, changed); err != nil {
+		t.Fatalf("status patch from a stale copy: %v", err)
+	}
+	if err := get(t, ns, "stale", x); err != nil {
+		t.Fatal(err)
+	}
+	if condition(x, "Probe") == nil || condition(x, ConditionReconciled) == nil || x.Labels["written"] != "meanwhile" {
+		t.Fatalf("status %+v, labels %v", x.Status.Conditions, x.Labels)
 	}
 }

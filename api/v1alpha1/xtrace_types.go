@@ -100,15 +100,31 @@ type XTraceSpec struct {
 }
 
 // DatabaseSpec says how the server reaches PostgreSQL. Set exactly one of urlSecretRef or host.
+// Read replicas are optional: readUrlSecretRef with either form, or readHost with the host form.
 // +kubebuilder:validation:XValidation:rule="has(self.urlSecretRef) != has(self.host)",message="set exactly one of database.urlSecretRef or database.host"
 // +kubebuilder:validation:XValidation:rule="!has(self.host) || (has(self.dbName) && has(self.user) && has(self.passwordSecretRef))",message="database.host needs dbName, user and passwordSecretRef"
+// +kubebuilder:validation:XValidation:rule="!has(self.readHost) || has(self.host)",message="database.readHost needs the host form (database.host); with database.urlSecretRef use database.readUrlSecretRef"
+// +kubebuilder:validation:XValidation:rule="!has(self.readHost) || !has(self.readUrlSecretRef)",message="set at most one of database.readUrlSecretRef or database.readHost"
 type DatabaseSpec struct {
 	// URLSecretRef is a Secret key holding a full connection URL, e.g. a CloudNativePG "<cluster>-app" Secret, key "uri".
 	// +optional
 	URLSecretRef *SecretKeyRef `json:"urlSecretRef,omitempty"`
+	// ReadURLSecretRef is a Secret key holding the connection URL of one or more
+	// read replicas (comma-separated), e.g. a copy of a CloudNativePG
+	// "<cluster>-app" Secret's "uri" with the host changed to "<cluster>-ro".
+	// The server sends read-only queries there while the replicas keep up
+	// (env DATABASE_READ_URL); writes always go to the primary.
+	// +optional
+	ReadURLSecretRef *SecretKeyRef `json:"readUrlSecretRef,omitempty"`
 	// Host of the PostgreSQL server.
 	// +optional
 	Host string `json:"host,omitempty"`
+	// ReadHost is the host of one or more read replicas (comma-separated), reached
+	// with the same port, database, user, password and sslMode as host, e.g. a
+	// CloudNativePG "<cluster>-ro" Service (env DATABASE_READ_HOST). Only with host.
+	// +kubebuilder:validation:Pattern=`^[^\s,]+(,[^\s,]+)*$`
+	// +optional
+	ReadHost string `json:"readHost,omitempty"`
 	// Port of the PostgreSQL server.
 	// +kubebuilder:default=5432
 	// +kubebuilder:validation:Minimum=1
@@ -167,14 +183,18 @@ type RateLimitSpec struct {
 	Burst int32 `json:"burst,omitempty"`
 }
 
-// RetentionSpec configures how long data is kept.
+// RetentionSpec configures how long data is kept. The retention CronJob gets
+// every field; the server pods get only metricsDays (see there), so changing
+// the others does not restart them.
 type RetentionSpec struct {
-	// MetricsDays keeps metric points this many days.
+	// MetricsDays keeps metric points this many days. It is also a server
+	// setting (METRICS_RETENTION_DAYS on the server pods): the server refuses
+	// points older than this window, so changing it rolls the server pods.
 	// +kubebuilder:default=30
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	MetricsDays int32 `json:"metricsDays,omitempty"`
-	// TracesDays keeps traces this many days.
+	// TracesDays keeps traces this many days (used only by the retention CronJob).
 	// +kubebuilder:default=90
 	// +kubebuilder:validation:Minimum=1
 	// +optional

@@ -50,6 +50,11 @@ func (in *DatabaseSpec) DeepCopyInto(out *DatabaseSpec) {
 		*out = new(SecretKeyRef)
 		**out = **in
 	}
+	if in.ReadURLSecretRef != nil {
+		in, out := &in.ReadURLSecretRef, &out.ReadURLSecretRef
+		*out = new(SecretKeyRef)
+		**out = **in
+	}
 	if in.PasswordSecretRef != nil {
 		in, out := &in.PasswordSecretRef, &out.PasswordSecretRef
 		*out = new(SecretKeyRef)

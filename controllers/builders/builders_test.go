@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -61,9 +62,14 @@ func TestDeploymentEnvNeverHoldsSecrets(t *testing.T) {
 			}
 		}
 		for k, want := range map[string]string{"BIND_ADDR": "0.0.0.0:8742", "XTRACE_RETENTION_INTERVAL": "0", "RATE_LIMIT_QPS": "20",
-			"RATE_LIMIT_BURST": "40", "METRICS_RETENTION_DAYS": "30", "TRACES_RETENTION_DAYS": "90", "DEFAULT_PROJECT_ID": "default", "XTRACE_DB_MAX_CONNS": "20"} {
+			"RATE_LIMIT_BURST": "40", "METRICS_RETENTION_DAYS": "30", "DEFAULT_PROJECT_ID": "default", "XTRACE_DB_MAX_CONNS": "20"} {
 			if env[k].Value != want {
 				t.Errorf("%s: %s = %q, want %q", name, k, env[k].Value, want)
+			}
+		}
+		for _, k := range []string{"TRACES_RETENTION_DAYS", "DATABASE_READ_URL", "DATABASE_READ_HOST"} {
+			if _, ok := env[k]; ok {
+				t.Errorf("%s: %s set on the server", name, k)
 			}
 		}
 	}
@@ -198,4 +204,66 @@ func TestVersionOf(t *testing.T) {
 			t.Errorf("VersionOf(%q) = %q, want %q", img, got, want)
 		}
 	}
+}
+
+// TestRetentionSettingsRollOnlyWhatUsesThem: the server prunes nothing under
+// the operator (XTRACE_RETENTION_INTERVAL=0), so tracesDays, schedule and
+// suspend are the CronJob's alone and changing them must leave the server pod
+// template (and so the pods) alone. metricsDays is different: the server
+// refuses metric points older than METRICS_RETENTION_DAYS, so the pods need
+// the new window, and changing it rolls them.
+func TestRetentionSettingsRollOnlyWhatUsesThem(t *testing.T) {
+	base := sample()
+	base.Spec.Retention = v1alpha1.RetentionSpec{MetricsDays: 30, TracesDays: 90, Schedule: "17 * * * *"}
+	template := func(x *v1alpha1.XTrace) corev1.PodTemplateSpec { return Deployment(x, in).Spec.Template }
+	for name, change := range map[string]func(*v1alpha1.RetentionSpec){
+		"tracesDays": func(r *v1alpha1.RetentionSpec) { r.TracesDays = 7 },
+		"schedule":   func(r *v1alpha1.RetentionSpec) { r.Schedule = "0 3 * * *" },
+		"suspend":    func(r *v1alpha1.RetentionSpec) { r.Suspend = true },
+	} {
+		x := base.DeepCopy()
+		change(&x.Spec.Retention)
+		if !equality.Semantic.DeepEqual(template(base), template(x)) {
+			t.Errorf("changing retention.%s changed the server pod template", name)
+		}
+		if equality.Semantic.DeepEqual(RetentionCronJob(base, in), RetentionCronJob(x, in)) {
+			t.Errorf("changing retention.%s did not reach the CronJob", name)
+		}
+	}
+	x := base.DeepCopy()
+	x.Spec.Retention.MetricsDays = 7
+	if template(x).Annotations[ConfigHashAnnotation] == template(base).Annotations[ConfigHashAnnotation] {
+		t.Error("changing retention.metricsDays must roll the server pods (they refuse points older than the window)")
+	}
+	if envMap(template(x).Spec.Containers[0].Env)["METRICS_RETENTION_DAYS"].Value != "7" || jobEnvOf(x)["METRICS_RETENTION_DAYS"].Value != "7" {
+		t.Error("metricsDays not given to both the server and the CronJob")
+	}
+}
+
+func TestReadReplicas(t *testing.T) {
+	x := sample()
+	x.Spec.Database.ReadURLSecretRef = &v1alpha1.SecretKeyRef{Name: "pg-app-ro", Key: "uri"}
+	env := envMap(Deployment(x, in).Spec.Template.Spec.Containers[0].Env)
+	if ref := env["DATABASE_READ_URL"].ValueFrom; ref == nil || ref.SecretKeyRef.Name != "pg-app-ro" || ref.SecretKeyRef.Key != "uri" ||
+		env["DATABASE_READ_URL"].Value != "" {
+		t.Fatalf("DATABASE_READ_URL: %+v", env["DATABASE_READ_URL"])
+	}
+	if _, ok := jobEnvOf(x)["DATABASE_READ_URL"]; ok {
+		t.Error("the retention job writes: it must not get the read replicas")
+	}
+
+	x = sample()
+	x.Spec.Database = v1alpha1.DatabaseSpec{Host: "pg-rw", DBName: "app", User: "app", ReadHost: "pg-ro,pg-ro2",
+		PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "pg-app", Key: "password"}}
+	env = envMap(Deployment(x, in).Spec.Template.Spec.Containers[0].Env)
+	if env["DATABASE_READ_HOST"].Value != "pg-ro,pg-ro2" || env["PGHOST"].Value != "pg-rw" {
+		t.Fatalf("read host: %+v", env)
+	}
+	if _, ok := jobEnvOf(x)["DATABASE_READ_HOST"]; ok {
+		t.Error("the retention job must not get the read replicas")
+	}
+}
+
+func jobEnvOf(x *v1alpha1.XTrace) map[string]corev1.EnvVar {
+	return envMap(RetentionCronJob(x, in).Spec.JobTemplate.Spec.Template.Spec.Containers[0].Env)
 }

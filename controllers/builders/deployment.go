@@ -67,7 +67,7 @@ func Deployment(x *v1alpha1.XTrace, in Inputs) *appsv1.Deployment {
 						Image:           in.Image,
 						ImagePullPolicy: x.Spec.ImagePullPolicy,
 						Args:            []string{"serve"},
-						Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: port(x), Protocol: corev1.ProtocolTCP}},
+						Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: x.Spec.Service.PortOrDefault(), Protocol: corev1.ProtocolTCP}},
 						Env:             env,
 						Resources:       x.Spec.Resources,
 						ReadinessProbe:  probe("/readyz", 5, 3),
@@ -80,7 +80,7 @@ func Deployment(x *v1alpha1.XTrace, in Inputs) *appsv1.Deployment {
 		},
 	}
 	if x.Spec.Autoscaling == nil || !x.Spec.Autoscaling.Enabled {
-		d.Spec.Replicas = ptr.To(replicas(x))
+		d.Spec.Replicas = ptr.To(x.Spec.ReplicasOrDefault())
 	}
 	return d
 }

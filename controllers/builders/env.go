@@ -19,24 +19,16 @@ func secretEnv(name, secret, key string, optional bool) corev1.EnvVar {
 
 func plainEnv(name, value string) corev1.EnvVar { return corev1.EnvVar{Name: name, Value: value} }
 
-// DatabaseEnv is the connection settings: DATABASE_URL from a Secret, or the
-// libpq PG* variables with the password from a Secret. Secret values never
-// appear literally.
+// DatabaseEnv is the connection settings of the primary, which every
+// container needs: DATABASE_URL from a Secret, or the libpq PG* variables with
+// the password from a Secret. Secret values never appear literally.
 func DatabaseEnv(x *v1alpha1.XTrace) []corev1.EnvVar {
 	db := x.Spec.Database
-	maxConns := db.MaxConnections
-	if maxConns == 0 {
-		maxConns = 20
-	}
 	var env []corev1.EnvVar
 	if db.URLSecretRef != nil {
 		env = append(env, secretEnv("DATABASE_URL", db.URLSecretRef.Name, db.URLSecretRef.Key, false))
 	} else {
-		portNum := db.Port
-		if portNum == 0 {
-			portNum = 5432
-		}
-		env = append(env, plainEnv("PGHOST", db.Host), plainEnv("PGPORT", strconv.Itoa(int(portNum))),
+		env = append(env, plainEnv("PGHOST", db.Host), plainEnv("PGPORT", strconv.Itoa(int(db.PortOrDefault()))),
 			plainEnv("PGDATABASE", db.DBName), plainEnv("PGUSER", db.User))
 		if db.PasswordSecretRef != nil {
 			env = append(env, secretEnv("PGPASSWORD", db.PasswordSecretRef.Name, db.PasswordSecretRef.Key, false))
@@ -45,54 +37,61 @@ func DatabaseEnv(x *v1alpha1.XTrace) []corev1.EnvVar {
 			env = append(env, plainEnv("PGSSLMODE", db.SSLMode))
 		}
 	}
-	env = append(env, plainEnv("XTRACE_DB_MAX_CONNS", strconv.Itoa(int(maxConns))))
-	return env
+	return append(env, plainEnv("XTRACE_DB_MAX_CONNS", strconv.Itoa(int(db.MaxConnectionsOrDefault()))))
 }
 
-// RetentionEnv is the retention settings (the server's in-process pruning is off: the CronJob prunes).
-func RetentionEnv(x *v1alpha1.XTrace) []corev1.EnvVar {
-	r := x.Spec.Retention
-	metricsDays, tracesDays := r.MetricsDays, r.TracesDays
-	if metricsDays == 0 {
-		metricsDays = 30
+// ReadReplicaEnv is where the server sends read-only queries: DATABASE_READ_URL
+// from a Secret, or DATABASE_READ_HOST (the primary's settings with another
+// host). Only the server reads from replicas; the retention job does not.
+func ReadReplicaEnv(x *v1alpha1.XTrace) []corev1.EnvVar {
+	db := x.Spec.Database
+	switch {
+	case db.ReadURLSecretRef != nil:
+		return []corev1.EnvVar{secretEnv("DATABASE_READ_URL", db.ReadURLSecretRef.Name, db.ReadURLSecretRef.Key, false)}
+	case db.ReadHost != "":
+		return []corev1.EnvVar{plainEnv("DATABASE_READ_HOST", db.ReadHost)}
 	}
-	if tracesDays == 0 {
-		tracesDays = 90
-	}
+	return nil
+}
+
+// metricsRetentionEnv is the metric points' window, read by the retention job
+// (what to prune) and by the server (what to accept).
+func metricsRetentionEnv(x *v1alpha1.XTrace) corev1.EnvVar {
+	return plainEnv("METRICS_RETENTION_DAYS", strconv.Itoa(int(x.Spec.Retention.MetricsDaysOrDefault())))
+}
+
+// RetentionJobEnv is what "xtrace retention" needs besides the database.
+func RetentionJobEnv(x *v1alpha1.XTrace) []corev1.EnvVar {
 	return []corev1.EnvVar{
-		plainEnv("METRICS_RETENTION_DAYS", strconv.Itoa(int(metricsDays))),
-		plainEnv("TRACES_RETENTION_DAYS", strconv.Itoa(int(tracesDays))),
-		plainEnv("XTRACE_RETENTION_INTERVAL", "0"),
+		metricsRetentionEnv(x),
+		plainEnv("TRACES_RETENTION_DAYS", strconv.Itoa(int(x.Spec.Retention.TracesDaysOrDefault()))),
+		plainEnv("XTRACE_LOG_FORMAT", "json"),
 	}
 }
 
-// ServerEnv is the server container's environment.
+// ServerEnv is the server container's environment. Of spec.retention only
+// metricsDays is here: the server refuses points older than that window. The
+// rest (tracesDays, schedule, suspend) is the CronJob's business; the server's
+// own pruning is off (XTRACE_RETENTION_INTERVAL=0), so putting them here would
+// only restart the pods through the config hash when they change.
 func ServerEnv(x *v1alpha1.XTrace) []corev1.EnvVar {
 	auth := NamesOf(x).AuthSecret()
-	qps, burst := x.Spec.RateLimit.QPS, x.Spec.RateLimit.Burst
-	if qps == 0 {
-		qps = 20
-	}
-	if burst == 0 {
-		burst = 40
-	}
-	project := x.Spec.DefaultProjectID
-	if project == "" {
-		project = "default"
-	}
+	spec := &x.Spec
 	env := DatabaseEnv(x)
+	env = append(env, ReadReplicaEnv(x)...)
 	env = append(env,
 		secretEnv("API_BEARER_TOKEN", auth, KeyBearerToken, false),
 		secretEnv("XTRACE_PUBLIC_KEY", auth, KeyPublicKey, true),
 		secretEnv("XTRACE_SECRET_KEY", auth, KeySecretKey, true),
-		plainEnv("BIND_ADDR", "0.0.0.0:"+strconv.Itoa(int(port(x)))),
-		plainEnv("DEFAULT_PROJECT_ID", project),
-		plainEnv("RATE_LIMIT_QPS", strconv.FormatFloat(qps, 'f', -1, 64)),
-		plainEnv("RATE_LIMIT_BURST", strconv.Itoa(int(burst))),
+		plainEnv("BIND_ADDR", "0.0.0.0:"+strconv.Itoa(int(spec.Service.PortOrDefault()))),
+		plainEnv("DEFAULT_PROJECT_ID", spec.DefaultProjectIDOrDefault()),
+		plainEnv("RATE_LIMIT_QPS", strconv.FormatFloat(spec.RateLimit.QPSOrDefault(), 'f', -1, 64)),
+		plainEnv("RATE_LIMIT_BURST", strconv.Itoa(int(spec.RateLimit.BurstOrDefault()))),
+		metricsRetentionEnv(x),
+		plainEnv("XTRACE_RETENTION_INTERVAL", "0"),
 		plainEnv("XTRACE_LOG_FORMAT", "json"),
 	)
-	env = append(env, RetentionEnv(x)...)
-	return append(env, x.Spec.ExtraEnv...)
+	return append(env, spec.ExtraEnv...)
 }
 
 // restrictedContainerSecurity is the "restricted" Pod Security Standard.

@@ -75,7 +75,7 @@ func (n Names) AuthSecret() string {
 
 // Endpoint is the in-cluster URL of the server.
 func (n Names) Endpoint() string {
-	return fmt.Sprintf("http://%s.%s.svc:%d", n.Service(), n.x.Namespace, port(n.x))
+	return fmt.Sprintf("http://%s.%s.svc:%d", n.Service(), n.x.Namespace, n.x.Spec.Service.PortOrDefault())
 }
 
 // Labels are the standard labels of a managed object.
@@ -89,21 +89,12 @@ func Labels(x *v1alpha1.XTrace, component, version string) map[string]string {
 	return l
 }
 
+// InstanceLabels are on every object the operator manages for x, whatever its component.
+func InstanceLabels(x *v1alpha1.XTrace) map[string]string {
+	return map[string]string{LabelName: AppName, LabelInstance: x.Name, LabelManagedBy: ManagedBy}
+}
+
 // SelectorLabels select the pods of one component of one XTrace (never change: selectors are immutable).
 func SelectorLabels(x *v1alpha1.XTrace, component string) map[string]string {
 	return map[string]string{LabelName: AppName, LabelInstance: x.Name, LabelComponent: component}
-}
-
-func port(x *v1alpha1.XTrace) int32 {
-	if x.Spec.Service.Port == 0 {
-		return 8742
-	}
-	return x.Spec.Service.Port
-}
-
-func replicas(x *v1alpha1.XTrace) int32 {
-	if x.Spec.Replicas == nil {
-		return 1
-	}
-	return *x.Spec.Replicas
 }

@@ -43,17 +43,13 @@ func AuthSecret(x *v1alpha1.XTrace, in Inputs, bearer, publicKey, secretKey stri
 
 // Service in front of the server pods.
 func Service(x *v1alpha1.XTrace, in Inputs) *corev1.Service {
-	typ := x.Spec.Service.Type
-	if typ == "" {
-		typ = corev1.ServiceTypeClusterIP
-	}
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: NamesOf(x).Service(), Namespace: x.Namespace,
 			Labels: Labels(x, ComponentServer, in.Version), Annotations: x.Spec.Service.Annotations},
 		Spec: corev1.ServiceSpec{
-			Type:     typ,
+			Type:     x.Spec.Service.TypeOrDefault(),
 			Selector: SelectorLabels(x, ComponentServer),
-			Ports: []corev1.ServicePort{{Name: "http", Port: port(x), TargetPort: intstr.FromString("http"),
+			Ports: []corev1.ServicePort{{Name: "http", Port: x.Spec.Service.PortOrDefault(), TargetPort: intstr.FromString("http"),
 				Protocol: corev1.ProtocolTCP, AppProtocol: ptr.To("http")}},
 		},
 	}
@@ -61,17 +57,12 @@ func Service(x *v1alpha1.XTrace, in Inputs) *corev1.Service {
 
 // RetentionCronJob runs "xtrace retention" on the schedule.
 func RetentionCronJob(x *v1alpha1.XTrace, in Inputs) *batchv1.CronJob {
-	schedule := x.Spec.Retention.Schedule
-	if schedule == "" {
-		schedule = "17 * * * *"
-	}
 	labels := Labels(x, ComponentRetention, in.Version)
-	env := append(DatabaseEnv(x), RetentionEnv(x)...)
-	env = append(env, plainEnv("XTRACE_LOG_FORMAT", "json"))
+	env := append(DatabaseEnv(x), RetentionJobEnv(x)...)
 	return &batchv1.CronJob{
 		ObjectMeta: metav1.ObjectMeta{Name: NamesOf(x).CronJob(), Namespace: x.Namespace, Labels: labels},
 		Spec: batchv1.CronJobSpec{
-			Schedule:                   schedule,
+			Schedule:                   x.Spec.Retention.ScheduleOrDefault(),
 			Suspend:                    ptr.To(x.Spec.Retention.Suspend),
 			ConcurrencyPolicy:          batchv1.ForbidConcurrent,
 			StartingDeadlineSeconds:    ptr.To[int64](600),
@@ -109,17 +100,14 @@ func RetentionCronJob(x *v1alpha1.XTrace, in Inputs) *batchv1.CronJob {
 // PodDisruptionBudget: when enabled, or by default when more than one replica runs.
 func PodDisruptionBudget(x *v1alpha1.XTrace, in Inputs) *policyv1.PodDisruptionBudget {
 	spec := x.Spec.PodDisruptionBudget
-	enabled := replicas(x) > 1 || (x.Spec.Autoscaling != nil && x.Spec.Autoscaling.Enabled && x.Spec.Autoscaling.MinReplicas > 1)
+	enabled := x.Spec.ReplicasOrDefault() > 1 || (x.Spec.Autoscaling != nil && x.Spec.Autoscaling.Enabled && x.Spec.Autoscaling.MinReplicasOrDefault() > 1)
 	if spec != nil && spec.Enabled != nil {
 		enabled = *spec.Enabled
 	}
 	if !enabled {
 		return nil
 	}
-	maxUnavailable := intstr.FromInt32(1)
-	if spec != nil && spec.MaxUnavailable != nil {
-		maxUnavailable = *spec.MaxUnavailable
-	}
+	maxUnavailable := spec.MaxUnavailableOrDefault()
 	return &policyv1.PodDisruptionBudget{
 		ObjectMeta: metav1.ObjectMeta{Name: NamesOf(x).PDB(), Namespace: x.Namespace, Labels: Labels(x, ComponentServer, in.Version)},
 		Spec: policyv1.PodDisruptionBudgetSpec{
@@ -135,21 +123,17 @@ func HorizontalPodAutoscaler(x *v1alpha1.XTrace, in Inputs) *autoscalingv2.Horiz
 	if a == nil || !a.Enabled {
 		return nil
 	}
-	target := a.TargetCPUUtilizationPercentage
-	if target == 0 {
-		target = 80
-	}
-	minR := max(a.MinReplicas, 1)
+	minR := a.MinReplicasOrDefault()
 	return &autoscalingv2.HorizontalPodAutoscaler{
 		ObjectMeta: metav1.ObjectMeta{Name: NamesOf(x).HPA(), Namespace: x.Namespace, Labels: Labels(x, ComponentServer, in.Version)},
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: NamesOf(x).Deployment()},
 			MinReplicas:    ptr.To(minR),
-			MaxReplicas:    max(a.MaxReplicas, minR),
+			MaxReplicas:    max(a.MaxReplicasOrDefault(), minR),
 			Metrics: []autoscalingv2.MetricSpec{{
 				Type: autoscalingv2.ResourceMetricSourceType,
 				Resource: &autoscalingv2.ResourceMetricSource{Name: corev1.ResourceCPU,
-					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To(target)}},
+					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To(a.TargetCPUOrDefault())}},
 			}},
 		},
 	}
@@ -174,7 +158,7 @@ func NetworkPolicy(x *v1alpha1.XTrace, in Inputs) *networkingv1.NetworkPolicy {
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{
 				From:  from,
-				Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(port(x)))}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(x.Spec.Service.PortOrDefault()))}},
 			}},
 		},
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -82,8 +83,27 @@ func loadSample(t *testing.T, file string) *v1alpha1.XTrace {
 	return x
 }
 
-func TestOperatorOnASimulatedCluster(t *testing.T) {
-	cluster := testcluster.StartSimulated(t, testcluster.Options{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}})
+// sampleFiles are the samples config/samples/kustomization.yaml lists (a
+// packaging test checks it lists every file there).
+func sampleFiles(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct{ Resources []string }
+	if err := yaml.Unmarshal(b, &k); err != nil || len(k.Resources) == 0 {
+		t.Fatalf("config/samples/kustomization.yaml: %v, %d resources", err, len(k.Resources))
+	}
+	return k.Resources
+}
+
+// crds installs the XTrace CRD in the test clusters.
+var crds = testcluster.Options{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}}
+
+// newClient is an admin client of the cluster that knows the XTrace kind.
+func newClient(t *testing.T, cluster *testcluster.APIServer) client.Client {
+	t.Helper()
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = v1alpha1.AddToScheme(scheme)
@@ -91,6 +111,12 @@ func TestOperatorOnASimulatedCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return k8s
+}
+
+func TestOperatorOnASimulatedCluster(t *testing.T) {
+	cluster := testcluster.StartSimulated(t, crds)
+	k8s := newClient(t, cluster)
 
 	// The operator, as its container runs it (leader election on).
 	manager := build(t, ".")
@@ -120,7 +146,7 @@ func TestOperatorOnASimulatedCluster(t *testing.T) {
 	})
 
 	// Every sample is valid against the real API server.
-	for _, f := range []string{"observability_v1alpha1_xtrace_minimal.yaml", "observability_v1alpha1_xtrace_cloudnativepg.yaml", "observability_v1alpha1_xtrace_full.yaml"} {
+	for _, f := range sampleFiles(t) {
 		x := loadSample(t, f)
 		x.Namespace = "default"
 		if err := k8s.Create(ctx, x, client.DryRunAll); err != nil {
@@ -134,8 +160,15 @@ func TestOperatorOnASimulatedCluster(t *testing.T) {
 		StringData: map[string]string{"uri": dbURL}}); err != nil {
 		t.Fatal(err)
 	}
+	// Reads go to "replicas": the same database under another URL (the server
+	// cannot tell, and this test is about what the operator hands the pods).
+	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "xtrace-db-ro", Namespace: "default"},
+		StringData: map[string]string{"uri": withApplicationName(t, dbURL, "xtrace-read")}}); err != nil {
+		t.Fatal(err)
+	}
 	x := loadSample(t, "observability_v1alpha1_xtrace_minimal.yaml")
 	x.Namespace = "default"
+	x.Spec.Database.ReadURLSecretRef = &v1alpha1.SecretKeyRef{Name: "xtrace-db-ro", Key: "uri"}
 	if err := k8s.Create(ctx, x); err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +207,15 @@ func TestOperatorOnASimulatedCluster(t *testing.T) {
 		_ = k8s.List(ctx, &list, client.InNamespace("default"), client.MatchingLabels(builders.SelectorLabels(x, builders.ComponentServer)))
 		return len(list.Items)
 	}
+	waitForNewReplicaSet := func(what string, before int) {
+		poll(t, "a new ReplicaSet after "+what, 60*time.Second, func() error {
+			if n := replicaSets(); n <= before {
+				return fmt.Errorf("%d ReplicaSets, had %d", n, before)
+			}
+			return nil
+		})
+		waitReady(3)
+	}
 	before := replicaSets()
 	auth := &corev1.Secret{}
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: x.Status.AuthSecretName}, auth); err != nil {
@@ -185,13 +227,35 @@ func TestOperatorOnASimulatedCluster(t *testing.T) {
 	if err := k8s.Update(ctx, auth); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "a new ReplicaSet after rotation", 60*time.Second, func() error {
-		if n := replicaSets(); n <= before {
-			return fmt.Errorf("%d ReplicaSets, had %d", n, before)
+	waitForNewReplicaSet("rotating the auth Secret", before)
+
+	// The pods read from the replicas in the read Secret, and rotating it rolls them too.
+	oldHashes := map[string]bool{}
+	for _, pod := range serverPods(t, k8s, x) {
+		oldHashes[pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]] = true
+		e := envVar(pod.Spec.Containers[0].Env, "DATABASE_READ_URL")
+		if e == nil || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef.Name != "xtrace-db-ro" || e.ValueFrom.SecretKeyRef.Key != "uri" {
+			t.Fatalf("pod %s: DATABASE_READ_URL %+v", pod.Name, e)
+		}
+	}
+	before = replicaSets()
+	readSecret := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: "xtrace-db-ro"}, readSecret); err != nil {
+		t.Fatal(err)
+	}
+	readSecret.Data["uri"] = []byte(withApplicationName(t, dbURL, "xtrace-read-rotated"))
+	if err := k8s.Update(ctx, readSecret); err != nil {
+		t.Fatal(err)
+	}
+	waitForNewReplicaSet("rotating the read Secret", before)
+	poll(t, "only pods with a new pod-template hash", 60*time.Second, func() error {
+		for _, pod := range serverPods(t, k8s, x) {
+			if oldHashes[pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]] {
+				return fmt.Errorf("pod %s has the pod-template hash of before the rotation", pod.Name)
+			}
 		}
 		return nil
 	})
-	waitReady(3)
 
 	// Operator and server agree: run the real xtrace binary with the pod's environment.
 	dep := &appsv1.Deployment{}
@@ -302,4 +366,46 @@ func tailString(s string, n int) string {
 		return s
 	}
 	return s[len(s)-n:]
+}
+
+// serverPods are the running (not terminating) server pods of x.
+func serverPods(t *testing.T, k8s client.Client, x *v1alpha1.XTrace) []corev1.Pod {
+	t.Helper()
+	var list corev1.PodList
+	if err := k8s.List(ctx, &list, client.InNamespace(x.Namespace), client.MatchingLabels(builders.SelectorLabels(x, builders.ComponentServer))); err != nil {
+		t.Fatal(err)
+	}
+	var out []corev1.Pod
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no server pods")
+	}
+	return out
+}
+
+func envVar(env []corev1.EnvVar, name string) *corev1.EnvVar {
+	for i := range env {
+		if env[i].Name == name {
+			return &env[i]
+		}
+	}
+	return nil
+}
+
+// withApplicationName returns a connection string for the same database that
+// names itself differently (so it is a different, still working, value).
+func withApplicationName(t *testing.T, connString, name string) string {
+	t.Helper()
+	u, err := url.Parse(connString)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return connString + " application_name=" + name // keyword/value form
+	}
+	q := u.Query()
+	q.Set("application_name", name)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

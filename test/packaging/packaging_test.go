@@ -10,7 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-
+	"slices"
 	"strings"
 	"testing"
 
@@ -144,6 +144,28 @@ func TestChartCRDAndRBACMatchGenerated(t *testing.T) {
 	c := dep.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
 	if c["image"] != "ghcr.io/xtrace-dev/xtrace-operator:v9" || !strings.Contains(fmt.Sprint(c["env"]), "team-a,team-b") {
 		t.Errorf("values not applied: %v", c)
+	}
+}
+
+// TestSamplesAreAllListed: `kubectl apply -k config/samples`, the dry-run
+// below and the end-to-end test all go through the kustomization, so every
+// sample file must be in it.
+func TestSamplesAreAllListed(t *testing.T) {
+	var k struct{ Resources []string }
+	if err := yaml.Unmarshal(read(t, "config/samples/kustomization.yaml"), &k); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(root, "config", "samples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if name := filepath.Base(f); name != "kustomization.yaml" && !slices.Contains(k.Resources, name) {
+			t.Errorf("config/samples/%s is not listed in config/samples/kustomization.yaml", name)
+		}
+	}
+	if len(byKind(kustomize(t, "config/samples"), "XTrace")) != len(k.Resources) {
+		t.Error("config/samples does not render one XTrace per listed file")
 	}
 }
 
