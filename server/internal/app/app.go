@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/xtrace-dev/xtrace-operator/server/internal/compaction"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/config"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/httpapi"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/ingest"
@@ -163,6 +164,10 @@ func (s *Server) prepareDatabase(ctx context.Context) {
 			s.api.SetSchemaReady()
 			if s.cfg.RetentionInterval > 0 {
 				go s.pruner().Loop(ctx, s.cfg.RetentionInterval)
+			}
+			if s.cfg.CompactionInterval > 0 {
+				c := &compaction.Compactor{Store: s.store, Log: s.log, Telemetry: s.tel}
+				go c.Loop(ctx, s.cfg.CompactionInterval)
 			}
 			break
 		}

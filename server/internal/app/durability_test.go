@@ -1,10 +1,8 @@
 package app_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,33 +13,11 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/server/internal/servertest"
 )
 
-// privateCluster starts a PostgreSQL cluster this test may crash and restart.
-func privateCluster(t *testing.T) (*pgtest.Cluster, pgtest.Options) {
-	t.Helper()
-	if os.Getenv(pgtest.EnvURL) != "" {
-		t.Log("ignoring " + pgtest.EnvURL + ": this test must crash its own server")
-	}
-	dir, err := pgtest.ReachableTempDir("xtrace-outage-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	opts := pgtest.Options{DataDir: dir + "/data"}
-	c, err := pgtest.Start(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Port = c.Port
-	t.Cleanup(c.Stop)
-	return c, opts
-}
-
 // TestAckedWritesSurviveADatabaseCrash pushes from several clients while the
 // database crashes and comes back: every 200-acknowledged point must be
 // stored, every failure must be a 503 (or 429), and the server must recover by itself.
 func TestAckedWritesSurviveADatabaseCrash(t *testing.T) {
-	cluster, opts := privateCluster(t)
-	ctx := context.Background()
+	cluster := pgtest.StartPrivate(t)
 	dbURL := cluster.URL("postgres")
 	s := servertest.Start(t, servertest.Options{DatabaseURL: dbURL})
 
@@ -97,11 +73,7 @@ func TestAckedWritesSurviveADatabaseCrash(t *testing.T) {
 	})
 	waitFor(t, 15*time.Second, "pushes to fail with 503", func() bool { mu.Lock(); defer mu.Unlock(); return statuses[503] >= 4 })
 
-	restarted, err := pgtest.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(restarted.Stop)
+	cluster.Restart()
 	s.WaitReady(t, 30*time.Second)
 	mu.Lock()
 	ackedBefore := len(acked)
@@ -142,7 +114,7 @@ func TestAckedWritesSurviveADatabaseCrash(t *testing.T) {
 }
 
 func TestServerStartsBeforeTheDatabase(t *testing.T) {
-	cluster, opts := privateCluster(t)
+	cluster := pgtest.StartPrivate(t)
 	cluster.Stop()
 	// The server starts with the database down: alive, not ready, 503 on writes.
 	s := servertest.Start(t, servertest.Options{DatabaseURL: cluster.URL("postgres"), NoWait: true})
@@ -163,11 +135,7 @@ func TestServerStartsBeforeTheDatabase(t *testing.T) {
 	if r := s.Do(t, "GET", "/api/public/health", nil); r.Status != 503 {
 		t.Fatalf("public health with database down: %d", r.Status)
 	}
-	restarted, err := pgtest.Start(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(restarted.Stop)
+	cluster.Restart()
 	s.WaitReady(t, 30*time.Second)
 	if r := s.Do(t, "POST", "/v1/metrics/batch", `{"metrics":[{"name":"x","value":1}]}`); r.Status != 200 {
 		t.Fatalf("push after recovery: %d %s", r.Status, r.Body)

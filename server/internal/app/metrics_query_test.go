@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/servertest"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 )
 
 // point is a sample as the tests know it, independent of the server's code.
@@ -184,6 +186,11 @@ func approxEqual(a, b float64) bool {
 	return math.Abs(a-b) <= 1e-9*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
 }
 
+// TestQueryMatchesIndependentComputation compares 450 combinations of agg,
+// step, label filter and group_by with an independent computation from the
+// raw points, three times: all points raw; after compaction (part raw, part
+// compacted with rollups, late raw points overriding compacted ones, bucket
+// edges on tier boundaries); and after the late points were merged too.
 func TestQueryMatchesIndependentComputation(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.Options{})
@@ -197,32 +204,75 @@ func TestQueryMatchesIndependentComputation(t *testing.T) {
 		{"model_uid": "llama-8b", "replica_id": "1"}, // no node_id: its own group under group_by=node_id
 	}
 	used := map[int64]bool{}
-	for i := 0; i < 1200; i++ {
+	uniqueTime := func(within time.Duration, offset time.Duration) time.Time {
 		// Unique microsecond timestamps, so `last` has one answer even across merged series.
-		var ts time.Time
 		for {
-			ts = base.Add(time.Duration(rng.Int63n(int64(40*time.Minute))) / time.Microsecond * time.Microsecond)
+			ts := base.Add(offset + time.Duration(rng.Int63n(int64(within)))/time.Microsecond*time.Microsecond)
 			if !used[ts.UnixMicro()] {
 				used[ts.UnixMicro()] = true
-				break
+				return ts
 			}
 		}
-		pts = append(pts, point{"pending_requests", series[rng.Intn(len(series))], math.Round(rng.Float64()*1000) / 10, ts})
 	}
-	// Exact bucket edges and the interval's ends.
-	from, to := base.Add(5*time.Minute), base.Add(35*time.Minute)
+	for i := 0; i < 3000; i++ {
+		pts = append(pts, point{"pending_requests", series[rng.Intn(len(series))], math.Round(rng.Float64()*1000) / 10, uniqueTime(100*time.Minute, 0)})
+	}
+	// Exact bucket edges, tier edges and the interval's ends.
+	from, to := base.Add(5*time.Minute), base.Add(95*time.Minute)
 	pts = append(pts,
-		point{"pending_requests", series[0], 111, from},                        // included (closed interval)
-		point{"pending_requests", series[0], 222, to},                          // included
-		point{"pending_requests", series[0], 333, from.Add(-time.Microsecond)}, // excluded
-		point{"pending_requests", series[0], 444, to.Add(time.Microsecond)},    // excluded
-		point{"pending_requests", series[1], 555, base.Add(20 * time.Minute)},  // exactly a bucket start
-		point{"other_metric", series[0], 999, base.Add(10 * time.Minute)},      // another name
+		point{"pending_requests", series[0], 111, from},                                        // included (closed interval)
+		point{"pending_requests", series[0], 222, to},                                          // included
+		point{"pending_requests", series[0], 333, from.Add(-time.Microsecond)},                 // excluded
+		point{"pending_requests", series[0], 444, to.Add(time.Microsecond)},                    // excluded
+		point{"pending_requests", series[1], 555, base.Add(20 * time.Minute)},                  // exactly a bucket start
+		point{"pending_requests", series[2], 666, base.Add(30 * time.Minute)},                  // exactly a chunk window's start
+		point{"pending_requests", series[3], 777, base.Add(90*time.Minute - time.Microsecond)}, // a window's last microsecond
+		point{"other_metric", series[0], 999, base.Add(10 * time.Minute)},                      // another name
 	)
 	// Push in shuffled order: results must not depend on arrival order.
 	rng.Shuffle(len(pts), func(i, j int) { pts[i], pts[j] = pts[j], pts[i] })
 	push(t, s, pts)
+	checkQueryCombinations(t, s, pts, from, to)
 
+	// Compact all closed windows before 11:30 (10:00–11:30); 11:30–11:40 stays raw.
+	st, err := store.Open(context.Background(), store.Options{URL: s.DatabaseURL, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	compactAt := base.Add(90*time.Minute + store.CompactionGrace)
+	if res, err := st.Compact(context.Background(), compactAt, time.Minute); err != nil || res.Points == 0 {
+		t.Fatalf("compaction: %+v %v", res, err)
+	}
+	// Late points for compacted windows: new ones, and new values for stored
+	// times, in 10:30–11:00 only (11:00–11:30 keeps answering from rollups).
+	var late []point
+	for i := 0; i < 30; i++ {
+		late = append(late, point{"pending_requests", series[rng.Intn(len(series))], float64(1000 + i), uniqueTime(30*time.Minute, 30*time.Minute)})
+	}
+	for i := range pts {
+		if w := pts[i].ts.Sub(base); w >= 30*time.Minute && w < 60*time.Minute && rng.Intn(20) == 0 && pts[i].name == "pending_requests" {
+			pts[i].value = -pts[i].value - 1 // the stored time gets a new value: the last write wins
+			late = append(late, pts[i])
+		}
+	}
+	push(t, s, late)
+	for _, p := range late {
+		if p.value >= 1000 {
+			pts = append(pts, p)
+		}
+	}
+	checkQueryCombinations(t, s, pts, from, to)
+
+	// The late points merged into their chunks: the same answers again.
+	if res, err := st.Compact(context.Background(), compactAt, time.Minute); err != nil || res.Merged == 0 {
+		t.Fatalf("merging late points: %+v %v", res, err)
+	}
+	checkQueryCombinations(t, s, pts, from, to)
+}
+
+func checkQueryCombinations(t *testing.T, s *servertest.Server, pts []point, from, to time.Time) {
+	t.Helper()
 	steps := map[string]time.Duration{"1m": time.Minute, "15s": 15 * time.Second, "7s": 7 * time.Second, "1h": time.Hour, "5m": 5 * time.Minute}
 	filters := []map[string]string{nil, {"model_uid": "qwen-72b"}, {"node_id": "node-1", "replica_id": "0"}}
 	groupBys := [][]string{nil, {"node_id"}, {"model_uid", "replica_id"}}

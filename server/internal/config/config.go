@@ -26,7 +26,9 @@ type Config struct {
 	MetricsRetentionDays int
 	TracesRetentionDays  int
 	RetentionInterval    time.Duration
-	MaxRequestBodyBytes  int64
+	// CompactionInterval is the period of the compactor; 0 disables it.
+	CompactionInterval  time.Duration
+	MaxRequestBodyBytes int64
 	// IngestMemoryBytes bounds the bytes of request bodies being read, parsed
 	// or waiting for their commit at once; beyond it ingest requests get 429.
 	IngestMemoryBytes int64
@@ -44,6 +46,7 @@ const (
 	DefaultMetricsRetention    = 30
 	DefaultTracesRetention     = 90
 	DefaultRetentionInterval   = time.Hour
+	DefaultCompactionInterval  = 30 * time.Second
 	DefaultMaxRequestBodyBytes = 20 << 20
 	DefaultIngestMemoryBytes   = 64 << 20
 	DefaultDBMaxConns          = 20
@@ -73,6 +76,7 @@ func Load(getenv func(string) string, mode Mode) (*Config, error) {
 		MetricsRetentionDays: p.intAtLeast("METRICS_RETENTION_DAYS", DefaultMetricsRetention, 1),
 		TracesRetentionDays:  p.intAtLeast("TRACES_RETENTION_DAYS", DefaultTracesRetention, 1),
 		RetentionInterval:    p.duration("XTRACE_RETENTION_INTERVAL", DefaultRetentionInterval),
+		CompactionInterval:   p.duration("XTRACE_COMPACTION_INTERVAL", DefaultCompactionInterval),
 		MaxRequestBodyBytes:  int64(p.intAtLeast("XTRACE_MAX_REQUEST_BODY_BYTES", DefaultMaxRequestBodyBytes, 1024)),
 		IngestMemoryBytes:    int64(p.intAtLeast("XTRACE_INGEST_MEMORY_BYTES", DefaultIngestMemoryBytes, 1<<20)),
 		DBMaxConns:           int32(p.intAtLeast("XTRACE_DB_MAX_CONNS", DefaultDBMaxConns, 2)),
@@ -116,6 +120,7 @@ func (c *Config) LogValue() []any {
 		"metrics_retention_days", c.MetricsRetentionDays,
 		"traces_retention_days", c.TracesRetentionDays,
 		"retention_interval", c.RetentionInterval.String(),
+		"compaction_interval", c.CompactionInterval.String(),
 		"max_request_body_bytes", c.MaxRequestBodyBytes,
 		"ingest_memory_bytes", c.IngestMemoryBytes,
 		"db_max_conns", c.DBMaxConns,

@@ -71,8 +71,10 @@ func (a *API) readBody(r *http.Request) ([]byte, error) {
 	case "gzip":
 		zr, err := gzip.NewReader(r.Body)
 		if err != nil {
-			if clientErr := transportError(err); clientErr != nil {
-				return nil, clientErr
+			var maxBytes *http.MaxBytesError
+			var netErr net.Error
+			if errors.As(err, &maxBytes) || errors.As(err, &netErr) {
+				return nil, transportError(err)
 			}
 			return nil, errs.InvalidField("body", "Content-Encoding is gzip but the body is not gzip data")
 		}

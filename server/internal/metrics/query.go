@@ -2,11 +2,14 @@ package metrics
 
 import (
 	"context"
+
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/chunks"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 )
@@ -200,7 +203,7 @@ type Selector struct {
 }
 
 // Buckets is one group's aggregated buckets, oldest first (at most
-// MaxPointsPerSeries+1 of the most recent), and its newest raw point time.
+// MaxPointsPerSeries+1 of the most recent), and its newest point's time.
 type Buckets struct {
 	Values []Sample
 	Latest time.Time
@@ -210,14 +213,18 @@ type Buckets struct {
 type Source interface {
 	// FindSeries returns the series that Selector picks.
 	FindSeries(ctx context.Context, project string, sel Selector) ([]SeriesRef, error)
-	// AggregateGroups aggregates each group's points per bucket of q.Step
-	// with q.Agg; the result has one element per group.
-	AggregateGroups(ctx context.Context, project string, groups []Group, q *Query) ([]Buckets, error)
+	// ReadSeries returns the points of the series in the range, by tier.
+	ReadSeries(ctx context.Context, project string, req ReadRequest) ([]SeriesData, error)
+	// ReadWindows returns the samples of compacted windows.
+	ReadWindows(ctx context.Context, project string, keys []WindowKey) (map[WindowKey][]byte, error)
+	// LatestPoints returns the newest point of each series.
+	LatestPoints(ctx context.Context, project string, ids []int64) (map[int64]chunks.Sample, error)
 }
 
 // Run answers q from src (SPEC §3.5): series with points in the window are
-// grouped, the first MaxSeries groups by their labels' canonical JSON are
-// aggregated, and each keeps its MaxPointsPerSeries most recent buckets.
+// grouped, the first MaxSeries groups (by their labels' canonical JSON) with
+// points are aggregated, and each keeps its MaxPointsPerSeries most recent
+// buckets.
 func Run(ctx context.Context, src Source, project string, q *Query) (*Result, error) {
 	found, err := src.FindSeries(ctx, project, Selector{Name: q.Name, Labels: q.Labels, From: q.From, To: q.To, Limit: MaxSeriesScanned + 1})
 	if err != nil {
@@ -227,28 +234,114 @@ func Run(ctx context.Context, src Source, project string, q *Query) (*Result, er
 		return nil, errs.InvalidField("labels", "more than %d series of %s have points in the window; narrow the query with labels or a shorter window",
 			MaxSeriesScanned, q.Name)
 	}
-	groups, truncated := GroupSeries(found, q.GroupBy, MaxSeries)
-	res := &Result{Truncated: truncated}
-	if len(groups) == 0 {
-		return res, nil
-	}
-	buckets, err := src.AggregateGroups(ctx, project, groups, q)
-	if err != nil {
-		return nil, err
-	}
-	for i, g := range groups {
-		vals := buckets[i].Values
-		if len(vals) == 0 {
-			continue // its points were deleted since FindSeries looked
+	groups, _ := GroupSeries(found, q.GroupBy, len(found))
+	res := &Result{}
+	for len(groups) > 0 && len(res.Series) < MaxSeries {
+		page := groups[:min(len(groups), MaxSeries-len(res.Series))]
+		groups = groups[len(page):]
+		answered, err := runGroups(ctx, src, project, q, page)
+		if err != nil {
+			return nil, err
 		}
-		if len(vals) > MaxPointsPerSeries {
-			vals = vals[len(vals)-MaxPointsPerSeries:]
+		res.Series = append(res.Series, answered...)
+	}
+	res.Truncated = len(groups) > 0 // more groups with points in the window than an answer holds
+	for i := range res.Series {
+		if n := len(res.Series[i].Values); n > MaxPointsPerSeries {
+			res.Series[i].Values = res.Series[i].Values[n-MaxPointsPerSeries:]
 			res.Truncated = true
 		}
-		res.Series = append(res.Series, Series{Labels: g.Labels, Values: vals, LatestTS: buckets[i].Latest.UTC()})
-		if buckets[i].Latest.After(res.LatestTS) {
-			res.LatestTS = buckets[i].Latest.UTC()
+		if res.Series[i].LatestTS.After(res.LatestTS) {
+			res.LatestTS = res.Series[i].LatestTS
 		}
 	}
 	return res, nil
+}
+
+// runGroups aggregates a page of groups; groups without points in the
+// window (possible when a compacted window only overlaps it) are left out.
+func runGroups(ctx context.Context, src Source, project string, q *Query, groups []Group) ([]Series, error) {
+	var ids []int64
+	for _, g := range groups {
+		ids = append(ids, g.SeriesIDs...)
+	}
+	if singleLastBucket(q) {
+		if out, ok, err := fromLatest(ctx, src, project, q, groups, ids); err != nil || ok {
+			return out, err
+		}
+	}
+	data, err := src.ReadSeries(ctx, project, ReadRequest{IDs: ids, From: q.From, To: q.To, Rollups: usesRollups(q)})
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[int64]*SeriesData, len(data))
+	for i := range data {
+		byID[data[i].ID] = &data[i]
+	}
+	out := make([]Series, 0, len(groups))
+	for _, g := range groups {
+		buckets, missing := aggregateGroup(q, g, byID)
+		if len(missing) > 0 { // rollups could not stand for these windows: read their samples
+			samples, err := src.ReadWindows(ctx, project, missing)
+			if err != nil {
+				return nil, err
+			}
+			fillWindows(byID, samples)
+			buckets, _ = aggregateGroup(q, g, byID)
+		}
+		if len(buckets) == 0 {
+			continue
+		}
+		b := buckets.finish(q.Agg)
+		out = append(out, Series{Labels: g.Labels, Values: b.Values, LatestTS: b.Latest})
+	}
+	return out, nil
+}
+
+func fillWindows(byID map[int64]*SeriesData, samples map[WindowKey][]byte) {
+	for key, data := range samples {
+		d := byID[key.Series]
+		for i := range d.Windows {
+			if d.Windows[i].Start == key.Start {
+				d.Windows[i].Data = data
+			}
+		}
+	}
+}
+
+// singleLastBucket: the query asks for the newest value in one bucket.
+func singleLastBucket(q *Query) bool {
+	bk := bucketer{step: q.Step.Microseconds()}
+	return q.Agg == AggLast && bk.start(q.From.UnixMicro()) == bk.start(q.To.UnixMicro())
+}
+
+// fromLatest answers a single-bucket "last" query from the latest value of
+// each series, without reading point storage. ok is false when some series
+// has a point newer than the window (the latest value is not the answer).
+func fromLatest(ctx context.Context, src Source, project string, q *Query, groups []Group, ids []int64) ([]Series, bool, error) {
+	latest, err := src.LatestPoints(ctx, project, ids)
+	if err != nil {
+		return nil, false, err
+	}
+	from, to := q.From.UnixMicro(), q.To.UnixMicro()
+	bk := bucketer{step: q.Step.Microseconds()}
+	var out []Series
+	for _, g := range groups {
+		var acc accumulator
+		for _, id := range g.SeriesIDs {
+			p, ok := latest[id]
+			switch {
+			case !ok || p.T < from:
+				continue // no point in the window
+			case p.T > to:
+				return nil, false, nil
+			}
+			acc.add(p.T, p.V, id, false)
+		}
+		if acc.n > 0 {
+			out = append(out, Series{Labels: g.Labels, LatestTS: microsToTime(acc.latest),
+				Values: []Sample{{Timestamp: microsToTime(bk.start(acc.lastT)), Value: acc.last}}})
+		}
+	}
+	return out, true, nil
 }

@@ -58,7 +58,7 @@ func StartProcess(t testing.TB, opts Options) *Process {
 	cmd := devproc.Command(Binary(t), "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "API_BEARER_TOKEN="+Token, "BIND_ADDR=127.0.0.1:"+strconv.Itoa(port),
 		"XTRACE_LOG_LEVEL=warn", "XTRACE_RETENTION_INTERVAL=0", "RATE_LIMIT_QPS=1000000", "RATE_LIMIT_BURST=1000000",
-		"METRICS_RETENTION_DAYS="+TestRetentionDays)
+		"METRICS_RETENTION_DAYS="+TestRetentionDays, "XTRACE_COMPACTION_INTERVAL=0")
 	for k, v := range opts.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -80,7 +80,9 @@ func Start(t testing.TB, opts Options) *Server {
 		// Tests that are about rate limiting set their own limits.
 		"RATE_LIMIT_QPS": "1000000", "RATE_LIMIT_BURST": "1000000",
 		// Tests push fixed dates; those about the accepted window set their own retention.
-		"METRICS_RETENTION_DAYS": TestRetentionDays}
+		"METRICS_RETENTION_DAYS": TestRetentionDays,
+		// Compaction runs when a test asks for it (store.Compact), so answers do not depend on timing.
+		"XTRACE_COMPACTION_INTERVAL": "0"}
 	for k, v := range opts.Env {
 		env[k] = v
 	}

@@ -18,6 +18,8 @@ const (
 	lockPartitions lockID = 0x78747261636502
 	// lockRetention: one retention pass at a time.
 	lockRetention lockID = 0x78747261636503
+	// lockCompaction: one compaction pass at a time.
+	lockCompaction lockID = 0x78747261636504
 )
 
 // Bucket locks use PostgreSQL's two-key advisory locks (a space and a
@@ -44,9 +46,10 @@ type Job int
 // The exclusive jobs.
 const (
 	JobRetention Job = iota + 1
+	JobCompaction
 )
 
-var jobLocks = map[Job]lockID{JobRetention: lockRetention}
+var jobLocks = map[Job]lockID{JobRetention: lockRetention, JobCompaction: lockCompaction}
 
 // RunExclusive runs fn unless another replica (or CronJob) is running the
 // same job; ran says whether fn ran. The lock is a session lock on one pooled

@@ -2,53 +2,14 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/xtrace-dev/xtrace-operator/server/internal/chunks"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 )
-
-// aggregateSQL maps each aggregation to its SQL expression over (ts, value).
-// Only these fixed fragments are ever spliced into query text. avg is
-// sum/count (PostgreSQL's avg(float8) also sums squares, which overflows for
-// values above 1e154). Percentiles interpolate between halved values and
-// double the result: scaling by two is exact, and the difference of two
-// halves cannot overflow (it would become ±Inf without an error).
-var aggregateSQL = map[metrics.Agg]string{
-	metrics.AggAvg:   "sum(p.value) / count(*)",
-	metrics.AggMin:   "min(p.value)",
-	metrics.AggMax:   "max(p.value)",
-	metrics.AggSum:   "sum(p.value)",
-	metrics.AggCount: "count(*)::double precision",
-	metrics.AggLast:  "(array_agg(p.value ORDER BY p.ts DESC, p.series_id DESC))[1]",
-	metrics.AggP50:   "2 * percentile_cont(0.5) WITHIN GROUP (ORDER BY p.value * 0.5)",
-	metrics.AggP90:   "2 * percentile_cont(0.9) WITHIN GROUP (ORDER BY p.value * 0.5)",
-	metrics.AggP95:   "2 * percentile_cont(0.95) WITHIN GROUP (ORDER BY p.value * 0.5)",
-	metrics.AggP99:   "2 * percentile_cont(0.99) WITHIN GROUP (ORDER BY p.value * 0.5)",
-}
-
-// overflowSafeSQL replaces the sums, which PostgreSQL fails with an error
-// where IEEE arithmetic would give ±Inf. It is used only when the fast
-// fragment overflowed: the sum runs in numeric and maps back to ±Inf when the
-// true value is out of float8's range, as in Prometheus.
-var overflowSafeSQL = map[metrics.Agg]string{
-	metrics.AggAvg: numericToFloat8("avg(p.value::numeric)"),
-	metrics.AggSum: numericToFloat8("sum(p.value::numeric)"),
-}
-
-func numericToFloat8(expr string) string {
-	return "(SELECT CASE WHEN x = 'NaN' THEN 'NaN'::float8 WHEN x > 1.7976931348623157e308 THEN 'Infinity'::float8 " +
-		"WHEN x < -1.7976931348623157e308 THEN '-Infinity'::float8 ELSE x::float8 END FROM (SELECT " + expr + " AS x) n)"
-}
-
-func isOverflow(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "22003" // numeric_value_out_of_range
-}
 
 // FindSeries returns the series of sel.Name whose labels contain sel.Labels
 // and that have a point in [sel.From, sel.To], at most sel.Limit of them.
@@ -56,8 +17,10 @@ func (s *Store) FindSeries(ctx context.Context, project string, sel metrics.Sele
 	rows, err := s.reader(ctx).Query(ctx, `
 		SELECT s.id, s.labels FROM metric_series s
 		WHERE s.project_id = $1 AND s.name = $2 AND s.labels @> $3::jsonb
-		  AND EXISTS (SELECT 1 FROM metric_points p WHERE p.series_id = s.id AND p.ts >= $4 AND p.ts <= $5)
-		LIMIT $6`, project, sel.Name, metrics.CanonicalLabels(sel.Labels), sel.From, sel.To, sel.Limit)
+		  AND (EXISTS (SELECT 1 FROM metric_points p WHERE p.series_id = s.id AND p.ts >= $4 AND p.ts <= $5)
+		    OR EXISTS (SELECT 1 FROM metric_chunks c WHERE c.series_id = s.id AND c.start_ts > $4::timestamptz - $7::interval
+		               AND c.start_ts <= $5 AND c.max_ts >= $4 AND c.min_ts <= $5))
+		LIMIT $6`, project, sel.Name, metrics.CanonicalLabels(sel.Labels), sel.From, sel.To, sel.Limit, ChunkWindow)
 	if err != nil {
 		return nil, classify(fmt.Errorf("find series: %w", err))
 	}
@@ -71,69 +34,146 @@ func (s *Store) FindSeries(ctx context.Context, project string, sel metrics.Sele
 	return out, classify(err)
 }
 
-// AggregateGroups aggregates the points of each group per bucket, keeping
-// the MaxPointsPerSeries+1 most recent buckets of each (one more than an
-// answer holds, so the caller knows whether any were dropped).
-func (s *Store) AggregateGroups(ctx context.Context, _ string, groups []metrics.Group, q *metrics.Query) ([]metrics.Buckets, error) {
-	var seriesIDs []int64
-	var groupOf []int32
-	for gi, g := range groups {
-		for _, id := range g.SeriesIDs {
-			seriesIDs = append(seriesIDs, id)
-			groupOf = append(groupOf, int32(gi))
-		}
-	}
-	out, err := s.queryBuckets(ctx, aggregateSQL[q.Agg], seriesIDs, groupOf, q, len(groups))
-	if safe, ok := overflowSafeSQL[q.Agg]; ok && isOverflow(err) {
-		out, err = s.queryBuckets(ctx, safe, seriesIDs, groupOf, q, len(groups))
-	}
+// ReadSeries returns the points of the series in [From, To] by tier: the
+// raw rows, and the compacted windows that overlap the range. With
+// req.Rollups, a window wholly inside the range that no raw row overrides
+// comes with its rollups only (the samples are not read).
+func (s *Store) ReadSeries(ctx context.Context, _ string, req metrics.ReadRequest) ([]metrics.SeriesData, error) {
+	db := s.reader(ctx)
+	rows, err := db.Query(ctx, `SELECT series_id, ts, value FROM metric_points
+		WHERE series_id = ANY($1) AND ts >= $2 AND ts <= $3 ORDER BY series_id, ts`, req.IDs, req.From, req.To)
 	if err != nil {
-		return nil, classify(fmt.Errorf("query points: %w", err))
+		return nil, classify(fmt.Errorf("read points: %w", err))
+	}
+	byID := map[int64]*metrics.SeriesData{}
+	var out []metrics.SeriesData
+	at := func(id int64) *metrics.SeriesData {
+		if d := byID[id]; d != nil {
+			return d
+		}
+		out = append(out, metrics.SeriesData{ID: id})
+		// out may move; index it again after the reads
+		return &out[len(out)-1]
+	}
+	type rawKey struct{ series, window int64 }
+	rawWindows := map[rawKey]bool{}
+	var id int64
+	var ts time.Time
+	var v float64
+	window := ChunkWindow.Microseconds()
+	var cur *metrics.SeriesData
+	_, err = pgx.ForEachRow(rows, []any{&id, &ts, &v}, func() error {
+		if cur == nil || cur.ID != id {
+			cur = at(id)
+			byID[id] = cur
+		}
+		t := ts.UnixMicro()
+		cur.Raw = append(cur.Raw, chunks.Sample{T: t, V: v})
+		rawWindows[rawKey{id, floorMicros(t, window)}] = true
+		return nil
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("read points: %w", err))
+	}
+	// byID holds pointers into out, which appends may have moved: index afresh.
+	for i := range out {
+		byID[out[i].ID] = &out[i]
+	}
+	var overriddenIDs, overriddenStarts []int64
+	for k := range rawWindows {
+		overriddenIDs, overriddenStarts = append(overriddenIDs, k.series), append(overriddenStarts, k.window)
+	}
+	rows, err = db.Query(ctx, `SELECT c.series_id, c.start_ts, c.min_ts, c.max_ts, c.count, c.rollup,
+			CASE WHEN $4::boolean AND c.start_ts >= $2::timestamptz AND c.start_ts + $5::interval <= $3::timestamptz + interval '1 microsecond'
+			          AND NOT EXISTS (SELECT 1 FROM unnest($6::bigint[], $7::bigint[]) AS o(series_id, start_us)
+			                          WHERE o.series_id = c.series_id AND o.start_us = (extract(epoch FROM c.start_ts) * 1000000)::bigint)
+			     THEN NULL ELSE c.data END
+		FROM metric_chunks c
+		WHERE c.series_id = ANY($1::bigint[]) AND c.start_ts > $2::timestamptz - $5::interval AND c.start_ts <= $3::timestamptz
+		  AND c.max_ts >= $2::timestamptz AND c.min_ts <= $3::timestamptz
+		ORDER BY c.series_id, c.start_ts`,
+		req.IDs, req.From, req.To, req.Rollups, ChunkWindow, overriddenIDs, overriddenStarts)
+	if err != nil {
+		return nil, classify(fmt.Errorf("read chunks: %w", err))
+	}
+	var w metrics.WindowData
+	var start, minTS, maxTS time.Time
+	var count int32
+	var windows []struct {
+		id int64
+		w  metrics.WindowData
+	}
+	_, err = pgx.ForEachRow(rows, []any{&id, &start, &minTS, &maxTS, &count, &w.Rollup, &w.Data}, func() error {
+		w.Start, w.MinT, w.MaxT, w.Count = start.UnixMicro(), minTS.UnixMicro(), maxTS.UnixMicro(), int(count)
+		windows = append(windows, struct {
+			id int64
+			w  metrics.WindowData
+		}{id, w})
+		w = metrics.WindowData{}
+		return nil
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("read chunks: %w", err))
+	}
+	for _, x := range windows {
+		if byID[x.id] == nil {
+			out = append(out, metrics.SeriesData{ID: x.id})
+			for i := range out {
+				byID[out[i].ID] = &out[i]
+			}
+		}
+		d := byID[x.id]
+		d.Windows = append(d.Windows, x.w)
 	}
 	return out, nil
 }
 
-func (s *Store) queryBuckets(ctx context.Context, agg string, seriesIDs []int64, groupOf []int32, q *metrics.Query, groups int) ([]metrics.Buckets, error) {
-	rows, err := s.reader(ctx).Query(ctx, bucketsSQL(agg), seriesIDs, groupOf, q.Step, q.From, q.To, metrics.MaxPointsPerSeries+1)
-	if err != nil {
-		return nil, err
+func floorMicros(t, width int64) int64 {
+	q := t / width
+	if t%width != 0 && t < 0 {
+		q--
 	}
-	return scanBuckets(rows, groups)
+	return q * width
 }
 
-// bucketsSQL aggregates each group's points per bucket with agg, keeping the
-// most recent buckets ($6 of them) of each group.
-func bucketsSQL(agg string) string {
-	return `
-		SELECT grp, bucket, v, latest FROM (
-			SELECT grp, bucket, v, latest, row_number() OVER (PARTITION BY grp ORDER BY bucket DESC) AS rn
-			FROM (
-				SELECT g.grp, date_bin($3::interval, p.ts, '1970-01-01T00:00:00Z') AS bucket,
-				       ` + agg + ` AS v, max(p.ts) AS latest
-				FROM unnest($1::bigint[], $2::int[]) AS g(series_id, grp)
-				JOIN metric_points p ON p.series_id = g.series_id
-				WHERE p.ts >= $4 AND p.ts <= $5
-				GROUP BY 1, 2
-			) buckets
-		) ranked
-		WHERE rn <= $6
-		ORDER BY grp, bucket`
-}
-
-func scanBuckets(rows pgx.Rows, groups int) ([]metrics.Buckets, error) {
-	out := make([]metrics.Buckets, groups)
-	var grp int32
-	var bucket, latest time.Time
-	var v float64
-	_, err := pgx.ForEachRow(rows, []any{&grp, &bucket, &v, &latest}, func() error {
-		b := &out[grp]
-		b.Values = append(b.Values, metrics.Sample{Timestamp: bucket.UTC(), Value: v})
-		if latest.After(b.Latest) {
-			b.Latest = latest
-		}
+// ReadWindows returns the samples of the given compacted windows.
+func (s *Store) ReadWindows(ctx context.Context, _ string, keys []metrics.WindowKey) (map[metrics.WindowKey][]byte, error) {
+	ids, starts := make([]int64, len(keys)), make([]time.Time, len(keys))
+	for i, k := range keys {
+		ids[i], starts[i] = k.Series, time.UnixMicro(k.Start)
+	}
+	rows, err := s.reader(ctx).Query(ctx, `SELECT c.series_id, c.start_ts, c.data FROM metric_chunks c
+		JOIN unnest($1::bigint[], $2::timestamptz[]) AS k(series_id, start_ts) ON c.series_id = k.series_id AND c.start_ts = k.start_ts`, ids, starts)
+	if err != nil {
+		return nil, classify(fmt.Errorf("read chunks: %w", err))
+	}
+	out := make(map[metrics.WindowKey][]byte, len(keys))
+	var id int64
+	var start time.Time
+	var data []byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &start, &data}, func() error {
+		out[metrics.WindowKey{Series: id, Start: start.UnixMicro()}] = data
+		data = nil
 		return nil
 	})
-	return out, err
+	return out, classify(err)
+}
+
+// LatestPoints returns the newest point of each series (metric_latest).
+func (s *Store) LatestPoints(ctx context.Context, _ string, ids []int64) (map[int64]chunks.Sample, error) {
+	rows, err := s.reader(ctx).Query(ctx, `SELECT series_id, ts, value FROM metric_latest WHERE series_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, classify(fmt.Errorf("read latest: %w", err))
+	}
+	out := make(map[int64]chunks.Sample, len(ids))
+	var id int64
+	var ts time.Time
+	var v float64
+	_, err = pgx.ForEachRow(rows, []any{&id, &ts, &v}, func() error {
+		out[id] = chunks.Sample{T: ts.UnixMicro(), V: v}
+		return nil
+	})
+	return out, classify(err)
 }
 
 // MetricNames lists the metric names of a project, sorted.

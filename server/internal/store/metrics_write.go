@@ -32,14 +32,14 @@ func (s *Store) WritePoints(ctx context.Context, project string, points []metric
 	if isNoPartition(err) {
 		// A retention pass elsewhere (the CronJob) dropped a day this replica
 		// believed existed: forget what it knew of those days and try once more.
-		s.forgetPartitions(pointDays(points))
+		s.forgetPartitions(pointHours(points))
 		err = s.writePoints(ctx, project, points)
 	}
 	return classify(err)
 }
 
 func (s *Store) writePoints(ctx context.Context, project string, points []metrics.Point) error {
-	if err := s.EnsurePartitions(ctx, pointDays(points)...); err != nil {
+	if err := s.EnsurePartitions(ctx, pointHours(points)...); err != nil {
 		return err
 	}
 	ids, missing, err := s.cachedSeriesIDs(ctx, project, points)
@@ -57,7 +57,12 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 				return upsertPoints(ctx, tx, dedupe(points, ids, order))
 			})
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		// After the points: a failure here fails the push, whose retry
+		// (idempotent) advances the latest values again.
+		return updateLatest(ctx, s.pool, points, ids)
 	}
 	today := dayOf(time.Now())
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -73,9 +78,12 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 			return err
 		})
 		if copyErr != nil && isUniqueViolation(copyErr) {
-			return upsertPoints(ctx, tx, dedupe(points, ids, order))
+			copyErr = upsertPoints(ctx, tx, dedupe(points, ids, order))
 		}
-		return copyErr
+		if copyErr != nil {
+			return copyErr
+		}
+		return updateLatest(ctx, tx, points, ids)
 	})
 	if err != nil {
 		return err
@@ -86,15 +94,17 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 	return nil
 }
 
-// pointDays returns one time per distinct UTC day of the points.
-func pointDays(points []metrics.Point) []time.Time {
-	var days []time.Time
+// pointHours returns one time per raw partition (hour) of the points.
+func pointHours(points []metrics.Point) []time.Time {
+	var hours []time.Time
+	seen := map[time.Time]bool{}
 	for i := range points {
-		if len(days) == 0 || !dayOf(days[len(days)-1]).Equal(dayOf(points[i].Time)) {
-			days = append(days, points[i].Time)
+		if h := rawPartitions.start(points[i].Time); !seen[h] {
+			seen[h] = true
+			hours = append(hours, h)
 		}
 	}
-	return days
+	return hours
 }
 
 // isNoPartition: a row's day has no partition (SQLSTATE 23514 on a partitioned insert).
@@ -349,4 +359,37 @@ func upsertSeries(ctx context.Context, db querier, project string, names, labels
 // querier is a pool or a transaction.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// updateLatest advances each series' row in metric_latest to the group's
+// newest point of it, unless a newer one is there already. Rows go in series
+// order, so concurrent groups cannot deadlock.
+func updateLatest(ctx context.Context, db execer, points []metrics.Point, ids []int64) error {
+	newest := make(map[int64]int, 256)
+	for i := range points {
+		j, ok := newest[ids[i]]
+		if !ok || !points[i].Time.Before(points[j].Time) { // at equal times the later point (the last write) wins
+			newest[ids[i]] = i
+		}
+	}
+	series := make([]int64, 0, len(newest))
+	for id := range newest {
+		series = append(series, id)
+	}
+	slices.Sort(series)
+	times := make([]time.Time, len(series))
+	values := make([]float64, len(series))
+	for k, id := range series {
+		times[k], values[k] = points[newest[id]].Time, points[newest[id]].Value
+	}
+	_, err := db.Exec(ctx, `INSERT INTO metric_latest AS l (series_id, ts, value)
+		SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::float8[])
+		ON CONFLICT (series_id) DO UPDATE SET ts = EXCLUDED.ts, value = EXCLUDED.value
+		WHERE l.ts <= EXCLUDED.ts`, series, times, values)
+	return err
+}
+
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }

@@ -2,60 +2,91 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Points are partitioned by UTC day; partition names carry the day so that
-// retention can find expired ones by name.
-const partitionPrefix = "metric_points_p"
-
-func partitionName(day time.Time) string { return partitionPrefix + day.UTC().Format("20060102") }
-
-func dayOf(t time.Time) time.Time {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+// The metric tables are range-partitioned by time, and partition names carry
+// their range so that retention and compaction find them by name: raw points
+// by hour (an hour whose points were all compacted is dropped, which returns
+// its space), chunks by day (retention drops whole days).
+type partitioning struct {
+	parent string
+	prefix string
+	width  time.Duration
+	layout string
+	// with: storage parameters of new partitions.
+	with string
 }
+
+var (
+	rawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_h", width: time.Hour, layout: "2006010215"}
+	// legacyRawPartitions are the daily raw partitions of schema versions before the tiers.
+	legacyRawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_p", width: 24 * time.Hour, layout: "20060102"}
+	// Chunk partitions keep rows short (toast_tuple_target) so that the samples
+	// live out of line and reading rollups does not read them.
+	chunkPartitions = partitioning{parent: "metric_chunks", prefix: "metric_chunks_p", width: 24 * time.Hour, layout: "20060102",
+		with: "toast_tuple_target = 128"}
+)
+
+func (p partitioning) start(t time.Time) time.Time { return t.UTC().Truncate(p.width) }
+
+func (p partitioning) name(start time.Time) string { return p.prefix + start.UTC().Format(p.layout) }
+
+// partitionKey identifies a partition in the cache of known ones.
+type partitionKey struct {
+	parent string
+	start  time.Time
+}
+
+func dayOf(t time.Time) time.Time { return chunkPartitions.start(t) }
 
 // partitionLockTimeout bounds how long partition DDL waits for a lock, so
 // that it never holds up readers and writers behind it for long.
 const partitionLockTimeout = "2s"
 
-// EnsurePartitions creates the daily partitions that hold the given times
-// (today and the next days at start; back-filled days on demand). Known
-// partitions cost nothing. Each day is created as a table of its own and then
-// attached, which locks the points table only in SHARE UPDATE EXCLUSIVE mode:
-// reads and writes of other days go on while it happens.
+// EnsurePartitions creates the raw partitions (hours) that hold the given times.
 func (s *Store) EnsurePartitions(ctx context.Context, times ...time.Time) error {
+	return s.ensurePartitions(ctx, rawPartitions, times)
+}
+
+// ensurePartitions creates the partitions of p that hold the given times.
+// Known partitions cost nothing. Each is created as a table of its own and
+// then attached, which locks the parent only in SHARE UPDATE EXCLUSIVE mode:
+// reads and writes of other partitions go on while it happens.
+func (s *Store) ensurePartitions(ctx context.Context, p partitioning, times []time.Time) error {
 	var missing []time.Time
 	seen := map[time.Time]bool{}
 	for _, t := range times {
-		d := dayOf(t)
-		if seen[d] {
+		start := p.start(t)
+		if seen[start] {
 			continue
 		}
-		seen[d] = true
-		if _, ok := s.partitions.Load(d); !ok {
-			missing = append(missing, d)
+		seen[start] = true
+		if _, ok := s.partitions.Load(partitionKey{p.parent, start}); !ok {
+			missing = append(missing, start)
 		}
 	}
 	sort.Slice(missing, func(i, j int) bool { return missing[i].Before(missing[j]) })
-	for _, d := range missing {
-		if err := s.createPartition(ctx, d); err != nil {
-			return classify(fmt.Errorf("create partition %s: %w", partitionName(d), err))
+	for _, start := range missing {
+		if err := s.createPartition(ctx, p, start); err != nil {
+			return classify(fmt.Errorf("create partition %s: %w", p.name(start), err))
 		}
-		s.partitions.Store(d, struct{}{})
+		s.partitions.Store(partitionKey{p.parent, start}, struct{}{})
 	}
 	return nil
 }
 
-// createPartition creates and attaches one day's partition unless it exists,
-// in a short transaction of its own.
-func (s *Store) createPartition(ctx context.Context, day time.Time) error {
-	name := partitionName(day)
+// createPartition creates and attaches one partition unless it exists, in a
+// short transaction of its own.
+func (s *Store) createPartition(ctx context.Context, p partitioning, start time.Time) error {
+	name := p.name(start)
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
 			return err
@@ -63,66 +94,172 @@ func (s *Store) createPartition(ctx context.Context, day time.Time) error {
 		if err := lockTx(ctx, tx, lockPartitions); err != nil {
 			return err
 		}
-		var attached bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-			WHERE i.inhparent = 'metric_points'::regclass AND c.relname = $1)`, name).Scan(&attached); err != nil || attached {
-			return err
+		if covered, err := partitionCovers(ctx, tx, p.parent, start); err != nil || covered {
+			return err // a partition (ours, or a legacy daily one) already holds this time
 		}
 		table := pgx.Identifier{name}.Sanitize()
-		if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+table+" (LIKE metric_points INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"); err != nil {
+		create := "CREATE TABLE IF NOT EXISTS " + table + " (LIKE " + p.parent + " INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"
+		if p.with != "" {
+			create += " WITH (" + p.with + ")"
+		}
+		if _, err := tx.Exec(ctx, create); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE metric_points ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
-			table, day.Format(time.RFC3339), day.AddDate(0, 0, 1).Format(time.RFC3339)))
+		_, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
+			p.parent, table, start.Format(time.RFC3339), start.Add(p.width).Format(time.RFC3339)))
 		return err
 	})
 }
 
-// forgetPartitions drops what this replica knows of the days' partitions, so
-// the next write checks (and creates) them again.
+// partitionCovers says whether an attached partition of parent holds time t.
+func partitionCovers(ctx context.Context, tx pgx.Tx, parent string, t time.Time) (bool, error) {
+	parts, err := listPartitions(ctx, tx, parent)
+	if err != nil {
+		return false, err
+	}
+	for _, p := range parts {
+		if !t.Before(p.Start) && t.Before(p.End) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// forgetPartitions drops what this replica knows of the raw partitions of
+// the given times, so the next write checks (and creates) them again.
 func (s *Store) forgetPartitions(times []time.Time) {
 	for _, t := range times {
-		s.partitions.Delete(dayOf(t))
+		s.partitions.Delete(partitionKey{rawPartitions.parent, rawPartitions.start(t)})
+		s.partitions.Delete(partitionKey{rawPartitions.parent, legacyRawPartitions.start(t)})
 	}
 }
 
-// EnsurePartitionsAhead creates today's partition and the next `days` ones.
+// EnsurePartitionsAhead creates the raw partitions of the next hours and the
+// chunk partitions of today and the next `days` days.
 func (s *Store) EnsurePartitionsAhead(ctx context.Context, now time.Time, days int) error {
-	times := make([]time.Time, 0, days+1)
-	for i := 0; i <= days; i++ {
-		times = append(times, now.AddDate(0, 0, i))
+	var hours []time.Time
+	for h := 0; h < 3; h++ {
+		hours = append(hours, now.Add(time.Duration(h)*time.Hour))
 	}
-	return s.EnsurePartitions(ctx, times...)
+	if err := s.EnsurePartitions(ctx, hours...); err != nil {
+		return err
+	}
+	var dayTimes []time.Time
+	for i := 0; i <= days; i++ {
+		dayTimes = append(dayTimes, now.AddDate(0, 0, i))
+	}
+	return s.ensurePartitions(ctx, chunkPartitions, dayTimes)
 }
 
-// Partition is one daily partition of the points table.
+// Partition is one time partition of a metric table.
 type Partition struct {
-	Name string
-	Day  time.Time
+	Name       string
+	Start, End time.Time
+	parent     string
 }
 
-// ListPartitions returns the points partitions, oldest first.
+// Day is the UTC day the partition starts in.
+func (p Partition) Day() time.Time { return dayOf(p.Start) }
+
+// ListPartitions returns the partitions of the raw points table, oldest first.
 func (s *Store) ListPartitions(ctx context.Context) ([]Partition, error) {
-	rows, err := s.pool.Query(ctx, `
+	parts, err := listPartitions(ctx, s.pool, rawPartitions.parent)
+	return parts, classify(err)
+}
+
+// ListChunkPartitions returns the partitions of the chunk table, oldest first.
+func (s *Store) ListChunkPartitions(ctx context.Context) ([]Partition, error) {
+	parts, err := listPartitions(ctx, s.pool, chunkPartitions.parent)
+	return parts, classify(err)
+}
+
+func listPartitions(ctx context.Context, db querier, parent string) ([]Partition, error) {
+	rows, err := db.Query(ctx, `
 		SELECT c.relname FROM pg_inherits i
 		JOIN pg_class c ON c.oid = i.inhrelid
-		JOIN pg_class p ON p.oid = i.inhparent
-		WHERE p.relname = 'metric_points' AND c.relname LIKE 'metric\_points\_p%'
-		ORDER BY c.relname`)
+		WHERE i.inhparent = $1::regclass
+		ORDER BY c.relname`, parent)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
-	out := make([]Partition, 0, len(names))
+	var out []Partition
 	for _, n := range names {
-		d, err := time.Parse("20060102", n[len(partitionPrefix):])
-		if err != nil {
-			continue // not ours
+		for _, p := range []partitioning{rawPartitions, legacyRawPartitions, chunkPartitions} {
+			if p.parent != parent || !strings.HasPrefix(n, p.prefix) {
+				continue
+			}
+			if start, err := time.Parse(p.layout, n[len(p.prefix):]); err == nil {
+				out = append(out, Partition{Name: n, Start: start, End: start.Add(p.width), parent: parent})
+			}
 		}
-		out = append(out, Partition{Name: n, Day: d})
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out, nil
+}
+
+// DropPartition drops one partition of a metric table. It is detached
+// CONCURRENTLY first, so readers and writers of other partitions are not
+// blocked, then dropped as a table of its own. With ifEmpty, a partition that
+// still (or again) holds rows once detached is attached back, not dropped,
+// and dropped reports false.
+func (s *Store) DropPartition(ctx context.Context, p Partition) error {
+	_, err := s.dropPartition(ctx, p, false)
+	return err
+}
+
+func (s *Store) dropPartition(ctx context.Context, p Partition, ifEmpty bool) (dropped bool, err error) {
+	parent := p.parent
+	if parent == "" {
+		parent = rawPartitions.parent
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, classify(err)
+	}
+	defer conn.Release()
+	unlock, err := lockSession(ctx, conn, lockPartitions)
+	if err != nil {
+		return false, classify(err)
+	}
+	defer unlock()
+	table := pgx.Identifier{p.Name}.Sanitize()
+	if _, err := conn.Exec(ctx, "ALTER TABLE "+parent+" DETACH PARTITION "+table+" CONCURRENTLY"); err != nil {
+		var pgErr *pgconn.PgError
+		switch {
+		case errors.As(err, &pgErr) && pgErr.Code == "55000": // an earlier detach was interrupted: complete it
+			if _, err := conn.Exec(ctx, "ALTER TABLE "+parent+" DETACH PARTITION "+table+" FINALIZE"); err != nil {
+				return false, classify(fmt.Errorf("finish detaching partition %s: %w", p.Name, err))
+			}
+		case errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "42809"): // gone, or no longer a partition
+		default:
+			return false, classify(fmt.Errorf("detach partition %s: %w", p.Name, err))
+		}
+	}
+	s.partitions.Delete(partitionKey{parent, p.Start})
+	if ifEmpty {
+		// Detached, nobody can write into it any more: if a late point got in
+		// before, keep the partition (attached again) for the next compaction.
+		var hasRows bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+table+")").Scan(&hasRows); err != nil && !isUndefinedTable(err) {
+			return false, classify(err)
+		}
+		if hasRows {
+			_, err := conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
+				parent, table, p.Start.Format(time.RFC3339), p.End.Format(time.RFC3339)))
+			return false, classify(err)
+		}
+	}
+	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+table); err != nil {
+		return false, classify(fmt.Errorf("drop partition %s: %w", p.Name, err))
+	}
+	return true, nil
+}
+
+func isUndefinedTable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
 }

@@ -2,12 +2,12 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/chunks"
 )
 
 // MetricsPruneResult says what one metrics retention pass removed.
@@ -20,78 +20,48 @@ type MetricsPruneResult struct {
 // pruneBatch bounds one DELETE so no statement holds locks for long.
 const pruneBatch = 50000
 
-// PruneMetrics removes points older than cutoff: whole daily partitions that
-// end at or before cutoff are dropped (as cheap as dropping a table); the one
-// partially expired day is trimmed with bounded DELETEs. Series with no points
-// left that were not pushed since the cut-off day are removed too.
+// PruneMetrics removes points older than cutoff from every tier: whole raw
+// and chunk partitions that end at or before cutoff are dropped (as cheap as
+// dropping a table); the partially expired ones are trimmed in bounded
+// statements (raw rows deleted, chunks deleted or re-encoded without their
+// expired samples). Series with no points left that were not pushed since
+// the cut-off day are removed too.
 func (s *Store) PruneMetrics(ctx context.Context, cutoff time.Time) (MetricsPruneResult, error) {
 	var res MetricsPruneResult
-	parts, err := s.ListPartitions(ctx)
-	if err != nil {
-		return res, err
-	}
-	for _, p := range parts {
-		end := p.Day.AddDate(0, 0, 1)
-		switch {
-		case !end.After(cutoff):
-			if err := s.DropPartition(ctx, p); err != nil {
-				return res, err
-			}
-			res.DroppedPartitions = append(res.DroppedPartitions, p.Name)
-		case p.Day.Before(cutoff):
-			n, err := s.deleteBefore(ctx, p.Name, cutoff)
-			res.DeletedPoints += n
-			if err != nil {
-				return res, err
+	for _, list := range []func(context.Context) ([]Partition, error){s.ListPartitions, s.ListChunkPartitions} {
+		parts, err := list(ctx)
+		if err != nil {
+			return res, err
+		}
+		for _, p := range parts {
+			switch {
+			case !p.End.After(cutoff):
+				if err := s.DropPartition(ctx, p); err != nil {
+					return res, err
+				}
+				res.DroppedPartitions = append(res.DroppedPartitions, p.Name)
+			case p.Start.Before(cutoff):
+				n, err := s.trimPartition(ctx, p, cutoff)
+				res.DeletedPoints += n
+				if err != nil {
+					return res, err
+				}
 			}
 		}
 	}
-	tag, err := s.pool.Exec(ctx, `
-		DELETE FROM metric_series s
-		WHERE s.last_seen < $1::date
-		  AND NOT EXISTS (SELECT 1 FROM metric_points p WHERE p.series_id = s.id)`, dayOf(cutoff))
-	if err != nil {
-		return res, classify(fmt.Errorf("delete unused series: %w", err))
-	}
-	res.DeletedSeries = tag.RowsAffected()
-	return res, nil
+	var err error
+	res.DeletedSeries, err = s.deleteUnusedSeries(ctx, cutoff)
+	return res, err
 }
 
-// DropPartition drops one daily partition of the points table. It is
-// detached CONCURRENTLY first, so readers and writers of other days are not
-// blocked, then dropped as a table of its own.
-func (s *Store) DropPartition(ctx context.Context, p Partition) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return classify(err)
+func (s *Store) trimPartition(ctx context.Context, p Partition, cutoff time.Time) (int64, error) {
+	if p.parent == chunkPartitions.parent {
+		return s.trimChunks(ctx, p.Name, cutoff)
 	}
-	defer conn.Release()
-	unlock, err := lockSession(ctx, conn, lockPartitions)
-	if err != nil {
-		return classify(err)
-	}
-	defer unlock()
-	table := pgx.Identifier{p.Name}.Sanitize()
-	if _, err := conn.Exec(ctx, "ALTER TABLE metric_points DETACH PARTITION "+table+" CONCURRENTLY"); err != nil {
-		var pgErr *pgconn.PgError
-		switch {
-		case errors.As(err, &pgErr) && pgErr.Code == "55000": // an earlier detach was interrupted: complete it
-			if _, err := conn.Exec(ctx, "ALTER TABLE metric_points DETACH PARTITION "+table+" FINALIZE"); err != nil {
-				return classify(fmt.Errorf("finish detaching partition %s: %w", p.Name, err))
-			}
-		case errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "42809"): // gone, or no longer a partition
-		default:
-			return classify(fmt.Errorf("detach partition %s: %w", p.Name, err))
-		}
-	}
-	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+table); err != nil {
-		return classify(fmt.Errorf("drop partition %s: %w", p.Name, err))
-	}
-	s.partitions.Delete(p.Day)
-	return nil
+	return s.deleteBefore(ctx, p.Name, cutoff)
 }
 
-// deleteBefore deletes the rows of one partition older than cutoff in bounded batches.
+// deleteBefore deletes the raw rows of one partition older than cutoff in bounded batches.
 func (s *Store) deleteBefore(ctx context.Context, partition string, cutoff time.Time) (int64, error) {
 	table := pgx.Identifier{partition}.Sanitize()
 	sql := `DELETE FROM ` + table + ` WHERE ctid = ANY(ARRAY(SELECT ctid FROM ` + table + ` WHERE ts < $1 LIMIT $2))`
@@ -106,4 +76,85 @@ func (s *Store) deleteBefore(ctx context.Context, partition string, cutoff time.
 			return total, nil
 		}
 	}
+}
+
+// trimChunks deletes the chunks of one partition that end before cutoff and
+// re-encodes those that straddle it without their expired samples.
+func (s *Store) trimChunks(ctx context.Context, partition string, cutoff time.Time) (int64, error) {
+	table := pgx.Identifier{partition}.Sanitize()
+	var total int64
+	for {
+		var n, points int64
+		err := s.pool.QueryRow(ctx, `WITH gone AS (
+				DELETE FROM `+table+` WHERE ctid = ANY(ARRAY(SELECT ctid FROM `+table+` WHERE max_ts < $1 LIMIT $2)) RETURNING count)
+			SELECT count(*), coalesce(sum(count), 0) FROM gone`, cutoff, pruneBatch/100).Scan(&n, &points)
+		if err != nil {
+			return total, classify(fmt.Errorf("trim chunks %s: %w", partition, err))
+		}
+		total += points
+		if n < pruneBatch/100 {
+			break
+		}
+	}
+	trimmed, err := s.reencodeStraddling(ctx, table, cutoff)
+	return total + trimmed, err
+}
+
+// reencodeStraddling drops the samples before cutoff from the chunks that hold some on both sides.
+func (s *Store) reencodeStraddling(ctx context.Context, table string, cutoff time.Time) (int64, error) {
+	var removed int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT series_id, start_ts, data FROM `+table+` WHERE min_ts < $1 AND max_ts >= $1 FOR UPDATE`, cutoff)
+		if err != nil {
+			return err
+		}
+		var windows []*window
+		var id int64
+		var start time.Time
+		var data []byte
+		_, err = pgx.ForEachRow(rows, []any{&id, &start, &data}, func() error {
+			samples, err := chunks.Decode(data)
+			if err != nil {
+				return err
+			}
+			keep := samples[:0]
+			for _, smp := range samples {
+				if smp.T >= cutoff.UnixMicro() {
+					keep = append(keep, smp)
+				}
+			}
+			removed += int64(len(samples) - len(keep))
+			windows = append(windows, &window{series: id, start: start, samples: keep})
+			return nil
+		})
+		if err != nil || len(windows) == 0 {
+			return err
+		}
+		return writeChunks(ctx, tx, windows)
+	})
+	if err != nil {
+		return 0, classify(fmt.Errorf("trim chunks: %w", err))
+	}
+	return removed, nil
+}
+
+// deleteUnusedSeries removes series that have no point in any tier and were
+// not pushed since the cut-off day, with their latest values.
+func (s *Store) deleteUnusedSeries(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `
+		WITH gone AS (
+			DELETE FROM metric_series s
+			WHERE s.last_seen < $1::date
+			  AND NOT EXISTS (SELECT 1 FROM metric_points p WHERE p.series_id = s.id)
+			  AND NOT EXISTS (SELECT 1 FROM metric_chunks c WHERE c.series_id = s.id)
+			RETURNING id
+		), latest AS (
+			DELETE FROM metric_latest l USING gone WHERE l.series_id = gone.id
+		)
+		SELECT count(*) FROM gone`, dayOf(cutoff)).Scan(&n)
+	if err != nil {
+		return 0, classify(fmt.Errorf("delete unused series: %w", err))
+	}
+	return n, nil
 }

@@ -81,7 +81,7 @@ func TestPartitionsAheadAndOnDemand(t *testing.T) {
 	if err := s.EnsurePartitionsAhead(ctx, now, 2); err != nil {
 		t.Fatal(err)
 	}
-	// A back-filled point from a month earlier creates its day's partition.
+	// A back-filled point from a month earlier creates its hour's partition.
 	old := time.Date(2026, 1, 10, 5, 0, 0, 0, time.UTC)
 	if err := s.WritePoints(ctx, "default", []metrics.Point{pt("x", nil, 1, old), pt("x", nil, 2, now)}); err != nil {
 		t.Fatal(err)
@@ -94,9 +94,22 @@ func TestPartitionsAheadAndOnDemand(t *testing.T) {
 	for _, p := range parts {
 		names = append(names, p.Name)
 	}
-	want := []string{"metric_points_p20260110", "metric_points_p20260214", "metric_points_p20260215", "metric_points_p20260216"}
+	// Raw points by hour: the next hours ahead, and the back-filled one.
+	want := []string{"metric_points_h2026011005", "metric_points_h2026021423", "metric_points_h2026021500", "metric_points_h2026021501"}
 	if fmt.Sprint(names) != fmt.Sprint(want) {
 		t.Fatalf("partitions %v, want %v", names, want)
+	}
+	chunkParts, err := s.ListChunkPartitions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names = nil
+	for _, p := range chunkParts {
+		names = append(names, p.Name)
+	}
+	// Chunks by day: today and the next two.
+	if want := []string{"metric_chunks_p20260214", "metric_chunks_p20260215", "metric_chunks_p20260216"}; fmt.Sprint(names) != fmt.Sprint(want) {
+		t.Fatalf("chunk partitions %v, want %v", names, want)
 	}
 	// A second store (another replica) creating the same partitions does not fail.
 	other := open(t, s.pool.Config().ConnString())
@@ -104,8 +117,8 @@ func TestPartitionsAheadAndOnDemand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var inOld int
-	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_points_p20260110").Scan(&inOld); err != nil || inOld != 1 {
-		t.Fatalf("back-filled point not in its day's partition: %d %v", inOld, err)
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_points_h2026011005").Scan(&inOld); err != nil || inOld != 1 {
+		t.Fatalf("back-filled point not in its hour's partition: %d %v", inOld, err)
 	}
 }
 

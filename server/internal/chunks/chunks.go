@@ -1,0 +1,109 @@
+// Package chunks encodes closed windows of a series for storage: the samples
+// with Prometheus' XOR (Gorilla) encoding from tsdb/chunkenc, and per-bucket
+// aggregates (rollups) that let long-range queries skip the samples. It has
+// no SQL and no HTTP.
+//
+// Timestamps are microseconds since the epoch (PostgreSQL's precision), not
+// Prometheus' milliseconds: chunkenc does not care about the unit, and points
+// keep their exact identity in every tier.
+package chunks
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// Sample is one point of a series.
+type Sample struct {
+	T int64 // microseconds since the epoch
+	V float64
+}
+
+// maxPerXOR bounds the samples of one XOR chunk (its header counts them in 16 bits).
+const maxPerXOR = 8192
+
+// Encode returns samples (sorted by T, unique) as one or more XOR chunks,
+// each prefixed with its length as a uvarint. A window holds one chunk
+// unless it has more than maxPerXOR samples.
+func Encode(samples []Sample) []byte {
+	var out []byte
+	for len(samples) > 0 {
+		n := min(len(samples), maxPerXOR)
+		c := chunkenc.NewXORChunk()
+		app, _ := c.Appender() // a new chunk's appender cannot fail
+		for _, s := range samples[:n] {
+			app.Append(0, s.T, s.V)
+		}
+		b := c.Bytes()
+		out = binary.AppendUvarint(out, uint64(len(b)))
+		out = append(out, b...)
+		samples = samples[n:]
+	}
+	return out
+}
+
+// ErrCorrupt: stored chunk data cannot be decoded.
+var ErrCorrupt = errors.New("chunks: corrupt chunk data")
+
+// Iterator walks the samples of Encode's output in time order.
+type Iterator struct {
+	data []byte
+	it   chunkenc.Iterator
+	err  error
+}
+
+// NewIterator iterates over data (Encode's output).
+func NewIterator(data []byte) *Iterator { return &Iterator{data: data} }
+
+// Next advances to the next sample; it returns false at the end or on error.
+func (i *Iterator) Next() bool {
+	for {
+		if i.it != nil {
+			if i.it.Next() != chunkenc.ValNone {
+				return true
+			}
+			if err := i.it.Err(); err != nil {
+				i.err = err
+				return false
+			}
+			i.it = nil
+		}
+		if len(i.data) == 0 || i.err != nil {
+			return false
+		}
+		n, size := binary.Uvarint(i.data)
+		if size <= 0 || uint64(len(i.data)-size) < n {
+			i.err = ErrCorrupt
+			return false
+		}
+		c, err := chunkenc.FromData(chunkenc.EncXOR, i.data[size:size+int(n)])
+		if err != nil {
+			i.err = fmt.Errorf("%w: %v", ErrCorrupt, err)
+			return false
+		}
+		i.data = i.data[size+int(n):]
+		i.it = c.Iterator(nil)
+	}
+}
+
+// At returns the current sample.
+func (i *Iterator) At() Sample {
+	t, v := i.it.At()
+	return Sample{T: t, V: v}
+}
+
+// Err returns the error that ended the iteration, if any.
+func (i *Iterator) Err() error { return i.err }
+
+// Decode returns all samples of data.
+func Decode(data []byte) ([]Sample, error) {
+	var out []Sample
+	it := NewIterator(data)
+	for it.Next() {
+		out = append(out, it.At())
+	}
+	return out, it.Err()
+}

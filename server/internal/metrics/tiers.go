@@ -1,0 +1,128 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/chunks"
+)
+
+// The store keeps a series' points in tiers: raw rows for recent (and late)
+// points, and for closed time one row per window holding the samples (XOR
+// chunks) and 5-minute rollups. A query reads whichever tier answers it
+// exactly: rollups where whole 5-minute buckets fall into whole query
+// buckets and nothing raw overrides the window, the samples elsewhere.
+
+// SeriesData is what the store holds of one series in a time range.
+type SeriesData struct {
+	ID int64
+	// Raw are the raw points in the range, by time. A raw point replaces a
+	// compacted one at the same time (it was written later).
+	Raw []chunks.Sample
+	// Windows are the compacted windows that overlap the range, by start.
+	Windows []WindowData
+}
+
+// WindowData is one compacted window of a series.
+type WindowData struct {
+	Start      int64 // microseconds
+	MinT, MaxT int64
+	Count      int
+	Rollup     []byte
+	// Data is nil when the reader was told that rollups suffice for it.
+	Data []byte
+}
+
+// WindowKey names a compacted window of a series.
+type WindowKey struct {
+	Series int64
+	Start  int64 // microseconds
+}
+
+// ReadRequest says what of the series a query needs.
+type ReadRequest struct {
+	IDs      []int64
+	From, To time.Time
+	// Rollups: the query can use rollups; windows wholly inside [From, To]
+	// without raw points in them may come without Data.
+	Rollups bool
+}
+
+// usesRollups says whether rollup buckets answer q exactly: the aggregation
+// composes from per-bucket aggregates, and every 5-minute bucket lies in one
+// query bucket.
+func usesRollups(q *Query) bool {
+	switch q.Agg {
+	case AggAvg, AggMin, AggMax, AggSum, AggCount, AggLast:
+		return q.Step%(time.Duration(chunks.RollupWidth)*time.Microsecond) == 0
+	}
+	return false
+}
+
+func microsToTime(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// aggregateGroup folds every point of the group's series in [from, to] into
+// its query buckets. It returns the windows whose samples it needed but did
+// not get (their rollups could not be used); the caller reads them and calls
+// again.
+func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData) (groupBuckets, []WindowKey) {
+	from, to := q.From.UnixMicro(), q.To.UnixMicro()
+	bk := bucketer{step: q.Step.Microseconds()}
+	keep := isPercentile(q.Agg)
+	buckets := groupBuckets{}
+	var missing []WindowKey
+	for _, id := range g.SeriesIDs {
+		d := data[id]
+		if d == nil {
+			continue
+		}
+		overridden := map[int64]bool{}
+		for _, p := range d.Raw {
+			buckets.at(bk.start(p.T)).add(p.T, p.V, id, keep)
+			overridden[p.T] = true
+		}
+		for _, w := range d.Windows {
+			if w.Data == nil {
+				if ok := addRollups(buckets, bk, w, id, from, to); ok {
+					continue
+				}
+				missing = append(missing, WindowKey{id, w.Start})
+				continue
+			}
+			it := chunks.NewIterator(w.Data)
+			for it.Next() {
+				p := it.At()
+				if p.T < from || p.T > to || overridden[p.T] {
+					continue
+				}
+				buckets.at(bk.start(p.T)).add(p.T, p.V, id, keep)
+			}
+		}
+	}
+	return buckets, missing
+}
+
+func isPercentile(agg Agg) bool {
+	switch agg {
+	case AggP50, AggP90, AggP95, AggP99:
+		return true
+	}
+	return false
+}
+
+// addRollups folds a window in through its rollup buckets; false when they
+// cannot stand for its samples (a bucket's sum overflowed, or it is corrupt).
+func addRollups(buckets groupBuckets, bk bucketer, w WindowData, id, from, to int64) bool {
+	rolled, err := chunks.DecodeRollups(w.Start, w.Rollup)
+	if err != nil {
+		return false
+	}
+	for _, b := range rolled {
+		if b.Overflow || b.Start < from || b.Start+chunks.RollupWidth-1 > to {
+			return false
+		}
+	}
+	for _, b := range rolled {
+		buckets.at(bk.start(b.Start)).addBucket(b, id)
+	}
+	return true
+}

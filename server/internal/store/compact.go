@@ -1,0 +1,261 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/chunks"
+)
+
+// ChunkWindow is the time one chunk row covers for one series. Windows are
+// aligned to the epoch and divide a day, so a window never spans partitions.
+const ChunkWindow = 30 * time.Minute
+
+// CompactionGrace is how long after its end a window stays raw, so that
+// points arriving a little late still land before it is compacted. Raw rows
+// therefore hold between CompactionGrace and ChunkWindow + CompactionGrace of
+// the most recent data: the hot window.
+const CompactionGrace = 2 * time.Minute
+
+// compactSeriesPerTx bounds the series compacted in one transaction.
+const compactSeriesPerTx = 400
+
+// CompactionResult says what one compaction pass did.
+type CompactionResult struct {
+	Points            int64 // raw points turned into chunks
+	Chunks            int64 // chunk rows written
+	Merged            int64 // chunk rows that already existed (late points merged in)
+	DroppedPartitions []string
+	// Complete is false when the pass stopped at its budget; the next one continues.
+	Complete bool
+}
+
+// ClosedBefore is the end of the newest window that may be compacted at now.
+func ClosedBefore(now time.Time) time.Time {
+	return now.Add(-CompactionGrace).UTC().Truncate(ChunkWindow)
+}
+
+// Compact turns the raw points of closed windows (before ClosedBefore(now))
+// into chunk rows: each window of each series becomes one row holding its
+// samples (XOR) and 5-minute rollups. Points that arrive late for a window
+// already compacted are merged into its chunk, the raw point winning over the
+// chunk's one at the same time (last write wins). Each transaction writes
+// chunks and deletes exactly the raw rows they were built from, so a crash at
+// any point loses and duplicates nothing. Raw partitions left empty are
+// dropped. Run it under RunExclusive(JobCompaction): one replica at a time.
+func (s *Store) Compact(ctx context.Context, now time.Time, budget time.Duration) (CompactionResult, error) {
+	var res CompactionResult
+	deadline := time.Now().Add(budget)
+	closed := ClosedBefore(now)
+	parts, err := s.ListPartitions(ctx)
+	if err != nil {
+		return res, err
+	}
+	for _, p := range parts {
+		if !p.Start.Before(closed) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return res, nil
+		}
+		if err := s.compactPartition(ctx, p, closed, deadline, &res); err != nil {
+			return res, err
+		}
+		if !p.End.After(closed) { // wholly closed: its space goes back once it is empty
+			dropped, err := s.dropPartition(ctx, p, true)
+			if err != nil {
+				return res, err
+			}
+			if dropped {
+				res.DroppedPartitions = append(res.DroppedPartitions, p.Name)
+			}
+		}
+	}
+	res.Complete = true
+	return res, nil
+}
+
+// compactPartition compacts the closed rows of one raw partition, a batch of series at a time.
+func (s *Store) compactPartition(ctx context.Context, p Partition, closed, deadline time.Time, res *CompactionResult) error {
+	table := pgx.Identifier{p.Name}.Sanitize()
+	rows, err := s.pool.Query(ctx, "SELECT DISTINCT series_id FROM "+table+" WHERE ts < $1 ORDER BY 1", closed)
+	if err != nil {
+		return classify(fmt.Errorf("compact %s: %w", p.Name, err))
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return classify(fmt.Errorf("compact %s: %w", p.Name, err))
+	}
+	for len(ids) > 0 && time.Now().Before(deadline) {
+		batch := ids[:min(len(ids), compactSeriesPerTx)]
+		ids = ids[len(batch):]
+		if err := s.compactBatch(ctx, table, batch, closed, res); err != nil {
+			return classify(fmt.Errorf("compact %s: %w", p.Name, err))
+		}
+	}
+	return nil
+}
+
+// rawRow is a raw point and where it is, so that exactly this version of it is deleted.
+type rawRow struct {
+	series int64
+	ts     time.Time
+	value  float64
+	ctid   pgtype.TID
+}
+
+// window is one series' window being compacted.
+type window struct {
+	series  int64
+	start   time.Time
+	raw     []chunks.Sample
+	ctids   []pgtype.TID
+	samples []chunks.Sample // raw merged with the existing chunk
+}
+
+func (s *Store) compactBatch(ctx context.Context, table string, ids []int64, closed time.Time, res *CompactionResult) error {
+	rows, err := s.pool.Query(ctx, "SELECT series_id, ts, value, ctid FROM "+table+
+		" WHERE series_id = ANY($1) AND ts < $2 ORDER BY series_id, ts", ids, closed)
+	if err != nil {
+		return err
+	}
+	var windows []*window
+	var r rawRow
+	_, err = pgx.ForEachRow(rows, []any{&r.series, &r.ts, &r.value, &r.ctid}, func() error {
+		start := r.ts.UTC().Truncate(ChunkWindow)
+		if n := len(windows); n == 0 || windows[n-1].series != r.series || !windows[n-1].start.Equal(start) {
+			windows = append(windows, &window{series: r.series, start: start})
+		}
+		w := windows[len(windows)-1]
+		w.raw = append(w.raw, chunks.Sample{T: r.ts.UnixMicro(), V: r.value})
+		w.ctids = append(w.ctids, r.ctid)
+		return nil
+	})
+	if err != nil || len(windows) == 0 {
+		return err
+	}
+	var days []time.Time
+	for _, w := range windows {
+		days = append(days, w.start)
+	}
+	if err := s.ensurePartitions(ctx, chunkPartitions, days); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		merged, err := mergeExistingChunks(ctx, tx, windows)
+		if err != nil {
+			return err
+		}
+		if err := writeChunks(ctx, tx, windows); err != nil {
+			return err
+		}
+		var ctids []pgtype.TID
+		var points int64
+		for _, w := range windows {
+			ctids = append(ctids, w.ctids...)
+			points += int64(len(w.raw))
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE ctid = ANY($1)", ctids); err != nil {
+			return err
+		}
+		res.Points += points
+		res.Chunks += int64(len(windows))
+		res.Merged += merged
+		return nil
+	})
+}
+
+// mergeExistingChunks reads the chunks already stored for the windows (late
+// points) and merges their samples with the raw ones; a raw point replaces
+// the chunk's point at the same time. It locks those rows until commit.
+func mergeExistingChunks(ctx context.Context, tx pgx.Tx, windows []*window) (int64, error) {
+	series := make([]int64, len(windows))
+	starts := make([]time.Time, len(windows))
+	byKey := make(map[chunkKey]*window, len(windows))
+	for i, w := range windows {
+		series[i], starts[i] = w.series, w.start
+		byKey[chunkKey{w.series, w.start.UnixMicro()}] = w
+		w.samples = w.raw
+	}
+	rows, err := tx.Query(ctx, `SELECT c.series_id, c.start_ts, c.data FROM metric_chunks c
+		JOIN unnest($1::bigint[], $2::timestamptz[]) AS k(series_id, start_ts) ON c.series_id = k.series_id AND c.start_ts = k.start_ts
+		ORDER BY 1, 2 FOR UPDATE OF c`, series, starts)
+	if err != nil {
+		return 0, err
+	}
+	var merged int64
+	var id int64
+	var start time.Time
+	var data []byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &start, &data}, func() error {
+		old, err := chunks.Decode(data)
+		if err != nil {
+			return err
+		}
+		w := byKey[chunkKey{id, start.UnixMicro()}]
+		w.samples = mergeSamples(old, w.raw)
+		merged++
+		return nil
+	})
+	return merged, err
+}
+
+type chunkKey struct {
+	series int64
+	start  int64 // microseconds
+}
+
+// mergeSamples merges two sorted sample lists; on equal times newer wins.
+func mergeSamples(older, newer []chunks.Sample) []chunks.Sample {
+	out := make([]chunks.Sample, 0, len(older)+len(newer))
+	i, j := 0, 0
+	for i < len(older) || j < len(newer) {
+		switch {
+		case j == len(newer) || (i < len(older) && older[i].T < newer[j].T):
+			out = append(out, older[i])
+			i++
+		case i == len(older) || newer[j].T < older[i].T:
+			out = append(out, newer[j])
+			j++
+		default: // same time: the newer write wins
+			out = append(out, newer[j])
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// writeChunks upserts one chunk row per window.
+func writeChunks(ctx context.Context, tx pgx.Tx, windows []*window) error {
+	n := len(windows)
+	series, starts, mins, maxs := make([]int64, n), make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
+	counts := make([]int32, n)
+	rollups, datas := make([][]byte, n), make([][]byte, n)
+	for i, w := range windows {
+		series[i], starts[i] = w.series, w.start
+		mins[i] = time.UnixMicro(w.samples[0].T)
+		maxs[i] = time.UnixMicro(w.samples[len(w.samples)-1].T)
+		counts[i] = int32(len(w.samples))
+		rollups[i] = chunks.EncodeRollups(w.start.UnixMicro(), chunks.Rollup(w.samples))
+		datas[i] = chunks.Encode(w.samples)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO metric_chunks (series_id, start_ts, min_ts, max_ts, count, rollup, data)
+		SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::bytea[], $7::bytea[])
+		ON CONFLICT (series_id, start_ts) DO UPDATE SET min_ts = EXCLUDED.min_ts, max_ts = EXCLUDED.max_ts,
+			count = EXCLUDED.count, rollup = EXCLUDED.rollup, data = EXCLUDED.data`,
+		series, starts, mins, maxs, counts, rollups, datas)
+	return err
+}
+
+// sortedUnique returns the distinct values of ids, sorted.
+func sortedUnique(ids []int64) []int64 {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
