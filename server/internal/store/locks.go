@@ -32,12 +32,6 @@ const (
 	traceLockBuckets = 1024
 )
 
-// lockBucketsTx takes the sorted buckets of a space until the transaction ends.
-// Every writer takes them in ascending order, so writers cannot deadlock.
-func lockBucketsTx(ctx context.Context, tx pgx.Tx, space int32, sorted []int32) error {
-	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, b) FROM unnest($2::int[]) AS b ORDER BY b", space, sorted)
-	return err
-}
 
 // Job names a kind of background work of which one runs at a time across
 // all replicas (see RunExclusive).

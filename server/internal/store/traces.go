@@ -7,84 +7,196 @@ import (
 	"hash/fnv"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
 )
 
 // WriteTraceUpserts merges a group of upserts into the stored traces,
-// observations and scores in one transaction. Rows are locked first (advisory
-// locks in a fixed order, which also covers rows that do not exist yet), then
-// read, merged with the Langfuse rules, and written back. The locks are taken
-// on hash buckets of the ids, not one per id, so a transaction holds at most
-// traceLockBuckets of them however many ids its group has.
+// observations and scores in one transaction, with Langfuse's merge rules.
+//
+// Most ids of a group are new (a gateway sends each request once), so the
+// common case costs two round trips: one batch that begins, takes the locks
+// and inserts every entity as if it were new (ON CONFLICT DO NOTHING), and
+// the commit. Only ids that already existed are then read, merged and
+// written back. The locks are advisory locks on hash buckets of the ids (they
+// also cover rows that do not exist yet), taken in a fixed order, at most
+// traceLockBuckets of them however many ids the group has.
 func (s *Store) WriteTraceUpserts(ctx context.Context, project string, ups []traces.Upsert) error {
 	if len(ups) == 0 {
 		return nil
 	}
-	type key struct {
-		kind traces.Kind
-		id   string
+	g := groupUpserts(project, ups)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return classify(err)
 	}
-	byKey := map[key][]traces.Upsert{}
+	defer conn.Release()
+	err = func() (err error) {
+		defer func() {
+			if err != nil {
+				_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+			}
+		}()
+		batch := &pgx.Batch{}
+		batch.Queue("BEGIN")
+		batch.Queue("SELECT pg_advisory_xact_lock($1, b) FROM unnest($2::int[]) AS b ORDER BY b", lockSpaceTraces, g.locks)
+		insertNew := g.insertNewQuery(project)
+		batch.Queue(insertNew.sql, insertNew.args...)
+		results := conn.SendBatch(ctx, batch)
+		if _, err := results.Exec(); err != nil {
+			results.Close()
+			return err
+		}
+		if _, err := results.Exec(); err != nil {
+			results.Close()
+			return err
+		}
+		rows, err := results.Query()
+		if err != nil {
+			results.Close()
+			return err
+		}
+		inserted := map[entityKey]bool{}
+		var kind, id string
+		_, err = pgx.ForEachRow(rows, []any{&kind, &id}, func() error {
+			inserted[entityKey{traces.Kind(kind), id}] = true
+			return nil
+		})
+		if closeErr := results.Close(); err == nil {
+			err = closeErr
+		}
+		if err != nil {
+			return err
+		}
+		if err := g.mergeExisting(ctx, conn, project, inserted); err != nil {
+			return err
+		}
+		_, err = conn.Exec(ctx, "COMMIT")
+		return err
+	}()
+	return classify(err)
+}
+
+type entityKey struct {
+	kind traces.Kind
+	id   string
+}
+
+// upsertGroup is a group of upserts by entity, each merged as if new.
+type upsertGroup struct {
+	byKey map[entityKey][]traces.Upsert
+	keys  map[traces.Kind][]string // sorted ids per kind
+	fresh map[entityKey]traces.Entity
+	locks []int32
+}
+
+func groupUpserts(project string, ups []traces.Upsert) *upsertGroup {
+	g := &upsertGroup{byKey: map[entityKey][]traces.Upsert{}, keys: map[traces.Kind][]string{}, fresh: map[entityKey]traces.Entity{}}
 	for _, u := range ups {
-		k := key{u.Kind, u.ID}
-		byKey[k] = append(byKey[k], u)
+		k := entityKey{u.Kind, u.ID}
+		if _, seen := g.byKey[k]; !seen {
+			g.keys[u.Kind] = append(g.keys[u.Kind], u.ID)
+		}
+		g.byKey[k] = append(g.byKey[k], u)
 	}
 	buckets := map[int32]bool{}
-	for k := range byKey {
+	for k, list := range g.byKey {
+		var e traces.Entity
+		for _, u := range list {
+			traces.Merge(&e, u)
+		}
+		g.fresh[k] = e
 		h := fnv.New64a()
 		fmt.Fprintf(h, "%s\x00%s\x00%s", k.kind, project, k.id)
 		buckets[int32(h.Sum64()%traceLockBuckets)] = true
 	}
-	locks := make([]int32, 0, len(buckets))
-	for b := range buckets {
-		locks = append(locks, b)
+	for _, ids := range g.keys {
+		sort.Strings(ids)
 	}
-	slices.Sort(locks)
+	for b := range buckets {
+		g.locks = append(g.locks, b)
+	}
+	slices.Sort(g.locks)
+	return g
+}
 
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockBucketsTx(ctx, tx, lockSpaceTraces, locks); err != nil {
+type query struct {
+	sql  string
+	args []any
+}
+
+// insertNewQuery inserts every entity of the group as new, skipping those
+// that exist, and returns the (kind, id) of the rows it inserted.
+func (g *upsertGroup) insertNewQuery(project string) query {
+	var ctes, selects []string
+	args := []any{project}
+	for _, kind := range []traces.Kind{traces.KindTrace, traces.KindObservation, traces.KindScore} {
+		ids := g.keys[kind]
+		if len(ids) == 0 {
+			continue
+		}
+		rows := make([]map[string]any, 0, len(ids))
+		for _, id := range ids {
+			e := g.fresh[entityKey{kind, id}]
+			rows = append(rows, entityRow(kind, id, &e))
+		}
+		payload, _ := json.Marshal(rows)
+		args = append(args, string(payload))
+		name := string(kind)
+		ctes = append(ctes, name+" AS ("+insertSQL(kind, len(args))+" ON CONFLICT (project_id, id) DO NOTHING RETURNING id)")
+		selects = append(selects, "SELECT '"+name+"', id FROM "+name)
+	}
+	return query{sql: "WITH " + strings.Join(ctes, ", ") + " " + strings.Join(selects, " UNION ALL "), args: args}
+}
+
+// mergeExisting reads the entities of the group that were not inserted (they
+// existed), merges the group's upserts into them and writes them back.
+func (g *upsertGroup) mergeExisting(ctx context.Context, conn *pgxpool.Conn, project string, inserted map[entityKey]bool) error {
+	for _, kind := range []traces.Kind{traces.KindTrace, traces.KindObservation, traces.KindScore} {
+		var ids []string
+		for _, id := range g.keys[kind] {
+			if !inserted[entityKey{kind, id}] {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		existing, err := loadEntities(ctx, conn, kind, project, ids)
+		if err != nil {
 			return err
 		}
-		for _, kind := range []traces.Kind{traces.KindTrace, traces.KindObservation, traces.KindScore} {
-			var ids []string
-			for k := range byKey {
-				if k.kind == kind {
-					ids = append(ids, k.id)
-				}
+		rows := make([]map[string]any, 0, len(ids))
+		for _, id := range ids {
+			before, hadRow := existing[id]
+			e := before.Clone()
+			for _, u := range g.byKey[entityKey{kind, id}] {
+				traces.Merge(&e, u)
 			}
-			if len(ids) == 0 {
-				continue
+			if hadRow && e.Equal(before) {
+				continue // e.g. a placeholder for a trace that has its real values: nothing to write
 			}
-			sort.Strings(ids)
-			existing, err := loadEntities(ctx, tx, kind, project, ids)
-			if err != nil {
-				return err
-			}
-			rows := make([]map[string]any, 0, len(ids))
-			for _, id := range ids {
-				e := existing[id]
-				for _, u := range byKey[key{kind, id}] {
-					traces.Merge(&e, u)
-				}
-				rows = append(rows, entityRow(kind, id, &e))
-			}
-			if err := writeEntities(ctx, tx, kind, project, rows); err != nil {
-				return err
-			}
+			rows = append(rows, entityRow(kind, id, &e))
 		}
-		return nil
-	})
-	return classify(err)
+		if len(rows) == 0 {
+			continue
+		}
+		if err := writeEntities(ctx, conn, kind, project, rows); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var entityTables = map[traces.Kind]string{traces.KindTrace: "traces", traces.KindObservation: "observations", traces.KindScore: "scores"}
 
-func loadEntities(ctx context.Context, tx pgx.Tx, kind traces.Kind, project string, ids []string) (map[string]traces.Entity, error) {
-	rows, err := tx.Query(ctx, "SELECT id, doc, stamps FROM "+entityTables[kind]+" WHERE project_id = $1 AND id = ANY($2)", project, ids)
+func loadEntities(ctx context.Context, db querier, kind traces.Kind, project string, ids []string) (map[string]traces.Entity, error) {
+	rows, err := db.Query(ctx, "SELECT id, doc, stamps FROM "+entityTables[kind]+" WHERE project_id = $1 AND id = ANY($2)", project, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -149,25 +261,39 @@ func entityRow(kind traces.Kind, id string, e *traces.Entity) map[string]any {
 	return row
 }
 
-var upsertSQL = map[traces.Kind]string{
+var insertSQLs = map[traces.Kind]string{
 	traces.KindTrace: `
 		INSERT INTO traces (project_id, id, "timestamp", name, user_id, session_id, release, version, environment, tags, public, doc, stamps)
 		SELECT $1, r.id, r."timestamp", r.name, r.user_id, r.session_id, r.release, r.version, r.environment,
 		       ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.public, r.doc, r.stamps
-		FROM jsonb_to_recordset($2::jsonb) AS r(id text, "timestamp" timestamptz, name text, user_id text, session_id text,
-		     release text, version text, environment text, tags jsonb, public boolean, doc jsonb, stamps jsonb)
-		ON CONFLICT (project_id, id) DO UPDATE SET
-		  "timestamp" = EXCLUDED."timestamp", name = EXCLUDED.name, user_id = EXCLUDED.user_id, session_id = EXCLUDED.session_id,
-		  release = EXCLUDED.release, version = EXCLUDED.version, environment = EXCLUDED.environment, tags = EXCLUDED.tags,
-		  public = EXCLUDED.public, doc = EXCLUDED.doc, stamps = EXCLUDED.stamps, updated_at = now()`,
+		FROM jsonb_to_recordset($%d::jsonb) AS r(id text, "timestamp" timestamptz, name text, user_id text, session_id text,
+		     release text, version text, environment text, tags jsonb, public boolean, doc jsonb, stamps jsonb)`,
 	traces.KindObservation: `
 		INSERT INTO observations (project_id, id, trace_id, parent_observation_id, type, name, start_time, end_time,
 		       completion_start_time, model, environment, level, version, usage_input, usage_output, usage_total, total_cost, doc, stamps)
 		SELECT $1, r.id, r.trace_id, r.parent_observation_id, r.type, r.name, r.start_time, r.end_time, r.completion_start_time,
 		       r.model, r.environment, r.level, r.version, r.usage_input, r.usage_output, r.usage_total, r.total_cost, r.doc, r.stamps
-		FROM jsonb_to_recordset($2::jsonb) AS r(id text, trace_id text, parent_observation_id text, type text, name text,
+		FROM jsonb_to_recordset($%d::jsonb) AS r(id text, trace_id text, parent_observation_id text, type text, name text,
 		     start_time timestamptz, end_time timestamptz, completion_start_time timestamptz, model text, environment text,
-		     level text, version text, usage_input float8, usage_output float8, usage_total float8, total_cost float8, doc jsonb, stamps jsonb)
+		     level text, version text, usage_input float8, usage_output float8, usage_total float8, total_cost float8, doc jsonb, stamps jsonb)`,
+	traces.KindScore: `
+		INSERT INTO scores (project_id, id, trace_id, observation_id, session_id, name, "timestamp", environment, doc, stamps)
+		SELECT $1, r.id, r.trace_id, r.observation_id, r.session_id, r.name, r."timestamp", r.environment, r.doc, r.stamps
+		FROM jsonb_to_recordset($%d::jsonb) AS r(id text, trace_id text, observation_id text, session_id text, name text,
+		     "timestamp" timestamptz, environment text, doc jsonb, stamps jsonb)`,
+}
+
+// insertSQL inserts the rows of a kind given as a JSON array in parameter $arg.
+func insertSQL(kind traces.Kind, arg int) string { return fmt.Sprintf(insertSQLs[kind], arg) }
+
+// upsertSet completes insertSQL into an upsert that replaces stored rows.
+var upsertSet = map[traces.Kind]string{
+	traces.KindTrace: `
+		ON CONFLICT (project_id, id) DO UPDATE SET
+		  "timestamp" = EXCLUDED."timestamp", name = EXCLUDED.name, user_id = EXCLUDED.user_id, session_id = EXCLUDED.session_id,
+		  release = EXCLUDED.release, version = EXCLUDED.version, environment = EXCLUDED.environment, tags = EXCLUDED.tags,
+		  public = EXCLUDED.public, doc = EXCLUDED.doc, stamps = EXCLUDED.stamps, updated_at = now()`,
+	traces.KindObservation: `
 		ON CONFLICT (project_id, id) DO UPDATE SET
 		  trace_id = EXCLUDED.trace_id, parent_observation_id = EXCLUDED.parent_observation_id, type = EXCLUDED.type,
 		  name = EXCLUDED.name, start_time = EXCLUDED.start_time, end_time = EXCLUDED.end_time,
@@ -175,21 +301,17 @@ var upsertSQL = map[traces.Kind]string{
 		  level = EXCLUDED.level, version = EXCLUDED.version, usage_input = EXCLUDED.usage_input, usage_output = EXCLUDED.usage_output,
 		  usage_total = EXCLUDED.usage_total, total_cost = EXCLUDED.total_cost, doc = EXCLUDED.doc, stamps = EXCLUDED.stamps, updated_at = now()`,
 	traces.KindScore: `
-		INSERT INTO scores (project_id, id, trace_id, observation_id, session_id, name, "timestamp", environment, doc, stamps)
-		SELECT $1, r.id, r.trace_id, r.observation_id, r.session_id, r.name, r."timestamp", r.environment, r.doc, r.stamps
-		FROM jsonb_to_recordset($2::jsonb) AS r(id text, trace_id text, observation_id text, session_id text, name text,
-		     "timestamp" timestamptz, environment text, doc jsonb, stamps jsonb)
 		ON CONFLICT (project_id, id) DO UPDATE SET
 		  trace_id = EXCLUDED.trace_id, observation_id = EXCLUDED.observation_id, session_id = EXCLUDED.session_id,
 		  name = EXCLUDED.name, "timestamp" = EXCLUDED."timestamp", environment = EXCLUDED.environment,
 		  doc = EXCLUDED.doc, stamps = EXCLUDED.stamps, updated_at = now()`,
 }
 
-func writeEntities(ctx context.Context, tx pgx.Tx, kind traces.Kind, project string, rows []map[string]any) error {
+func writeEntities(ctx context.Context, db execer, kind traces.Kind, project string, rows []map[string]any) error {
 	payload, err := json.Marshal(rows)
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, upsertSQL[kind], project, string(payload))
+	_, err = db.Exec(ctx, insertSQL(kind, 2)+upsertSet[kind], project, string(payload))
 	return err
 }

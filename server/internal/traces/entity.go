@@ -159,6 +159,36 @@ func unionStrings(a, b json.RawMessage) json.RawMessage {
 	return raw
 }
 
+// Clone returns a copy that merges do not share with e.
+func (e Entity) Clone() Entity {
+	out := Entity{Fields: make(map[string]json.RawMessage, len(e.Fields)), Stamps: make(map[string]Stamp, len(e.Stamps))}
+	for k, v := range e.Fields {
+		out.Fields[k] = v
+	}
+	for k, v := range e.Stamps {
+		out.Stamps[k] = v
+	}
+	return out
+}
+
+// Equal says whether two entities hold the same fields with the same stamps.
+func (e Entity) Equal(o Entity) bool {
+	if len(e.Fields) != len(o.Fields) || len(e.Stamps) != len(o.Stamps) {
+		return false
+	}
+	for k, v := range e.Fields {
+		if w, ok := o.Fields[k]; !ok || !bytes.Equal(v, w) {
+			return false
+		}
+	}
+	for k, v := range e.Stamps {
+		if w, ok := o.Stamps[k]; !ok || v != w {
+			return false
+		}
+	}
+	return true
+}
+
 // Str returns a string field, or nil when unset.
 func (e *Entity) Str(name string) *string {
 	var s string
