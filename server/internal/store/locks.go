@@ -32,7 +32,6 @@ const (
 	traceLockBuckets = 1024
 )
 
-
 // Job names a kind of background work of which one runs at a time across
 // all replicas (see RunExclusive).
 type Job int
