@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,31 +15,44 @@ import (
 
 // ingest pushes every point over HTTP with several clients.
 func ingest(base, token string, fl []series, o options, start time.Time) (float64, error) {
-	type wire struct {
-		Name      string            `json:"name"`
-		Labels    map[string]string `json:"labels"`
-		Value     float64           `json:"value"`
-		Timestamp string            `json:"timestamp"`
-	}
 	// Bodies are encoded before the clock starts: the load generator's JSON
 	// encoding would otherwise compete with the server for the same 2 cores.
+	labels := make([][]byte, len(fl))
+	for i, s := range fl {
+		labels[i], _ = json.Marshal(s.labels)
+	}
+	model := newValueModel(fl)
 	var encoded [][]byte
-	batch := make([]wire, 0, o.batch)
+	body := make([]byte, 0, o.batch*110)
+	n := 0
 	emit := func() {
-		b, _ := json.Marshal(map[string]any{"metrics": batch})
-		encoded = append(encoded, b)
-		batch = batch[:0]
+		body = append(body, "]}"...)
+		encoded = append(encoded, body)
+		body, n = make([]byte, 0, o.batch*110), 0
 	}
 	for step := 0; step < o.steps; step++ {
 		ts := start.Add(time.Duration(step) * o.interval).Format(time.RFC3339)
 		for si, s := range fl {
-			batch = append(batch, wire{s.name, s.labels, value(si, step), ts})
-			if len(batch) == o.batch {
+			if n == 0 {
+				body = append(body, `{"metrics":[`...)
+			} else {
+				body = append(body, ',')
+			}
+			body = append(body, `{"name":"`...)
+			body = append(body, s.name...)
+			body = append(body, `","labels":`...)
+			body = append(body, labels[si]...)
+			body = append(body, `,"value":`...)
+			body = strconv.AppendFloat(body, model.value(si), 'g', -1, 64)
+			body = append(body, `,"timestamp":"`...)
+			body = append(body, ts...)
+			body = append(body, `"}`...)
+			if n++; n == o.batch {
 				emit()
 			}
 		}
 	}
-	if len(batch) > 0 {
+	if n > 0 {
 		emit()
 	}
 	bodies := make(chan []byte, len(encoded))
@@ -87,10 +101,10 @@ func ingest(base, token string, fl []series, o options, start time.Time) (float6
 		return 0, err
 	}
 	took := time.Since(began)
-	n := len(fl) * o.steps
+	total := len(fl) * o.steps
 	fmt.Printf("ingest over HTTP: %d points in %s (%d clients, %d points per request, %d retries after 429)\n",
-		n, took.Round(time.Millisecond), o.clients, o.batch, retries.Load())
-	return float64(n) / took.Seconds(), nil
+		total, took.Round(time.Millisecond), o.clients, o.batch, retries.Load())
+	return float64(total) / took.Seconds(), nil
 }
 
 // traceIngest pushes o.traces gateway-shaped batches with o.clients clients and
@@ -114,18 +128,7 @@ func traceIngest(base, token string, o options) (float64, [3]float64, error) {
 		go func(c int) {
 			defer wg.Done()
 			for i := range next {
-				ts := time.Now().UTC()
-				body, _ := json.Marshal(map[string]any{
-					"trace": map[string]any{"id": fmt.Sprintf("bench-trace-%d", i), "name": "/v1/chat/completions", "userId": fmt.Sprintf("team-%d", i%20),
-						"tags": []string{"gateway"}, "timestamp": ts.Format(time.RFC3339Nano)},
-					"observations": []map[string]any{
-						{"id": fmt.Sprintf("bench-route-%d", i), "name": "routing", "startTime": ts.Format(time.RFC3339Nano),
-							"endTime": ts.Add(2 * time.Millisecond).Format(time.RFC3339Nano), "metadata": map[string]any{"endpoint": fmt.Sprintf("node-%d", i%100)}},
-						{"id": fmt.Sprintf("bench-gen-%d", i), "type": "GENERATION", "name": "chat", "model": fmt.Sprintf("model-%d", i%50),
-							"startTime": ts.Format(time.RFC3339Nano), "endTime": ts.Add(800 * time.Millisecond).Format(time.RFC3339Nano),
-							"input": "How do I route this request?", "output": "To the least loaded replica.", "promptTokens": 120, "completionTokens": 48},
-					},
-				})
+				body := traceBody(i, time.Now().UTC())
 				req, _ := http.NewRequest("POST", base+"/v1/l/batch", bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+token)
 				req.Header.Set("Content-Type", "application/json")
@@ -159,4 +162,21 @@ func traceIngest(base, token string, o options) (float64, [3]float64, error) {
 	pct := func(p float64) float64 { return round(all[int(p*float64(len(all)-1)+0.5)], 2) }
 	fmt.Printf("trace ingest: %d requests in %s\n", o.traces, took.Round(time.Millisecond))
 	return float64(o.traces) / took.Seconds(), [3]float64{pct(0.5), pct(0.95), pct(0.99)}, nil
+}
+
+// traceBody is gateway request i as Nebula Gateway sends it: one trace, a
+// routing span and a generation.
+func traceBody(i int, ts time.Time) []byte {
+	body, _ := json.Marshal(map[string]any{
+		"trace": map[string]any{"id": fmt.Sprintf("bench-trace-%d", i), "name": "/v1/chat/completions", "userId": fmt.Sprintf("team-%d", i%20),
+			"tags": []string{"gateway"}, "timestamp": ts.Format(time.RFC3339Nano)},
+		"observations": []map[string]any{
+			{"id": fmt.Sprintf("bench-route-%d", i), "name": "routing", "startTime": ts.Format(time.RFC3339Nano),
+				"endTime": ts.Add(2 * time.Millisecond).Format(time.RFC3339Nano), "metadata": map[string]any{"endpoint": fmt.Sprintf("node-%d", i%100)}},
+			{"id": fmt.Sprintf("bench-gen-%d", i), "type": "GENERATION", "name": "chat", "model": fmt.Sprintf("model-%d", i%50),
+				"startTime": ts.Format(time.RFC3339Nano), "endTime": ts.Add(800 * time.Millisecond).Format(time.RFC3339Nano),
+				"input": "How do I route this request?", "output": "To the least loaded replica.", "promptTokens": 120, "completionTokens": 48},
+		},
+	})
+	return body
 }

@@ -3,6 +3,7 @@
 //	xtrace [serve]   run the HTTP server (default)
 //	xtrace migrate   apply the database migrations and exit
 //	xtrace retention run one retention pass and exit
+//	xtrace compact   compact the closed windows of raw metric points and exit
 //	xtrace version   print the version
 package main
 
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/app"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/compaction"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/config"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/logging"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/retention"
@@ -30,6 +32,7 @@ commands:
   serve      run the HTTP server (default)
   migrate    apply the database schema migrations and exit
   retention  run one retention pass (what the operator's CronJob runs) and exit
+  compact    compact every closed window of raw metric points now, and exit
   version    print the version
 `
 
@@ -49,6 +52,8 @@ func main() {
 		err = migrate(ctx)
 	case "retention":
 		err = retentionPass(ctx)
+	case "compact":
+		err = compactPass(ctx)
 	case "version", "--version":
 		fmt.Println(version.Version)
 	case "help", "-h", "--help":
@@ -125,5 +130,27 @@ func retentionPass(ctx context.Context) error {
 	}
 	p := &retention.Pruner{Store: st, Log: log, MetricsDays: cfg.MetricsRetentionDays, TracesDays: cfg.TracesRetentionDays}
 	_, err = p.RunOnce(ctx)
+	return err
+}
+
+// compactPass compacts every closed window now (the server does it in the
+// background; this is for catching up at once, and for benchmarks). Safe next
+// to serving replicas: they skip their turn while it runs.
+func compactPass(ctx context.Context) error {
+	_, log, st, err := openDatabase(ctx, 4)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if _, err := st.Migrate(mctx); err != nil {
+		return fmt.Errorf("database not reachable or not migratable: %w", err)
+	}
+	c := &compaction.Compactor{Store: st, Log: log, Budget: 24 * time.Hour}
+	res, err := c.RunOnce(ctx)
+	if err == nil && res.Skipped {
+		return fmt.Errorf("another replica is compacting; try again later")
+	}
 	return err
 }

@@ -15,9 +15,14 @@ import (
 // SeriesData is what the store holds of one series in a time range.
 type SeriesData struct {
 	ID int64
-	// Raw are the raw points in the range, by time. A raw point replaces a
-	// compacted one at the same time (it was written later).
+	// Raw are raw points in the range, by time: all of them when the query
+	// needs every value (percentiles), else those in compacted windows (late
+	// points). A raw point replaces a compacted one at the same time (it was
+	// written later).
 	Raw []chunks.Sample
+	// Partials aggregate the other raw points per query bucket (Start is the
+	// bucket's start), computed where they are stored.
+	Partials []chunks.Bucket
 	// Windows are the compacted windows that overlap the range, by start.
 	Windows []WindowData
 }
@@ -42,6 +47,10 @@ type WindowKey struct {
 type ReadRequest struct {
 	IDs      []int64
 	From, To time.Time
+	// Step is the query's bucket width: raw points may come aggregated per bucket.
+	Step time.Duration
+	// Values: the query needs every value (percentiles), not aggregates.
+	Values bool
 	// Rollups: the query can use rollups; windows wholly inside [From, To]
 	// without raw points in them may come without Data.
 	Rollups bool
@@ -74,6 +83,9 @@ func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData) (groupBuckets
 		d := data[id]
 		if d == nil {
 			continue
+		}
+		for _, b := range d.Partials {
+			buckets.at(b.Start).addBucket(b, id)
 		}
 		overridden := map[int64]bool{}
 		for _, p := range d.Raw {

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
 )
 
 // These functions serve benchmarks and operators' diagnostics: they measure
@@ -45,35 +46,81 @@ func (s *Store) CopyRawPoints(ctx context.Context, points []RawPoint) error {
 
 // StorageStats is the size of the metric tables on disk.
 type StorageStats struct {
-	// TotalBytes: tables, TOAST and indexes of every metric table.
+	// TotalBytes: tables, TOAST and indexes of every metric table (series,
+	// raw points, chunks, latest values).
 	TotalBytes int64
 	// TableBytes: the tables and TOAST alone.
 	TableBytes int64
-	// Points stored.
-	Points int64
+	// ClosedBytes: the tables that hold closed time (chunks, series, latest values).
+	ClosedBytes int64
+	// Points stored, RawPoints of them as raw rows (the rest in chunks).
+	Points, RawPoints int64
 }
 
 // MetricStorage vacuums and analyses the metric tables (so sizes are
 // settled), then measures them.
 func (s *Store) MetricStorage(ctx context.Context) (StorageStats, error) {
 	var st StorageStats
-	if _, err := s.pool.Exec(ctx, "VACUUM ANALYZE metric_series, metric_points"); err != nil {
+	if _, err := s.pool.Exec(ctx, "VACUUM ANALYZE metric_series, metric_points, metric_chunks, metric_latest"); err != nil {
 		return st, classify(fmt.Errorf("vacuum: %w", err))
 	}
 	err := s.pool.QueryRow(ctx, `
-		SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0), coalesce(sum(pg_table_size(c.oid)), 0)
+		SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0), coalesce(sum(pg_table_size(c.oid)), 0),
+		       coalesce(sum(pg_total_relation_size(c.oid)) FILTER (WHERE c.relname NOT LIKE 'metric\_points\_%'), 0)
 		FROM pg_class c
-		WHERE c.relkind = 'r' AND (c.relname = 'metric_series' OR c.relname LIKE 'metric\_points\_p%')`).Scan(&st.TotalBytes, &st.TableBytes)
+		WHERE c.relkind = 'r' AND (c.relname IN ('metric_series', 'metric_latest')
+		   OR c.relname LIKE 'metric\_points\_%' OR c.relname LIKE 'metric\_chunks\_%')`).Scan(&st.TotalBytes, &st.TableBytes, &st.ClosedBytes)
 	if err != nil {
 		return st, classify(err)
 	}
-	err = s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_points").Scan(&st.Points)
+	var compacted int64
+	err = s.pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM metric_points), (SELECT coalesce(sum(count), 0) FROM metric_chunks)").Scan(&st.RawPoints, &compacted)
+	st.Points = st.RawPoints + compacted
 	return st, classify(err)
 }
 
-// PartitionPoints counts the points of one daily partition.
+// PartitionPoints counts the points of one partition (raw or chunks).
 func (s *Store) PartitionPoints(ctx context.Context, p Partition) (int64, error) {
+	sql := "SELECT count(*) FROM "
+	if p.parent == chunkPartitions.parent {
+		sql = "SELECT coalesce(sum(count), 0) FROM "
+	}
 	var n int64
-	err := s.pool.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{p.Name}.Sanitize()).Scan(&n)
+	err := s.pool.QueryRow(ctx, sql+pgx.Identifier{p.Name}.Sanitize()).Scan(&n)
 	return n, classify(err)
+}
+
+// CopyRawTraces writes upserts as rows with COPY, merged in memory and
+// without locks or reads: the floor the trace write path is measured
+// against. The ids must not exist yet.
+func (s *Store) CopyRawTraces(ctx context.Context, project string, ups []traces.Upsert) error {
+	g := groupUpserts(project, ups)
+	for _, kind := range []traces.Kind{traces.KindTrace, traces.KindObservation, traces.KindScore} {
+		cols := copyColumns[kind]
+		rows := make([][]any, 0, len(g.keys[kind]))
+		for _, id := range g.keys[kind] {
+			e := g.fresh[entityKey{kind, id}]
+			r := entityRow(kind, id, &e)
+			r["project_id"] = project
+			row := make([]any, len(cols))
+			for i, c := range cols {
+				row[i] = r[c]
+			}
+			rows = append(rows, row)
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{entityTables[kind]}, cols, pgx.CopyFromRows(rows)); err != nil {
+			return classify(fmt.Errorf("copy %s: %w", entityTables[kind], err))
+		}
+	}
+	return nil
+}
+
+var copyColumns = map[traces.Kind][]string{
+	traces.KindTrace: {"project_id", "id", "timestamp", "name", "user_id", "session_id", "release", "version", "environment", "tags", "public", "doc", "stamps"},
+	traces.KindObservation: {"project_id", "id", "trace_id", "parent_observation_id", "type", "name", "start_time", "end_time",
+		"completion_start_time", "model", "environment", "level", "version", "usage_input", "usage_output", "usage_total", "total_cost", "doc", "stamps"},
+	traces.KindScore: {"project_id", "id", "trace_id", "observation_id", "session_id", "name", "timestamp", "environment", "doc", "stamps"},
 }

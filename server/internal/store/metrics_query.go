@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/chunks"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
@@ -34,98 +36,192 @@ func (s *Store) FindSeries(ctx context.Context, project string, sel metrics.Sele
 	return out, classify(err)
 }
 
-// ReadSeries returns the points of the series in [From, To] by tier: the
-// raw rows, and the compacted windows that overlap the range. With
-// req.Rollups, a window wholly inside the range that no raw row overrides
-// comes with its rollups only (the samples are not read).
+// ReadSeries returns the points of the series in [From, To] by tier. Raw
+// points come aggregated per query bucket (Partials) unless the query needs
+// every value, or they fall in a compacted window (late points, which replace
+// compacted samples at the same time and so must be seen one by one). With
+// req.Rollups, a compacted window wholly inside the range comes with its
+// rollups only, unless raw points fall in it.
 func (s *Store) ReadSeries(ctx context.Context, _ string, req metrics.ReadRequest) ([]metrics.SeriesData, error) {
 	db := s.reader(ctx)
-	rows, err := db.Query(ctx, `SELECT series_id, ts, value FROM metric_points
-		WHERE series_id = ANY($1) AND ts >= $2 AND ts <= $3 ORDER BY series_id, ts`, req.IDs, req.From, req.To)
-	if err != nil {
-		return nil, classify(fmt.Errorf("read points: %w", err))
-	}
-	byID := map[int64]*metrics.SeriesData{}
-	var out []metrics.SeriesData
-	at := func(id int64) *metrics.SeriesData {
-		if d := byID[id]; d != nil {
-			return d
+	sd := newSeriesData()
+	late := map[metrics.WindowKey]bool{} // compacted windows that raw points fall in
+	if req.Values {
+		if err := s.readRawPoints(ctx, db, req, nil, sd); err != nil {
+			return nil, err
 		}
-		out = append(out, metrics.SeriesData{ID: id})
-		// out may move; index it again after the reads
-		return &out[len(out)-1]
+	} else {
+		err := s.readRawPartials(ctx, db, req, sd, late)
+		if isOverflow(err) { // a bucket's sum is beyond float64: aggregate exactly in Go instead
+			sd, late = newSeriesData(), map[metrics.WindowKey]bool{}
+			req.Values = true
+			err = s.readRawPoints(ctx, db, req, nil, sd)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	type rawKey struct{ series, window int64 }
-	rawWindows := map[rawKey]bool{}
+	if err := s.readChunks(ctx, db, req, sd); err != nil {
+		return nil, err
+	}
+	if len(late) == 0 {
+		return sd.list(), nil
+	}
+	// Late points: read them one by one, and the samples of their windows.
+	keys := make([]metrics.WindowKey, 0, len(late))
+	for k := range late {
+		keys = append(keys, k)
+	}
+	if err := s.readRawPoints(ctx, db, req, keys, sd); err != nil {
+		return nil, err
+	}
+	samples, err := s.ReadWindows(ctx, "", keys)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range sd.byID {
+		for i := range d.Windows {
+			if data, ok := samples[metrics.WindowKey{Series: d.ID, Start: d.Windows[i].Start}]; ok {
+				d.Windows[i].Data = data
+			}
+		}
+	}
+	return sd.list(), nil
+}
+
+// seriesData collects SeriesData by id.
+type seriesData struct {
+	byID  map[int64]*metrics.SeriesData
+	order []int64
+}
+
+func newSeriesData() *seriesData { return &seriesData{byID: map[int64]*metrics.SeriesData{}} }
+
+func (sd *seriesData) of(id int64) *metrics.SeriesData {
+	d := sd.byID[id]
+	if d == nil {
+		d = &metrics.SeriesData{ID: id}
+		sd.byID[id] = d
+		sd.order = append(sd.order, id)
+	}
+	return d
+}
+
+func (sd *seriesData) list() []metrics.SeriesData {
+	out := make([]metrics.SeriesData, len(sd.order))
+	for i, id := range sd.order {
+		out[i] = *sd.byID[id]
+	}
+	return out
+}
+
+// readRawPartials aggregates the raw points per (series, window, query
+// bucket) in the database. Partials of compacted windows are not kept: those
+// windows go into late, to be read point by point.
+func (s *Store) readRawPartials(ctx context.Context, db querier, req metrics.ReadRequest, sd *seriesData, late map[metrics.WindowKey]bool) error {
+	rows, err := db.Query(ctx, `
+		WITH g AS (
+			SELECT series_id, date_bin($5::interval, ts, '1970-01-01T00:00:00Z') AS win,
+			       date_bin($4::interval, ts, '1970-01-01T00:00:00Z') AS bucket,
+			       count(*) AS n, sum(value) AS total, min(value) AS lo, max(value) AS hi,
+			       (array_agg(value ORDER BY ts DESC))[1] AS last, max(ts) AS last_ts
+			FROM metric_points
+			WHERE series_id = ANY($1::bigint[]) AND ts >= $2::timestamptz AND ts <= $3::timestamptz
+			GROUP BY 1, 2, 3)
+		SELECT g.series_id, g.win, g.bucket, g.n, g.total, g.lo, g.hi, g.last, g.last_ts,
+		       EXISTS (SELECT 1 FROM metric_chunks c WHERE c.series_id = g.series_id AND c.start_ts = g.win)
+		FROM g ORDER BY g.series_id, g.bucket`, req.IDs, req.From, req.To, req.Step, ChunkWindow)
+	if err != nil {
+		return classify(fmt.Errorf("read points: %w", err))
+	}
+	var id int64
+	var win, bucket, lastTS time.Time
+	var n int64
+	var b chunks.Bucket
+	var compacted bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &win, &bucket, &n, &b.Sum, &b.Min, &b.Max, &b.Last, &lastTS, &compacted}, func() error {
+		if compacted {
+			late[metrics.WindowKey{Series: id, Start: win.UnixMicro()}] = true
+			return nil
+		}
+		b.Start, b.Count, b.LastT = bucket.UnixMicro(), uint32(n), lastTS.UnixMicro()
+		d := sd.of(id)
+		d.Partials = append(d.Partials, b)
+		return nil
+	})
+	if err != nil && !isOverflow(err) {
+		err = classify(fmt.Errorf("read points: %w", err))
+	}
+	return err
+}
+
+// readRawPoints reads raw points one by one: all of them, or (keys) those of given windows.
+func (s *Store) readRawPoints(ctx context.Context, db querier, req metrics.ReadRequest, keys []metrics.WindowKey, sd *seriesData) error {
+	sql := `SELECT series_id, ts, value FROM metric_points
+		WHERE series_id = ANY($1::bigint[]) AND ts >= $2::timestamptz AND ts <= $3::timestamptz ORDER BY series_id, ts`
+	args := []any{req.IDs, req.From, req.To}
+	if keys != nil {
+		ids, starts := make([]int64, len(keys)), make([]time.Time, len(keys))
+		for i, k := range keys {
+			ids[i], starts[i] = k.Series, time.UnixMicro(k.Start)
+		}
+		sql = `SELECT p.series_id, p.ts, p.value FROM metric_points p
+			JOIN unnest($4::bigint[], $5::timestamptz[]) AS k(series_id, start_ts)
+			  ON p.series_id = k.series_id AND p.ts >= k.start_ts AND p.ts < k.start_ts + $6::interval
+			WHERE p.ts >= $2::timestamptz AND p.ts <= $3::timestamptz AND p.series_id = ANY($1::bigint[])
+			ORDER BY p.series_id, p.ts`
+		args = append(args, ids, starts, ChunkWindow)
+	}
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return classify(fmt.Errorf("read points: %w", err))
+	}
 	var id int64
 	var ts time.Time
 	var v float64
-	window := ChunkWindow.Microseconds()
 	var cur *metrics.SeriesData
 	_, err = pgx.ForEachRow(rows, []any{&id, &ts, &v}, func() error {
 		if cur == nil || cur.ID != id {
-			cur = at(id)
-			byID[id] = cur
+			cur = sd.of(id)
 		}
-		t := ts.UnixMicro()
-		cur.Raw = append(cur.Raw, chunks.Sample{T: t, V: v})
-		rawWindows[rawKey{id, floorMicros(t, window)}] = true
+		cur.Raw = append(cur.Raw, chunks.Sample{T: ts.UnixMicro(), V: v})
 		return nil
 	})
-	if err != nil {
-		return nil, classify(fmt.Errorf("read points: %w", err))
-	}
-	// byID holds pointers into out, which appends may have moved: index afresh.
-	for i := range out {
-		byID[out[i].ID] = &out[i]
-	}
-	var overriddenIDs, overriddenStarts []int64
-	for k := range rawWindows {
-		overriddenIDs, overriddenStarts = append(overriddenIDs, k.series), append(overriddenStarts, k.window)
-	}
-	rows, err = db.Query(ctx, `SELECT c.series_id, c.start_ts, c.min_ts, c.max_ts, c.count, c.rollup,
+	return classify(err)
+}
+
+// readChunks reads the compacted windows overlapping the range; with
+// req.Rollups, those wholly inside it come without their samples.
+func (s *Store) readChunks(ctx context.Context, db querier, req metrics.ReadRequest, sd *seriesData) error {
+	rows, err := db.Query(ctx, `SELECT c.series_id, c.start_ts, c.min_ts, c.max_ts, c.count, c.rollup,
 			CASE WHEN $4::boolean AND c.start_ts >= $2::timestamptz AND c.start_ts + $5::interval <= $3::timestamptz + interval '1 microsecond'
-			          AND NOT EXISTS (SELECT 1 FROM unnest($6::bigint[], $7::bigint[]) AS o(series_id, start_us)
-			                          WHERE o.series_id = c.series_id AND o.start_us = (extract(epoch FROM c.start_ts) * 1000000)::bigint)
 			     THEN NULL ELSE c.data END
 		FROM metric_chunks c
 		WHERE c.series_id = ANY($1::bigint[]) AND c.start_ts > $2::timestamptz - $5::interval AND c.start_ts <= $3::timestamptz
 		  AND c.max_ts >= $2::timestamptz AND c.min_ts <= $3::timestamptz
 		ORDER BY c.series_id, c.start_ts`,
-		req.IDs, req.From, req.To, req.Rollups, ChunkWindow, overriddenIDs, overriddenStarts)
+		req.IDs, req.From, req.To, req.Rollups, ChunkWindow)
 	if err != nil {
-		return nil, classify(fmt.Errorf("read chunks: %w", err))
+		return classify(fmt.Errorf("read chunks: %w", err))
 	}
+	var id int64
 	var w metrics.WindowData
 	var start, minTS, maxTS time.Time
 	var count int32
-	var windows []struct {
-		id int64
-		w  metrics.WindowData
-	}
+	var cur *metrics.SeriesData
 	_, err = pgx.ForEachRow(rows, []any{&id, &start, &minTS, &maxTS, &count, &w.Rollup, &w.Data}, func() error {
 		w.Start, w.MinT, w.MaxT, w.Count = start.UnixMicro(), minTS.UnixMicro(), maxTS.UnixMicro(), int(count)
-		windows = append(windows, struct {
-			id int64
-			w  metrics.WindowData
-		}{id, w})
+		if cur == nil || cur.ID != id {
+			cur = sd.of(id)
+		}
+		cur.Windows = append(cur.Windows, w)
 		w = metrics.WindowData{}
 		return nil
 	})
 	if err != nil {
-		return nil, classify(fmt.Errorf("read chunks: %w", err))
+		return classify(fmt.Errorf("read chunks: %w", err))
 	}
-	for _, x := range windows {
-		if byID[x.id] == nil {
-			out = append(out, metrics.SeriesData{ID: x.id})
-			for i := range out {
-				byID[out[i].ID] = &out[i]
-			}
-		}
-		d := byID[x.id]
-		d.Windows = append(d.Windows, x.w)
-	}
-	return out, nil
+	return nil
 }
 
 func floorMicros(t, width int64) int64 {
@@ -203,4 +299,11 @@ func (s *Store) MetricLabels(ctx context.Context, project, name string) (map[str
 		return nil
 	})
 	return out, classify(err)
+}
+
+// isOverflow: a float8 computation left the range of float64 (PostgreSQL
+// raises an error where IEEE arithmetic would give ±Inf).
+func isOverflow(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "22003" // numeric_value_out_of_range
 }
