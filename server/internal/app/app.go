@@ -161,6 +161,10 @@ func (s *Server) prepareDatabase(ctx context.Context) {
 			if len(applied) > 0 {
 				s.log.Info("migrations applied", "migrations", applied)
 			}
+			// Latest values committed but not yet written when a process died come back from the hot rows.
+			if err := s.store.RepairLatest(ctx, time.Now().Add(-2*time.Hour)); err != nil {
+				s.log.Warn("repairing latest values failed; each series' next push repairs its own", "error", err)
+			}
 			s.api.SetSchemaReady()
 			if s.cfg.RetentionInterval > 0 {
 				go s.pruner().Loop(ctx, s.cfg.RetentionInterval)

@@ -259,3 +259,48 @@ func decodedPoints(t *testing.T, s *Store, name string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestLatestValuesAdvanceOnlyForward: metric_latest holds each series'
+// newest point; older points (out of order) do not move it back, a new value
+// for the newest time replaces it, and RepairLatest restores rows lost
+// before they were written.
+func TestLatestValuesAdvanceOnlyForward(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	base := time.Date(2026, 2, 14, 10, 0, 0, 0, time.UTC)
+	write := func(v float64, ts time.Time) {
+		t.Helper()
+		if err := s.WritePoints(ctx, "default", []metrics.Point{pt("latest_me", map[string]string{"s": "a"}, v, ts)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err := s.SeriesIDs(ctx, "default", []metrics.Point{pt("latest_me", map[string]string{"s": "a"}, 0, base)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := func() chunks.Sample {
+		t.Helper()
+		got, err := s.LatestPoints(ctx, "default", ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got[ids[0]]
+	}
+	write(1, base.Add(10*time.Second))
+	write(2, base.Add(5*time.Second)) // older, arrives later
+	if l := latest(); l.V != 1 || l.T != base.Add(10*time.Second).UnixMicro() {
+		t.Fatalf("after an out-of-order point: %+v, want the newer one (1)", l)
+	}
+	write(3, base.Add(10*time.Second)) // the same time again: the last write wins
+	if l := latest(); l.V != 3 {
+		t.Fatalf("after a re-push: %+v, want 3", l)
+	}
+	s.pool.Exec(ctx, "DELETE FROM metric_latest")
+	if err := s.RepairLatest(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	if l := latest(); l.V != 3 || l.T != base.Add(10*time.Second).UnixMicro() {
+		t.Fatalf("after repair: %+v, want 3 at +10s", l)
+	}
+}

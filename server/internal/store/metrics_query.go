@@ -257,6 +257,9 @@ func (s *Store) ReadWindows(ctx context.Context, _ string, keys []metrics.Window
 
 // LatestPoints returns the newest point of each series (metric_latest).
 func (s *Store) LatestPoints(ctx context.Context, _ string, ids []int64) (map[int64]chunks.Sample, error) {
+	if err := s.latest.flush(ctx); err != nil { // so that this process's own committed points are seen
+		return nil, err
+	}
 	rows, err := s.reader(ctx).Query(ctx, `SELECT series_id, ts, value FROM metric_latest WHERE series_id = ANY($1)`, ids)
 	if err != nil {
 		return nil, classify(fmt.Errorf("read latest: %w", err))

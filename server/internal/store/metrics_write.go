@@ -60,9 +60,8 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 		if err != nil {
 			return err
 		}
-		// After the points: a failure here fails the push, whose retry
-		// (idempotent) advances the latest values again.
-		return updateLatest(ctx, s.pool, points, ids)
+		s.latest.add(points, ids)
+		return nil
 	}
 	today := dayOf(time.Now())
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -80,14 +79,12 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 		if copyErr != nil && isUniqueViolation(copyErr) {
 			copyErr = upsertPoints(ctx, tx, dedupe(points, ids, order))
 		}
-		if copyErr != nil {
-			return copyErr
-		}
-		return updateLatest(ctx, tx, points, ids)
+		return copyErr
 	})
 	if err != nil {
 		return err
 	}
+	s.latest.add(points, ids)
 	for j := range missing.names { // only committed series enter the cache
 		s.series.put(seriesKey{project, missing.names[j], missing.labels[j]}, cachedSeries{id: ids[missing.at[j][0]], seen: today})
 	}
@@ -359,34 +356,6 @@ func upsertSeries(ctx context.Context, db querier, project string, names, labels
 // querier is a pool or a transaction.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-// updateLatest advances each series' row in metric_latest to the group's
-// newest point of it, unless a newer one is there already. Rows go in series
-// order, so concurrent groups cannot deadlock.
-func updateLatest(ctx context.Context, db execer, points []metrics.Point, ids []int64) error {
-	newest := make(map[int64]int, 256)
-	for i := range points {
-		j, ok := newest[ids[i]]
-		if !ok || !points[i].Time.Before(points[j].Time) { // at equal times the later point (the last write) wins
-			newest[ids[i]] = i
-		}
-	}
-	series := make([]int64, 0, len(newest))
-	for id := range newest {
-		series = append(series, id)
-	}
-	slices.Sort(series)
-	times := make([]time.Time, len(series))
-	values := make([]float64, len(series))
-	for k, id := range series {
-		times[k], values[k] = points[newest[id]].Time, points[newest[id]].Value
-	}
-	_, err := db.Exec(ctx, `INSERT INTO metric_latest AS l (series_id, ts, value)
-		SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::float8[])
-		ON CONFLICT (series_id) DO UPDATE SET ts = EXCLUDED.ts, value = EXCLUDED.value
-		WHERE l.ts <= EXCLUDED.ts`, series, times, values)
-	return err
 }
 
 // execer is a pool or a transaction.

@@ -37,7 +37,8 @@ type Store struct {
 	pool *pgxpool.Pool
 
 	series     *seriesCache
-	partitions sync.Map // day (YYYYMMDD) -> struct{}: partitions known to exist
+	partitions sync.Map // partitionKey -> struct{}: partitions known to exist
+	latest     *latestWriter
 }
 
 // Open creates the pool. It does not wait for the database: the server starts
@@ -69,15 +70,20 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.SeriesCacheSize <= 0 {
 		opts.SeriesCacheSize = 1 << 20
 	}
-	return &Store{pool: pool, series: newSeriesCache(opts.SeriesCacheSize)}, nil
+	s := &Store{pool: pool, series: newSeriesCache(opts.SeriesCacheSize)}
+	s.latest = newLatestWriter(s)
+	return s, nil
 }
 
 // reader is the pool that read-only queries use. Writes, DDL, migrations,
 // retention and locks always use s.pool (the primary).
 func (s *Store) reader(_ context.Context) *pgxpool.Pool { return s.pool }
 
-// Close closes the pool.
-func (s *Store) Close() { s.pool.Close() }
+// Close writes the pending latest values and closes the pool.
+func (s *Store) Close() {
+	s.latest.close()
+	s.pool.Close()
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
