@@ -165,11 +165,11 @@ func (b *bench) rawCopy(ctx context.Context) error {
 		return err
 	}
 	defer st.Close()
-	var days []time.Time
-	for d := b.start; !d.After(b.end.Add(24 * time.Hour)); d = d.Add(24 * time.Hour) {
-		days = append(days, d)
+	var hours []time.Time
+	for h := b.start; !h.After(b.end.Add(time.Hour)); h = h.Add(time.Hour) {
+		hours = append(hours, h)
 	}
-	if err := st.EnsurePartitions(ctx, days...); err != nil {
+	if err := st.EnsurePartitions(ctx, hours...); err != nil {
 		return err
 	}
 	probe := make([]metrics.Point, len(b.fleet))
