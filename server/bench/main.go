@@ -166,7 +166,7 @@ func (b *bench) rawCopy(ctx context.Context) error {
 	}
 	defer st.Close()
 	var hours []time.Time
-	for h := b.start; !h.After(b.end.Add(time.Hour)); h = h.Add(time.Hour) {
+	for h := b.start; !h.After(b.end.Add(time.Hour)); h = h.Add(store.ChunkWindow) {
 		hours = append(hours, h)
 	}
 	if err := st.EnsurePartitions(ctx, hours...); err != nil {

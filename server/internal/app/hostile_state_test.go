@@ -61,7 +61,7 @@ func TestPushAfterExternalRetentionDroppedTheDay(t *testing.T) {
 		t.Fatalf("first push: %d %s", r.Status, r.Body)
 	}
 	db := pgtest.Connect(t, s.DatabaseURL)
-	db.Exec("DROP TABLE metric_points_h" + day.Format("2006010215")) // what an out-of-process retention (or compaction) pass does
+	db.Exec("DROP TABLE metric_points_w" + day.Truncate(30*time.Minute).Format("200601021504")) // what an out-of-process retention (or compaction) pass does
 	if r := s.Do(t, "POST", "/v1/metrics/batch", body(2)); r.Status != 200 {
 		t.Fatalf("push into the dropped day: %d %s", r.Status, r.Body)
 	}

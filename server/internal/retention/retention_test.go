@@ -55,8 +55,8 @@ func count(t *testing.T, st testStore, sql string, args ...any) int {
 }
 
 // now is the pruner's clock: 30-day metrics retention puts the cut-off at
-// 2026-02-01T12:30:00Z, in the middle of an hour's raw partition.
-var now = time.Date(2026, 3, 3, 12, 30, 0, 0, time.UTC)
+// 2026-02-01T12:40:00Z, in the middle of a window's raw partition.
+var now = time.Date(2026, 3, 3, 12, 40, 0, 0, time.UTC)
 
 func TestMetricsRetention(t *testing.T) {
 	t.Parallel()
@@ -88,7 +88,7 @@ func TestMetricsRetention(t *testing.T) {
 	}
 	var wantDropped []string
 	for d := 5; d >= 1; d-- {
-		wantDropped = append(wantDropped, "metric_points_h"+cutoff.AddDate(0, 0, -d).Format("2006010215"))
+		wantDropped = append(wantDropped, "metric_points_w"+cutoff.AddDate(0, 0, -d).Truncate(30*time.Minute).Format("200601021504"))
 	}
 	sort.Strings(res.DroppedPartitions)
 	if fmt.Sprint(res.DroppedPartitions) != fmt.Sprint(wantDropped) {

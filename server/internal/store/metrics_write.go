@@ -32,14 +32,14 @@ func (s *Store) WritePoints(ctx context.Context, project string, points []metric
 	if isNoPartition(err) {
 		// A retention pass elsewhere (the CronJob) dropped a day this replica
 		// believed existed: forget what it knew of those days and try once more.
-		s.forgetPartitions(pointHours(points))
+		s.forgetPartitions(pointWindows(points))
 		err = s.writePoints(ctx, project, points)
 	}
 	return classify(err)
 }
 
 func (s *Store) writePoints(ctx context.Context, project string, points []metrics.Point) error {
-	if err := s.EnsurePartitions(ctx, pointHours(points)...); err != nil {
+	if err := s.EnsurePartitions(ctx, pointWindows(points)...); err != nil {
 		return err
 	}
 	ids, missing, err := s.cachedSeriesIDs(ctx, project, points)
@@ -91,8 +91,8 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 	return nil
 }
 
-// pointHours returns one time per raw partition (hour) of the points.
-func pointHours(points []metrics.Point) []time.Time {
+// pointWindows returns one time per raw partition (window) of the points.
+func pointWindows(points []metrics.Point) []time.Time {
 	var hours []time.Time
 	seen := map[time.Time]bool{}
 	for i := range points {

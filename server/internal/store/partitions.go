@@ -14,8 +14,8 @@ import (
 
 // The metric tables are range-partitioned by time, and partition names carry
 // their range so that retention and compaction find them by name: raw points
-// by hour (an hour whose points were all compacted is dropped, which returns
-// its space), chunks by day (retention drops whole days).
+// by compaction window (once a window is compacted its partition is empty and
+// dropped, which returns its space), chunks by day (retention drops whole days).
 type partitioning struct {
 	parent string
 	prefix string
@@ -26,7 +26,7 @@ type partitioning struct {
 }
 
 var (
-	rawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_h", width: time.Hour, layout: "2006010215"}
+	rawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_w", width: ChunkWindow, layout: "200601021504"}
 	// legacyRawPartitions are the daily raw partitions of schema versions before the tiers.
 	legacyRawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_p", width: 24 * time.Hour, layout: "20060102"}
 	// Chunk partitions keep rows short (toast_tuple_target) so that the samples
@@ -51,7 +51,7 @@ func dayOf(t time.Time) time.Time { return chunkPartitions.start(t) }
 // that it never holds up readers and writers behind it for long.
 const partitionLockTimeout = "2s"
 
-// EnsurePartitions creates the raw partitions (hours) that hold the given times.
+// EnsurePartitions creates the raw partitions (windows) that hold the given times.
 func (s *Store) EnsurePartitions(ctx context.Context, times ...time.Time) error {
 	return s.ensurePartitions(ctx, rawPartitions, times)
 }
@@ -134,14 +134,14 @@ func (s *Store) forgetPartitions(times []time.Time) {
 	}
 }
 
-// EnsurePartitionsAhead creates the raw partitions of the next hours and the
-// chunk partitions of today and the next `days` days.
+// EnsurePartitionsAhead creates the raw partitions of the next two hours and
+// the chunk partitions of today and the next `days` days.
 func (s *Store) EnsurePartitionsAhead(ctx context.Context, now time.Time, days int) error {
-	var hours []time.Time
-	for h := 0; h < 3; h++ {
-		hours = append(hours, now.Add(time.Duration(h)*time.Hour))
+	var windows []time.Time
+	for w := time.Duration(0); w <= 2*time.Hour; w += ChunkWindow {
+		windows = append(windows, now.Add(w))
 	}
-	if err := s.EnsurePartitions(ctx, hours...); err != nil {
+	if err := s.EnsurePartitions(ctx, windows...); err != nil {
 		return err
 	}
 	var dayTimes []time.Time

@@ -81,7 +81,7 @@ func TestPartitionsAheadAndOnDemand(t *testing.T) {
 	if err := s.EnsurePartitionsAhead(ctx, now, 2); err != nil {
 		t.Fatal(err)
 	}
-	// A back-filled point from a month earlier creates its hour's partition.
+	// A back-filled point from a month earlier creates its window's partition.
 	old := time.Date(2026, 1, 10, 5, 0, 0, 0, time.UTC)
 	if err := s.WritePoints(ctx, "default", []metrics.Point{pt("x", nil, 1, old), pt("x", nil, 2, now)}); err != nil {
 		t.Fatal(err)
@@ -94,8 +94,9 @@ func TestPartitionsAheadAndOnDemand(t *testing.T) {
 	for _, p := range parts {
 		names = append(names, p.Name)
 	}
-	// Raw points by hour: the next hours ahead, and the back-filled one.
-	want := []string{"metric_points_h2026011005", "metric_points_h2026021423", "metric_points_h2026021500", "metric_points_h2026021501"}
+	// Raw points by compaction window: the next two hours ahead, and the back-filled one.
+	want := []string{"metric_points_w202601100500", "metric_points_w202602142330", "metric_points_w202602150000",
+		"metric_points_w202602150030", "metric_points_w202602150100", "metric_points_w202602150130"}
 	if fmt.Sprint(names) != fmt.Sprint(want) {
 		t.Fatalf("partitions %v, want %v", names, want)
 	}
@@ -117,8 +118,8 @@ func TestPartitionsAheadAndOnDemand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var inOld int
-	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_points_h2026011005").Scan(&inOld); err != nil || inOld != 1 {
-		t.Fatalf("back-filled point not in its hour's partition: %d %v", inOld, err)
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_points_w202601100500").Scan(&inOld); err != nil || inOld != 1 {
+		t.Fatalf("back-filled point not in its window's partition: %d %v", inOld, err)
 	}
 }
 

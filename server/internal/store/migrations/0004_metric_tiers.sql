@@ -1,6 +1,6 @@
 -- Metrics in tiers. Recent points stay raw in metric_points (now partitioned
--- by hour: an hour whose points were all compacted is dropped, which gives
--- its space back). Each closed 30-minute window of a series becomes one row
+-- by 30-minute window: once a window is compacted its partition is empty and
+-- dropped, which gives its space back). Each closed 30-minute window of a series becomes one row
 -- of metric_chunks: its samples in Prometheus' XOR encoding, and 5-minute
 -- rollups (count, sum, min, max, last) for long ranges. metric_latest holds
 -- the newest point of every series.
