@@ -270,7 +270,7 @@ func runGroups(ctx context.Context, src Source, project string, q *Query, groups
 			return out, err
 		}
 	}
-	data, err := src.ReadSeries(ctx, project, ReadRequest{IDs: ids, From: q.From, To: q.To, Step: q.Step, Values: isPercentile(q.Agg), Rollups: usesRollups(q)})
+	data, err := src.ReadSeries(ctx, project, ReadRequest{IDs: ids, From: q.From, To: q.To, Step: q.Step, Agg: q.Agg, Values: isPercentile(q.Agg), Rollups: usesRollups(q)})
 	if err != nil {
 		return nil, err
 	}

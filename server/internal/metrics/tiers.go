@@ -51,6 +51,8 @@ type ReadRequest struct {
 	Step time.Duration
 	// Values: the query needs every value (percentiles), not aggregates.
 	Values bool
+	// Agg is the aggregation; raw partials need only what it uses.
+	Agg Agg
 	// Rollups: the query can use rollups; windows wholly inside [From, To]
 	// without raw points in them may come without Data.
 	Rollups bool

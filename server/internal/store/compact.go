@@ -58,7 +58,12 @@ func (s *Store) Compact(ctx context.Context, now time.Time, budget time.Duration
 	}
 	for _, p := range parts {
 		if !p.Start.Before(closed) {
-			break
+			// The hot window: keep its statistics current, so that queries over
+			// it are planned from real row counts (a new partition has none).
+			if _, err := s.pool.Exec(ctx, "ANALYZE "+pgx.Identifier{p.Name}.Sanitize()); err != nil {
+				return res, classify(fmt.Errorf("analyze %s: %w", p.Name, err))
+			}
+			continue
 		}
 		if time.Now().After(deadline) {
 			return res, nil

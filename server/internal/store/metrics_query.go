@@ -16,12 +16,21 @@ import (
 // FindSeries returns the series of sel.Name whose labels contain sel.Labels
 // and that have a point in [sel.From, sel.To], at most sel.Limit of them.
 func (s *Store) FindSeries(ctx context.Context, project string, sel metrics.Selector) ([]metrics.SeriesRef, error) {
+	if err := s.latest.flush(ctx); err != nil { // the latest values must include this process's own points
+		return nil, err
+	}
+	// A series' newest point decides for most: inside the window, it has
+	// points there; before the window, it has none. Only when it is after the
+	// window (or unknown) do the tiers have to be asked.
 	rows, err := s.reader(ctx).Query(ctx, `
 		SELECT s.id, s.labels FROM metric_series s
+		LEFT JOIN metric_latest l ON l.series_id = s.id
 		WHERE s.project_id = $1 AND s.name = $2 AND s.labels @> $3::jsonb
-		  AND (EXISTS (SELECT 1 FROM metric_points p WHERE p.series_id = s.id AND p.ts >= $4 AND p.ts <= $5)
-		    OR EXISTS (SELECT 1 FROM metric_chunks c WHERE c.series_id = s.id AND c.start_ts > $4::timestamptz - $7::interval
-		               AND c.start_ts <= $5 AND c.max_ts >= $4 AND c.min_ts <= $5))
+		  AND CASE WHEN l.ts >= $4::timestamptz AND l.ts <= $5::timestamptz THEN true
+		           WHEN l.ts < $4::timestamptz THEN false
+		           ELSE EXISTS (SELECT 1 FROM metric_points p WHERE p.series_id = s.id AND p.ts >= $4 AND p.ts <= $5)
+		             OR EXISTS (SELECT 1 FROM metric_chunks c WHERE c.series_id = s.id AND c.start_ts > $4::timestamptz - $7::interval
+		                        AND c.start_ts <= $5 AND c.max_ts >= $4 AND c.min_ts <= $5) END
 		LIMIT $6`, project, sel.Name, metrics.CanonicalLabels(sel.Labels), sel.From, sel.To, sel.Limit, ChunkWindow)
 	if err != nil {
 		return nil, classify(fmt.Errorf("find series: %w", err))
@@ -119,32 +128,48 @@ func (sd *seriesData) list() []metrics.SeriesData {
 // bucket) in the database. Partials of compacted windows are not kept: those
 // windows go into late, to be read point by point.
 func (s *Store) readRawPartials(ctx context.Context, db querier, req metrics.ReadRequest, sd *seriesData, late map[metrics.WindowKey]bool) error {
+	// Only what the aggregation uses is computed: each aggregate costs per row.
+	sum, lo, hi, last := "0::float8", "0::float8", "0::float8", "ARRAY[0, 0]::float8[]"
+	switch req.Agg {
+	case metrics.AggAvg, metrics.AggSum:
+		sum = "sum(value)"
+	case metrics.AggMin:
+		lo = "min(value)"
+	case metrics.AggMax:
+		hi = "max(value)"
+	case metrics.AggLast:
+		// the newest point: arrays compare element by element, and times are unique per series
+		last = "max(ARRAY[extract(epoch FROM ts) * 1000000, value])"
+	}
 	rows, err := db.Query(ctx, `
 		WITH g AS (
 			SELECT series_id, date_bin($5::interval, ts, '1970-01-01T00:00:00Z') AS win,
 			       date_bin($4::interval, ts, '1970-01-01T00:00:00Z') AS bucket,
-			       count(*) AS n, sum(value) AS total, min(value) AS lo, max(value) AS hi,
-			       (array_agg(value ORDER BY ts DESC))[1] AS last, max(ts) AS last_ts
+			       count(*) AS n, `+sum+` AS total, `+lo+` AS lo, `+hi+` AS hi, `+last+` AS last, max(ts) AS latest
 			FROM metric_points
 			WHERE series_id = ANY($1::bigint[]) AND ts >= $2::timestamptz AND ts <= $3::timestamptz
 			GROUP BY 1, 2, 3)
-		SELECT g.series_id, g.win, g.bucket, g.n, g.total, g.lo, g.hi, g.last, g.last_ts,
-		       EXISTS (SELECT 1 FROM metric_chunks c WHERE c.series_id = g.series_id AND c.start_ts = g.win)
-		FROM g ORDER BY g.series_id, g.bucket`, req.IDs, req.From, req.To, req.Step, ChunkWindow)
+		SELECT g.series_id, g.win, g.bucket, g.n, g.total, g.lo, g.hi, g.last[2], g.last[1]::bigint, g.latest, ch.compacted IS NOT NULL
+		FROM g LEFT JOIN LATERAL (
+			SELECT true AS compacted FROM metric_chunks c WHERE c.series_id = g.series_id AND c.start_ts = g.win LIMIT 1) ch ON true
+		ORDER BY g.series_id, g.bucket`, req.IDs, req.From, req.To, req.Step, ChunkWindow)
 	if err != nil {
 		return classify(fmt.Errorf("read points: %w", err))
 	}
 	var id int64
-	var win, bucket, lastTS time.Time
+	var win, bucket, latest time.Time
 	var n int64
 	var b chunks.Bucket
 	var compacted bool
-	_, err = pgx.ForEachRow(rows, []any{&id, &win, &bucket, &n, &b.Sum, &b.Min, &b.Max, &b.Last, &lastTS, &compacted}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&id, &win, &bucket, &n, &b.Sum, &b.Min, &b.Max, &b.Last, &b.LastT, &latest, &compacted}, func() error {
 		if compacted {
 			late[metrics.WindowKey{Series: id, Start: win.UnixMicro()}] = true
 			return nil
 		}
-		b.Start, b.Count, b.LastT = bucket.UnixMicro(), uint32(n), lastTS.UnixMicro()
+		b.Start, b.Count = bucket.UnixMicro(), uint32(n)
+		if req.Agg != metrics.AggLast {
+			b.LastT = latest.UnixMicro() // the newest point's time: the series' freshness
+		}
 		d := sd.of(id)
 		d.Partials = append(d.Partials, b)
 		return nil

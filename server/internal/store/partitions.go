@@ -26,7 +26,10 @@ type partitioning struct {
 }
 
 var (
-	rawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_w", width: ChunkWindow, layout: "200601021504"}
+	// Raw partitions fill within minutes: have them analysed early, so that
+	// queries over the hot window are planned from real row counts.
+	rawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_w", width: ChunkWindow, layout: "200601021504",
+		with: "autovacuum_analyze_threshold = 2000, autovacuum_analyze_scale_factor = 0.05"}
 	// legacyRawPartitions are the daily raw partitions of schema versions before the tiers.
 	legacyRawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_p", width: 24 * time.Hour, layout: "20060102"}
 	// Chunk partitions keep rows short (toast_tuple_target) so that the samples
