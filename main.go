@@ -7,17 +7,18 @@ import (
 	"os"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	observabilityv1alpha1 "github.com/xtrace-dev/xtrace-operator/api/v1alpha1"
 	"github.com/xtrace-dev/xtrace-operator/controllers"
+	"github.com/xtrace-dev/xtrace-operator/internal/logging"
 )
 
 // version is set at build time (-ldflags "-X main.version=v1.2.3"); it picks the default server image.
@@ -39,10 +40,11 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probes bind to")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "enable leader election, so only one manager replica reconciles at a time")
-	logOpts := zap.Options{}
-	logOpts.BindFlags(flag.CommandLine)
+	var logFormat, logLevel string
+	flag.StringVar(&logFormat, "log-format", "json", "log format: json or text")
+	flag.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&logOpts)))
+	ctrl.SetLogger(logr.FromSlogHandler(logging.NewFor(logging.ServiceOperator, os.Stderr, logFormat, logLevel).Handler()))
 	log := ctrl.Log.WithName("setup")
 
 	opts := ctrl.Options{

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xtrace-dev/xtrace-operator/server/internal/logging"
+	"github.com/xtrace-dev/xtrace-operator/internal/logging"
 )
 
 // handlerFunc is an HTTP handler that returns its error for writeError.

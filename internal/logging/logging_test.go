@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+
+	"github.com/go-logr/logr"
 )
 
 // TestLogLinesCarryTheContractFields: timestamp, level, service, message, and
@@ -42,5 +44,22 @@ func TestLogLinesCarryTheContractFields(t *testing.T) {
 		if _, ok := first[old]; ok {
 			t.Errorf("line still has slog's %q key: %s", old, lines[0])
 		}
+	}
+}
+
+// TestOperatorLinesCarryTheContractFields: the manager logs through logr
+// (controller-runtime); its lines have the same fields, the reconcile id as
+// request_id.
+func TestOperatorLinesCarryTheContractFields(t *testing.T) {
+	var buf bytes.Buffer
+	log := logr.FromSlogHandler(NewFor(ServiceOperator, &buf, "json", "info").Handler())
+	log.WithValues("controller", "xtrace", "reconcileID", "r-7").Info("Reconciling")
+	log.V(1).Info("debug detail, below the level")
+	var line map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &line); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	if line["service"] != "xtrace-operator" || line["message"] != "Reconciling" || line["request_id"] != "r-7" || line["level"] != "INFO" || line["timestamp"] == nil {
+		t.Fatalf("fields: %s", buf.String())
 	}
 }

@@ -1,6 +1,7 @@
-// Package logging builds the server's structured logger. Every line carries
-// the fields the monitoring strategy asks of each service: timestamp, level,
-// service, message, and, inside a request, request_id and trace_id.
+// Package logging builds the structured loggers of the server and the
+// operator. Every line carries the fields the monitoring strategy asks of
+// each service: timestamp, level, service, message, and, inside a request
+// (or a reconcile), request_id and trace_id.
 package logging
 
 import (
@@ -9,12 +10,18 @@ import (
 	"log/slog"
 )
 
-// Service is the value of the "service" field.
-const Service = "xtrace"
+// The services, the value of the "service" field.
+const (
+	Service         = "xtrace"
+	ServiceOperator = "xtrace-operator"
+)
 
-// New returns a logger writing JSON (format "json") or logfmt-like text
+// New returns the server's logger: JSON (format "json") or logfmt-like text
 // ("text") at the given level ("debug", "info", "warn", "error").
-func New(w io.Writer, format, level string) *slog.Logger {
+func New(w io.Writer, format, level string) *slog.Logger { return NewFor(Service, w, format, level) }
+
+// NewFor is New for the given service.
+func NewFor(service string, w io.Writer, format, level string) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(level))
 	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: rename}
@@ -24,10 +31,11 @@ func New(w io.Writer, format, level string) *slog.Logger {
 	} else {
 		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(contextHandler{h}).With("service", Service)
+	return slog.New(contextHandler{h}).With("service", service)
 }
 
-// rename gives the built-in keys the names of the logs contract.
+// rename gives the built-in keys the names of the logs contract (and the
+// controller runtime's reconcile id the name of a request id).
 func rename(groups []string, a slog.Attr) slog.Attr {
 	if len(groups) > 0 {
 		return a
@@ -37,6 +45,8 @@ func rename(groups []string, a slog.Attr) slog.Attr {
 		a.Key = "timestamp"
 	case slog.MessageKey:
 		a.Key = "message"
+	case "reconcileID":
+		a.Key = "request_id"
 	}
 	return a
 }
