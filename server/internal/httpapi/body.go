@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/snappy"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
@@ -53,8 +54,15 @@ const minReservation = 64 << 10
 // ends (parsing and the commit wait hold the decoded data). Read failures
 // caused by the client become 400/408, not server errors.
 func (a *API) readBody(r *http.Request) ([]byte, error) {
+	return a.readEncodedBody(r, r.Header.Get("Content-Encoding"))
+}
+
+// readEncodedBody is readBody for a body in the given Content-Encoding
+// (remote-write bodies are snappy-compressed whether or not the header says
+// so). Snappy (block format) is inflated within the same limit as gzip.
+func (a *API) readEncodedBody(r *http.Request, encoding string) ([]byte, error) {
 	limit := a.cfg.MaxRequestBodyBytes
-	encoding := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	encoding = strings.ToLower(strings.TrimSpace(encoding))
 	expected := limit // unknown length or compressed: assume the worst
 	if (encoding == "" || encoding == "identity") && r.ContentLength >= 0 {
 		expected = r.ContentLength
@@ -68,6 +76,8 @@ func (a *API) readBody(r *http.Request) ([]byte, error) {
 	var src io.Reader = r.Body
 	switch encoding {
 	case "", "identity":
+	case "snappy":
+		return readSnappy(r.Body, limit)
 	case "gzip":
 		zr, err := gzip.NewReader(r.Body)
 		if err != nil {
@@ -81,7 +91,7 @@ func (a *API) readBody(r *http.Request) ([]byte, error) {
 		defer zr.Close()
 		src = zr
 	default:
-		return nil, errs.InvalidField("Content-Encoding", "%s is not supported (use gzip or none)", strconv.Quote(clip(encoding, 32)))
+		return nil, errs.InvalidField("Content-Encoding", "%s is not supported (use gzip, snappy or none)", strconv.Quote(clip(encoding, 32)))
 	}
 	var buf bytes.Buffer
 	if expected > 0 && expected <= limit {
@@ -98,6 +108,33 @@ func (a *API) readBody(r *http.Request) ([]byte, error) {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
 	return buf.Bytes(), nil
+}
+
+// readSnappy reads a snappy block (Prometheus remote-write's compression) of
+// at most limit bytes that inflates to at most limit bytes.
+func readSnappy(body io.Reader, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(body, limit+1)); err != nil {
+		if clientErr := clientReadError(err); clientErr != nil {
+			return nil, clientErr
+		}
+		return nil, err
+	}
+	if int64(buf.Len()) > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	n, err := snappy.DecodedLen(buf.Bytes())
+	if err != nil {
+		return nil, errs.InvalidField("body", "Content-Encoding is snappy but the body is not snappy data")
+	}
+	if int64(n) > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	out, err := snappy.Decode(nil, buf.Bytes())
+	if err != nil {
+		return nil, errs.InvalidField("body", "corrupt snappy data")
+	}
+	return out, nil
 }
 
 // clientReadError classifies a failure to read the request body: too large

@@ -17,11 +17,8 @@ func (a *API) pushMetrics(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(points) > 0 {
-		if err := a.points.Submit(r.Context(), points, len(points)); err != nil {
-			return err
-		}
-		a.tel.PointsWritten.Add(float64(len(points)))
+	if err := a.submitPoints(r.Context(), points); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"accepted": len(points)})
 	return nil

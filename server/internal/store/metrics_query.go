@@ -67,6 +67,8 @@ func (s *Store) AggregateGroups(ctx context.Context, _ string, groups []metrics.
 				FROM unnest($1::bigint[], $2::int[]) AS g(series_id, grp)
 				JOIN metric_points p ON p.series_id = g.series_id
 				WHERE p.ts >= $4 AND p.ts <= $5
+				  -- NaN, ±Inf and Prometheus' staleness markers (remote-write) are not numbers JSON can carry
+				  AND p.value NOT IN ('NaN', 'Infinity', '-Infinity')
 				GROUP BY 1, 2
 			) buckets
 		) ranked
