@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
@@ -63,6 +64,10 @@ type Result struct {
 // target_info samples as Prometheus does.
 func Translate(ctx context.Context, md pmetric.Metrics, now time.Time, lookbackDelta time.Duration) (*Result, error) {
 	app := &appender{now: now}
+	// Out-of-range data points go first: the translator repeats target_info
+	// over the span of a resource's timestamps, which one stray timestamp
+	// (a unit mistake, 1970) would stretch over decades.
+	dropOutOfRange(md, now, app)
 	otlp := config.DefaultOTLPConfig
 	conv := prometheusremotewrite.NewPrometheusConverter(app)
 	_, err := conv.FromMetrics(ctx, md, prometheusremotewrite.Settings{
@@ -90,6 +95,40 @@ func Translate(ctx context.Context, md pmetric.Metrics, now time.Time, lookbackD
 		}
 	}
 	return res, nil
+}
+
+// dropOutOfRange removes the data points whose timestamps the store does
+// not accept, counting them as rejected.
+func dropOutOfRange(md pmetric.Metrics, now time.Time, app *appender) {
+	outside := func(name string, ts pcommon.Timestamp) bool {
+		_, err := metrics.SampleTime(int64(ts)/1e6, now)
+		if err != nil {
+			app.reject(fmt.Sprintf("%s: %s", name, errs.WithField(err, "dataPoint").Error()))
+		}
+		return err != nil
+	}
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				m := ms.At(k)
+				switch m.Type() {
+				case pmetric.MetricTypeGauge:
+					m.Gauge().DataPoints().RemoveIf(func(dp pmetric.NumberDataPoint) bool { return outside(m.Name(), dp.Timestamp()) })
+				case pmetric.MetricTypeSum:
+					m.Sum().DataPoints().RemoveIf(func(dp pmetric.NumberDataPoint) bool { return outside(m.Name(), dp.Timestamp()) })
+				case pmetric.MetricTypeHistogram:
+					m.Histogram().DataPoints().RemoveIf(func(dp pmetric.HistogramDataPoint) bool { return outside(m.Name(), dp.Timestamp()) })
+				case pmetric.MetricTypeExponentialHistogram:
+					m.ExponentialHistogram().DataPoints().RemoveIf(func(dp pmetric.ExponentialHistogramDataPoint) bool { return outside(m.Name(), dp.Timestamp()) })
+				case pmetric.MetricTypeSummary:
+					m.Summary().DataPoints().RemoveIf(func(dp pmetric.SummaryDataPoint) bool { return outside(m.Name(), dp.Timestamp()) })
+				}
+			}
+		}
+	}
 }
 
 func firstLine(err error) string {

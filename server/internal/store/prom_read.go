@@ -150,8 +150,8 @@ func (s *Store) scanSeries(ctx context.Context, q SeriesQuery, fn func(id int64,
 }
 
 func (s *Store) scanSeriesOnce(ctx context.Context, q SeriesQuery, regexPushdown bool, fn func(id int64, ls labels.Labels) error) error {
-	b, _ := seriesFilter(q, regexPushdown)
-	rows, err := s.pool.Query(ctx, `SELECT s.id, s.name, s.labels FROM metric_series s WHERE `+b.where(), b.args...)
+	sql, args := selectSeriesSQL(q, regexPushdown)
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return classify(fmt.Errorf("select series: %w", err))
 	}
@@ -183,6 +183,11 @@ func (s *Store) scanSeriesOnce(ctx context.Context, q SeriesQuery, regexPushdown
 	return classify(err)
 }
 
+func selectSeriesSQL(q SeriesQuery, regexPushdown bool) (string, []any) {
+	f, _ := seriesFilter(q, regexPushdown)
+	return `SELECT s.id, s.name, s.labels FROM metric_series s WHERE ` + f.where(), f.args
+}
+
 func isInvalidRegex(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "2201B"
@@ -200,9 +205,7 @@ func (s *Store) ReadSamples(ctx context.Context, ids []int64, mint, maxt int64, 
 	for start := 0; start < len(ids); start += idsPerStatement {
 		chunk := ids[start:min(len(ids), start+idsPerStatement)]
 		batches := make(map[int64]*SampleBatch, len(chunk))
-		rows, err := s.pool.Query(ctx, `SELECT p.series_id, p.ts, p.value FROM metric_points p
-			WHERE p.series_id = ANY($1) AND p.ts >= $2 AND p.ts <= $3`,
-			chunk, time.UnixMilli(mint).UTC(), time.UnixMilli(maxt).UTC().Add(time.Millisecond-time.Microsecond))
+		rows, err := s.pool.Query(ctx, readSamplesSQL, chunk, time.UnixMilli(mint).UTC(), time.UnixMilli(maxt).UTC().Add(time.Millisecond-time.Microsecond))
 		if err != nil {
 			return classify(fmt.Errorf("read samples: %w", err))
 		}
@@ -242,6 +245,9 @@ func (s *Store) ReadSamples(ctx context.Context, ids []int64, mint, maxt int64, 
 	}
 	return nil
 }
+
+const readSamplesSQL = `SELECT p.series_id, p.ts, p.value FROM metric_points p
+	WHERE p.series_id = ANY($1) AND p.ts >= $2 AND p.ts <= $3`
 
 // sortBatch puts a batch in time order (rows come in physical order, which
 // is usually already sorted) and keeps the last of equal timestamps.
