@@ -128,7 +128,7 @@ func TestDuplicatesAndOutOfOrderLastWriteWins(t *testing.T) {
 	t0 := base()
 	lbls := series("ooo", "k", "v")
 	mustWrite(t, s, servertest.Series(lbls, at(t0.Add(10*time.Second), 1)))
-	mustWrite(t, s, servertest.Series(lbls, at(t0, 2)))                      // older than what is stored: accepted
+	mustWrite(t, s, servertest.Series(lbls, at(t0, 2)))                     // older than what is stored: accepted
 	mustWrite(t, s, servertest.Series(lbls, at(t0.Add(10*time.Second), 3))) // same timestamp: replaces
 	got := rangeQuery(t, s, "ooo", t0, t0.Add(10*time.Second), 10*time.Second)
 	if len(got) != 1 || len(got[0].Values) != 2 || got[0].Values[0].V != "2" || got[0].Values[1].V != "3" {

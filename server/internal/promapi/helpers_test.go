@@ -136,7 +136,9 @@ func unix(t time.Time) string { return strconv.FormatFloat(float64(t.UnixMilli()
 // series is a remote-write series of name with alternating label names and values.
 func series(name string, lbls ...string) []string { return append([]string{"__name__", name}, lbls...) }
 
-func at(t time.Time, v float64) prompb.Sample { return prompb.Sample{Timestamp: t.UnixMilli(), Value: v} }
+func at(t time.Time, v float64) prompb.Sample {
+	return prompb.Sample{Timestamp: t.UnixMilli(), Value: v}
+}
 
 func mustWrite(t *testing.T, s *servertest.Server, ts ...prompb.TimeSeries) {
 	t.Helper()

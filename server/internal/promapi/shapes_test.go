@@ -107,7 +107,9 @@ func TestErrorsInPrometheusShape(t *testing.T) {
 	mustWrite(t, s, servertest.Series(series("dense", "k", "v"), samples...))
 	mustWrite(t, s, servertest.Series(series("dup", "a", "1", "b", "x"), at(t0, 1)), servertest.Series(series("dup", "a", "1", "b", "y"), at(t0, 2)))
 
-	q := func(query string) url.Values { return url.Values{"query": {query}, "time": {unix(t0.Add(time.Minute))}} }
+	q := func(query string) url.Values {
+		return url.Values{"query": {query}, "time": {unix(t0.Add(time.Minute))}}
+	}
 	prom(t, s, false, "/api/v1/query", q("sum(")).failed(t, 400, "bad_data", `invalid parameter "query"`)
 	prom(t, s, false, "/api/v1/query", url.Values{"query": {"1"}, "time": {"yesterday"}}).failed(t, 400, "bad_data", `invalid parameter "time"`)
 	prom(t, s, false, "/api/v1/query_range", url.Values{"query": {"1"}, "start": {"10"}, "end": {"5"}, "step": {"1"}}).failed(t, 400, "bad_data", "end timestamp must not be before start time")

@@ -137,7 +137,9 @@ func TestSelectSeriesMatchesLikePrometheus(t *testing.T) {
 	}
 }
 
-func m(typ labels.MatchType, name, value string) *labels.Matcher { return labels.MustNewMatcher(typ, name, value) }
+func m(typ labels.MatchType, name, value string) *labels.Matcher {
+	return labels.MustNewMatcher(typ, name, value)
+}
 
 func matchAll(ms []*labels.Matcher, ls labels.Labels) bool {
 	for _, m := range ms {
