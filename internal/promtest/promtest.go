@@ -8,6 +8,7 @@ package promtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,9 +24,20 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 )
 
-// ModuleVersion is the version of github.com/prometheus/prometheus in go.mod;
-// the reference binary is built from it.
-const ModuleVersion = "v0.316.0"
+// moduleVersion reads the version of github.com/prometheus/prometheus from
+// go.mod under root; the reference binary is built from it.
+func moduleVersion(root string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "github.com/prometheus/prometheus" {
+			return f[1], nil
+		}
+	}
+	return "", errors.New("go.mod does not require github.com/prometheus/prometheus")
+}
 
 // EnvBinary names a prometheus binary to use instead of the built one.
 const EnvBinary = "XTRACE_TEST_PROMETHEUS"
@@ -39,7 +51,11 @@ func Binary() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	p := filepath.Join(root, "bin", "prometheus", ModuleVersion, "prometheus")
+	version, err := moduleVersion(root)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(root, "bin", "prometheus", version, "prometheus")
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("reference Prometheus not found at %s: run `make prometheus` (hack/build-prometheus.sh builds it from source) or set %s", p, EnvBinary)
 	}
