@@ -189,7 +189,6 @@ func loadFleet(t *testing.T, s *servertest.Server, from, to time.Time) {
 	mustWrite(t, s, written...)
 }
 
-
 func formatLe(le float64) string {
 	if math.IsInf(le, 1) {
 		return "+Inf"
