@@ -1,9 +1,10 @@
 // Command bench is `make bench`: it starts a throwaway PostgreSQL and the real
 // xtrace binary, loads the Nebula fleet profile over HTTP, and prints, from one
 // run: end-to-end ingest points/s next to raw COPY of the same points into the
-// same schema (the ratio is the figure), bytes per point on disk, query
-// latency percentiles of the router/dashboard/fleet queries (SPEC §7.1), and
-// the time to prune one day. Results also go to a JSON file.
+// same schema (the ratio is the figure), the same profile through Prometheus
+// remote-write, bytes per point on disk, query latency percentiles of the
+// router/dashboard/fleet queries (SPEC §7.1) in the native API and in PromQL,
+// and the time to prune one day. Results also go to a JSON file.
 package main
 
 import (
@@ -76,6 +77,7 @@ const (
 	benchToken = "bench-token"
 	serverDB   = "bench_server"
 	copyDB     = "bench_copy"
+	rwDB       = "bench_remote_write"
 )
 
 func run(o options) error {
@@ -93,8 +95,10 @@ func run(o options) error {
 		{"raw copy", b.rawCopy},
 		{"start server", b.startServer},
 		{"ingest", b.ingest},
+		{"remote-write ingest", b.remoteWriteIngest},
 		{"storage", b.storage},
 		{"queries", b.queries},
+		{"PromQL queries", b.promqlQueries},
 		{"trace ingest", b.traceIngest},
 		{"prune", b.prune},
 	}
@@ -111,8 +115,7 @@ func (b *bench) points() int { return len(b.fleet) * b.o.steps }
 
 func (b *bench) close() {
 	if b.server != nil {
-		_ = b.server.Process.Signal(syscall.SIGTERM)
-		_ = b.server.Wait()
+		stopServer(b.server)
 	}
 	if b.cluster != nil {
 		b.cluster.Stop()
@@ -135,7 +138,7 @@ func (b *bench) startPostgres(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, db := range []string{serverDB, copyDB} {
+	for _, db := range []string{serverDB, copyDB, rwDB} {
 		if err := b.cluster.CreateDatabase(ctx, db); err != nil {
 			return err
 		}
@@ -205,22 +208,37 @@ func (b *bench) rawCopy(ctx context.Context) error {
 }
 
 func (b *bench) startServer(_ context.Context) error {
+	var err error
+	b.server, b.base, err = launchServer(b.o.server, b.cluster.URL(serverDB))
+	return err
+}
+
+// launchServer starts the xtrace binary on a database and waits until it is ready.
+func launchServer(binary, dbURL string) (*exec.Cmd, string, error) {
 	port, err := devproc.FreePort()
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	b.base = fmt.Sprintf("http://127.0.0.1:%d", port)
-	b.server = exec.Command(b.o.server, "serve")
-	b.server.Env = append(os.Environ(), "DATABASE_URL="+b.cluster.URL(serverDB), "API_BEARER_TOKEN="+benchToken,
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "API_BEARER_TOKEN="+benchToken,
 		"BIND_ADDR=127.0.0.1:"+strconv.Itoa(port), "RATE_LIMIT_QPS=100000", "RATE_LIMIT_BURST=100000",
 		"XTRACE_LOG_LEVEL=warn", "XTRACE_RETENTION_INTERVAL=0")
-	b.server.Stdout, b.server.Stderr = os.Stderr, os.Stderr
-	b.server.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := b.server.Start(); err != nil {
-		b.server = nil
-		return fmt.Errorf("start %s: %w", b.o.server, err)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start %s: %w", binary, err)
 	}
-	return devproc.WaitOK(b.base+"/readyz", 60*time.Second, nil)
+	if err := devproc.WaitOK(base+"/readyz", 60*time.Second, nil); err != nil {
+		stopServer(cmd)
+		return nil, "", err
+	}
+	return cmd, base, nil
+}
+
+func stopServer(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
 }
 
 func (b *bench) ingest(_ context.Context) error {
@@ -272,7 +290,7 @@ func (b *bench) queries(_ context.Context) error {
 			"step": {"1h"}, "agg": {"avg"}, "group_by": {"node_id"}}.Encode()},
 	}
 	for _, q := range mix {
-		ms, err := measure(b.base, benchToken, q.query, b.o.reps)
+		ms, err := measure(b.base, benchToken, "/api/public/metrics/query?"+q.query, b.o.reps)
 		if err != nil {
 			return fmt.Errorf("%s query: %w", q.name, err)
 		}
@@ -342,6 +360,12 @@ func (b *bench) report() error {
 	}{{"router", 10}, {"dashboard", 25}, {"fleet", 500}} {
 		l := b.latency[q.name]
 		fmt.Printf("%-34s %4.1f / %4.1f / %5.1f   (p95 target ≤ %.0f ms)\n", q.name+" query p50/p95/p99 (ms)", l[0], l[1], l[2], q.target)
+	}
+	fmt.Printf("%-34s %14.0f\n", "remote-write ingest (samples/s)", r["remote_write_samples_per_s"])
+	fmt.Printf("%-34s %14.3f   (same profile, %d writers, snappy protobuf)\n", "remote-write / raw COPY", r["remote_write_ratio"], b.o.clients)
+	for _, name := range []string{"router", "dashboard", "fleet"} {
+		fmt.Printf("%-34s %4.1f / %4.1f / %5.1f\n", "PromQL "+name+" p50/p95/p99 (ms)",
+			r["promql_"+name+"_p50_ms"], r["promql_"+name+"_p95_ms"], r["promql_"+name+"_p99_ms"])
 	}
 	fmt.Printf("%-34s %14.4f   (target ≤ 1 s; %d points)\n", "prune one day (s)", r["prune_day_s"], b.pruned)
 	fmt.Printf("%-34s %14.0f   (%d clients, 1 trace + 2 observations per request)\n", "trace ingest /v1/l/batch (traces/s)", r["traces_per_s"], b.o.clients)

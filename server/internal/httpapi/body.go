@@ -64,8 +64,8 @@ func (a *API) readEncodedBody(r *http.Request, encoding string) ([]byte, error) 
 	limit := a.cfg.MaxRequestBodyBytes
 	encoding = strings.ToLower(strings.TrimSpace(encoding))
 	expected := limit // unknown length or compressed: assume the worst
-	if (encoding == "" || encoding == "identity") && r.ContentLength >= 0 {
-		expected = r.ContentLength
+	if (encoding == "" || encoding == "identity" || encoding == "snappy") && r.ContentLength >= 0 {
+		expected = r.ContentLength // snappy reserves its decoded size once its header says it
 	}
 	release, err := a.bodies.reserve(r.Context(), max(expected, minReservation))
 	if err != nil {
@@ -77,7 +77,7 @@ func (a *API) readEncodedBody(r *http.Request, encoding string) ([]byte, error) 
 	switch encoding {
 	case "", "identity":
 	case "snappy":
-		return readSnappy(r.Body, limit)
+		return a.readSnappy(r, limit)
 	case "gzip":
 		zr, err := gzip.NewReader(r.Body)
 		if err != nil {
@@ -111,10 +111,15 @@ func (a *API) readEncodedBody(r *http.Request, encoding string) ([]byte, error) 
 }
 
 // readSnappy reads a snappy block (Prometheus remote-write's compression) of
-// at most limit bytes that inflates to at most limit bytes.
-func readSnappy(body io.Reader, limit int64) ([]byte, error) {
+// at most limit bytes that inflates to at most limit bytes. The block's
+// header gives its decoded size, which is reserved in the body budget before
+// it is inflated (the compressed size already is).
+func (a *API) readSnappy(r *http.Request, limit int64) ([]byte, error) {
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(body, limit+1)); err != nil {
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		buf.Grow(int(r.ContentLength) + 1)
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
 		if clientErr := clientReadError(err); clientErr != nil {
 			return nil, clientErr
 		}
@@ -130,6 +135,11 @@ func readSnappy(body io.Reader, limit int64) ([]byte, error) {
 	if int64(n) > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
+	release, err := a.bodies.reserve(r.Context(), int64(n))
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(r.Context(), release)
 	out, err := snappy.Decode(nil, buf.Bytes())
 	if err != nil {
 		return nil, errs.InvalidField("body", "corrupt snappy data")
