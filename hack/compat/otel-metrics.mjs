@@ -7,35 +7,9 @@ import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { OTLPMetricExporter as JSONExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { OTLPMetricExporter as ProtoExporter } from "@opentelemetry/exporter-metrics-otlp-proto";
+import { basic, RecordingExporter } from "./recording-exporter.mjs";
 
 const baseUrl = process.env.XTRACE_URL;
-const basic = "Basic " + Buffer.from(`${process.env.XTRACE_PUBLIC_KEY}:${process.env.XTRACE_SECRET_KEY}`).toString("base64");
-
-// Records every export's result code, so a failed export cannot hide behind a resolved forceFlush.
-class RecordingExporter {
-  constructor(inner) {
-    this.inner = inner;
-    this.results = [];
-  }
-  export(metrics, done) {
-    this.inner.export(metrics, (result) => {
-      this.results.push(result);
-      done(result);
-    });
-  }
-  selectAggregationTemporality(kind) {
-    return this.inner.selectAggregationTemporality(kind);
-  }
-  selectAggregation(kind) {
-    return this.inner.selectAggregation(kind);
-  }
-  forceFlush() {
-    return this.inner.forceFlush();
-  }
-  shutdown() {
-    return this.inner.shutdown();
-  }
-}
 
 async function promql(query) {
   const url = `${baseUrl}/api/v1/query?${new URLSearchParams({ query })}`;

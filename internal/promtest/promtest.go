@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -65,7 +64,7 @@ func Binary() (string, error) {
 // Server is a running Prometheus.
 type Server struct {
 	URL string
-	log *tail
+	log *devproc.Tail
 }
 
 // Start runs Prometheus with the given configuration file contents until
@@ -87,7 +86,7 @@ func Start(t testing.TB, config string) *Server {
 	}
 	cmd := devproc.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port), "--log.level=warn")
-	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), log: &tail{}}
+	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), log: &devproc.Tail{Max: 8192}}
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -110,7 +109,7 @@ func Start(t testing.TB, config string) *Server {
 }
 
 // Log is the end of Prometheus' output, for failure messages.
-func (s *Server) Log() string { return s.log.String() }
+func (s *Server) Log() string { return strings.TrimSpace(s.log.String()) }
 
 // API calls an endpoint of Prometheus' HTTP API and returns the "data" of a success.
 func (s *Server) API(ctx context.Context, path string, params url.Values) (json.RawMessage, error) {
@@ -148,26 +147,4 @@ func Get(ctx context.Context, base, auth, path string, params url.Values) (json.
 		return nil, fmt.Errorf("%s %s %v: %d %s", base, path, params, resp.StatusCode, env.Error)
 	}
 	return env.Data, nil
-}
-
-// tail keeps the last 8 KiB of a process's output.
-type tail struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - 8192; over > 0 {
-		t.buf = t.buf[over:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.buf))
 }

@@ -259,23 +259,30 @@ func (b *bench) ingest(_ context.Context) error {
 
 // storage measures bytes per point (tables + indexes) of the server's database.
 func (b *bench) storage(ctx context.Context) error {
-	st, err := openStore(ctx, b.cluster.URL(serverDB), 2)
+	stats, err := storedPoints(ctx, b.cluster.URL(serverDB), b.points())
 	if err != nil {
 		return err
-	}
-	defer st.Close()
-	stats, err := st.MetricStorage(ctx)
-	if err != nil {
-		return err
-	}
-	if stats.Points != int64(b.points()) {
-		return fmt.Errorf("server stored %d points, pushed %d", stats.Points, b.points())
 	}
 	n := float64(b.points())
 	b.result["bytes_per_point"] = round(float64(stats.TotalBytes)/n, 1)
 	b.result["table_bytes_per_point"] = round(float64(stats.TableBytes)/n, 1)
 	b.result["index_bytes_per_point"] = round(float64(stats.TotalBytes-stats.TableBytes)/n, 1)
 	return nil
+}
+
+// storedPoints returns the storage figures of a server's database after
+// checking that it holds every point sent.
+func storedPoints(ctx context.Context, dbURL string, sent int) (store.StorageStats, error) {
+	st, err := openStore(ctx, dbURL, 2)
+	if err != nil {
+		return store.StorageStats{}, err
+	}
+	defer st.Close()
+	stats, err := st.MetricStorage(ctx)
+	if err == nil && stats.Points != int64(sent) {
+		err = fmt.Errorf("the server stored %d points, %d were sent", stats.Points, sent)
+	}
+	return stats, err
 }
 
 // queries measures the latency of the query mix of SPEC §7.1 over HTTP.

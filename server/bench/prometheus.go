@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -63,21 +59,13 @@ func (b *bench) remoteWriteIngest(ctx context.Context) error {
 		}
 	}
 
-	took, retries, err := send(base, bodies, b.o.clients)
+	took, retries, err := postAll(base+"/api/v1/write", bodies, b.o.clients, http.StatusNoContent, "Authorization", "Bearer "+benchToken,
+		"Content-Type", remotewrite.ContentTypeV1, "Content-Encoding", "snappy", "X-Prometheus-Remote-Write-Version", "0.1.0")
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, b.cluster.URL(rwDB), 2)
-	if err != nil {
+	if _, err := storedPoints(ctx, b.cluster.URL(rwDB), b.points()); err != nil {
 		return err
-	}
-	defer st.Close()
-	stats, err := st.MetricStorage(ctx)
-	if err != nil {
-		return err
-	}
-	if stats.Points != int64(b.points()) {
-		return fmt.Errorf("remote-write stored %d samples, sent %d", stats.Points, b.points())
 	}
 	rate := float64(b.points()) / took.Seconds()
 	fmt.Printf("remote-write: %d samples in %s (%d writers, %d samples per request, %d retries after 429)\n",
@@ -85,57 +73,6 @@ func (b *bench) remoteWriteIngest(ctx context.Context) error {
 	b.result["remote_write_samples_per_s"] = round(rate, 0)
 	b.result["remote_write_ratio"] = round(rate/b.result["copy_points_per_s"], 3)
 	return nil
-}
-
-// send posts the remote-write bodies with the given number of writers and
-// returns how long it took; a 429 is retried as Prometheus retries it.
-func send(base string, bodies [][]byte, writers int) (time.Duration, int64, error) {
-	queue := make(chan []byte, len(bodies))
-	for _, b := range bodies {
-		queue <- b
-	}
-	close(queue)
-	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: writers}}
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
-	var retries atomic.Int64
-	began := time.Now()
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for body := range queue {
-				for attempt := 0; ; attempt++ {
-					req, _ := http.NewRequest("POST", base+"/api/v1/write", bytes.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+benchToken)
-					req.Header.Set("Content-Type", remotewrite.ContentTypeV1)
-					req.Header.Set("Content-Encoding", "snappy")
-					req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-					resp, err := client.Do(req)
-					if err == nil {
-						_, _ = io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-						if resp.StatusCode == http.StatusNoContent {
-							break
-						}
-						if resp.StatusCode == http.StatusTooManyRequests && attempt < 100 {
-							retries.Add(1)
-							time.Sleep(50 * time.Millisecond)
-							continue
-						}
-						err = fmt.Errorf("remote write answered %d", resp.StatusCode)
-					}
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, 0, err
-	}
-	return time.Since(began), retries.Load(), nil
 }
 
 // promqlQueries measures the query mix of SPEC §7.1 expressed in PromQL

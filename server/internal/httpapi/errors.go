@@ -132,6 +132,13 @@ func internal() response {
 // writeError answers with the error model. Server-side failures are logged
 // with the request id; the client never sees their cause.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	resp := describeAndLog(w, r, log, err)
+	writeJSON(w, resp.status, errorBody{Message: resp.message, Code: resp.code, Meta: resp.meta})
+}
+
+// describeAndLog describes err, logs server-side failures with the request
+// id and sets Retry-After; the caller writes the body in its API's shape.
+func describeAndLog(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) response {
 	resp := describe(err)
 	if resp.logLevel >= slog.LevelInfo {
 		log.Log(r.Context(), resp.logLevel, "request failed", "route", r.Pattern, "status", resp.status, "error", err)
@@ -139,7 +146,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if resp.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(resp.retryAfter.Seconds())))))
 	}
-	writeJSON(w, resp.status, errorBody{Message: resp.message, Code: resp.code, Meta: resp.meta})
+	return resp
 }
 
 // writePromError answers in the Prometheus API's error shape,
@@ -148,13 +155,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 // unavailable, 499 canceled, 500 internal) and, for what only xtrace
 // answers, 401 unauthorized, 404 not_found and 429 unavailable (with Retry-After).
 func writePromError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	resp := describe(err)
-	if resp.logLevel >= slog.LevelInfo {
-		log.Log(r.Context(), resp.logLevel, "request failed", "route", r.Pattern, "status", resp.status, "error", err)
-	}
-	if resp.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(resp.retryAfter.Seconds())))))
-	}
+	resp := describeAndLog(w, r, log, err)
 	writeJSON(w, resp.status, map[string]string{"status": "error", "errorType": promErrorType(resp.status, err), "error": resp.message})
 }
 

@@ -41,18 +41,24 @@ func (a *API) otlpTraces(w http.ResponseWriter, r *http.Request) error {
 		}
 		a.tel.ObservationsWrote.Add(float64(res.Accepted))
 	}
+	writeExportResponse(w, protobuf, "rejectedSpans", res.Rejected, res.Problem)
+	return nil
+}
+
+// writeExportResponse answers an OTLP export in the request's encoding:
+// empty, or with partialSuccess {<rejectedField>, errorMessage}.
+func writeExportResponse(w http.ResponseWriter, protobuf bool, rejectedField string, rejected int, problem string) {
 	if protobuf {
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(exportResponse(res.Rejected, res.Problem))
-		return nil
+		_, _ = w.Write(exportResponse(rejected, problem))
+		return
 	}
 	out := map[string]any{}
-	if res.Rejected > 0 {
-		out["partialSuccess"] = map[string]any{"rejectedSpans": res.Rejected, "errorMessage": res.Problem}
+	if rejected > 0 {
+		out["partialSuccess"] = map[string]any{rejectedField: rejected, "errorMessage": problem}
 	}
 	writeJSON(w, http.StatusOK, out)
-	return nil
 }
 
 // otlpProtobuf tells an OTLP/HTTP request's encoding from its Content-Type:

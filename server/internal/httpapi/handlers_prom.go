@@ -70,17 +70,7 @@ func (a *API) otlpMetrics(w http.ResponseWriter, r *http.Request) error {
 	if err := a.submitPoints(r.Context(), res.Points); err != nil {
 		return err
 	}
-	if protobuf {
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(exportResponse(res.Rejected, res.Problem))
-		return nil
-	}
-	out := map[string]any{}
-	if res.Rejected > 0 {
-		out["partialSuccess"] = map[string]any{"rejectedDataPoints": res.Rejected, "errorMessage": res.Problem}
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeExportResponse(w, protobuf, "rejectedDataPoints", res.Rejected, res.Problem)
 	return nil
 }
 

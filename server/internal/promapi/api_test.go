@@ -118,6 +118,11 @@ func TestRemoteWriteV2(t *testing.T) {
 	if len(got) != 1 || got[0].Value.V != "8" {
 		t.Fatalf("v2 samples read back as %+v", got)
 	}
+	bad := encodeV2(t, []string{"", "__name__", "x"}, []uint32{1, 7}, at(t0, 1))
+	resp = s.Do(t, "POST", "/api/v1/write", bad, "Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request", "Content-Encoding", "snappy")
+	if resp.Status != 400 || !strings.Contains(string(resp.Body), "beyond the 3 symbols") {
+		t.Fatalf("a reference beyond the symbols table: %d %s", resp.Status, resp.Body)
+	}
 }
 
 // The same point pushed twice, or out of order, follows the store's rule:

@@ -112,63 +112,56 @@ type queryData struct {
 
 // Query: GET|POST /api/v1/query.
 func (a *API) Query(w http.ResponseWriter, r *http.Request) error {
-	if err := parseForm(r); err != nil {
-		return err
-	}
-	limit, err := limitParam(r)
-	if err != nil {
-		return err
-	}
-	ts, err := timeParam(r, "time", a.o.Now())
-	if err != nil {
-		return err
-	}
-	ctx, cancel, err := a.queryContext(r)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	opts, err := queryOpts(r)
-	if err != nil {
-		return err
-	}
-	qs := r.FormValue("query")
-	q, err := a.engine.NewInstantQuery(ctx, a.queryable(r), opts, qs, ts)
-	if err != nil {
-		return constructionError(err)
-	}
-	return a.run(ctx, w, q, qs, limit)
+	return a.evaluate(w, r, func(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string) (promql.Query, error) {
+		ts, err := timeParam(r, "time", a.o.Now())
+		if err != nil {
+			return nil, err
+		}
+		return a.engine.NewInstantQuery(ctx, q, opts, qs, ts)
+	})
 }
 
 // QueryRange: GET|POST /api/v1/query_range.
 func (a *API) QueryRange(w http.ResponseWriter, r *http.Request) error {
+	return a.evaluate(w, r, func(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string) (promql.Query, error) {
+		start, err := requiredTimeParam(r, "start")
+		if err != nil {
+			return nil, err
+		}
+		end, err := requiredTimeParam(r, "end")
+		if err != nil {
+			return nil, err
+		}
+		if end.Before(start) {
+			return nil, invalidParam("end", errors.New("end timestamp must not be before start time"))
+		}
+		step, err := parseDuration(r.FormValue("step"))
+		if err != nil {
+			return nil, invalidParam("step", err)
+		}
+		if step <= 0 {
+			return nil, invalidParam("step", errors.New("zero or negative query resolution step widths are not accepted. Try a positive integer"))
+		}
+		if end.Sub(start)/step > maxPointsPerSeries {
+			return nil, badData("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
+		}
+		return a.engine.NewRangeQuery(ctx, q, opts, qs, start, end, step)
+	})
+}
+
+// buildQuery reads a query's own parameters and builds it; its errors are
+// already error kinds, except the engine's, which constructionError words.
+type buildQuery func(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string) (promql.Query, error)
+
+// evaluate reads the parameters query and range queries share (limit,
+// timeout, lookback_delta), builds the query and runs it.
+func (a *API) evaluate(w http.ResponseWriter, r *http.Request, build buildQuery) error {
 	if err := parseForm(r); err != nil {
 		return err
 	}
 	limit, err := limitParam(r)
 	if err != nil {
 		return err
-	}
-	start, err := requiredTimeParam(r, "start")
-	if err != nil {
-		return err
-	}
-	end, err := requiredTimeParam(r, "end")
-	if err != nil {
-		return err
-	}
-	if end.Before(start) {
-		return invalidParam("end", errors.New("end timestamp must not be before start time"))
-	}
-	step, err := parseDuration(r.FormValue("step"))
-	if err != nil {
-		return invalidParam("step", err)
-	}
-	if step <= 0 {
-		return invalidParam("step", errors.New("zero or negative query resolution step widths are not accepted. Try a positive integer"))
-	}
-	if end.Sub(start)/step > maxPointsPerSeries {
-		return badData("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
 	}
 	ctx, cancel, err := a.queryContext(r)
 	if err != nil {
@@ -180,8 +173,11 @@ func (a *API) QueryRange(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	qs := r.FormValue("query")
-	q, err := a.engine.NewRangeQuery(ctx, a.queryable(r), opts, qs, start, end, step)
+	q, err := build(ctx, a.queryable(r), opts, qs)
 	if err != nil {
+		if errs.KindOf(err) != 0 {
+			return err
+		}
 		return constructionError(err)
 	}
 	return a.run(ctx, w, q, qs, limit)

@@ -71,89 +71,75 @@ type Decoded struct {
 // kept as they are, including NaN, ±Inf and Prometheus' staleness markers;
 // exemplars and metadata are ignored; native histograms are refused.
 func Decode(body []byte, v Version, now time.Time) (*Decoded, error) {
+	var series []prompb.TimeSeries
 	if v == V2 {
-		return decodeV2(body, now)
-	}
-	var req prompb.WriteRequest
-	if err := req.Unmarshal(body); err != nil {
-		return nil, errs.InvalidField("body", "not a remote-write 1.0 message (%s): %v", protoV1, err)
+		var err error
+		if series, err = fromV2(body); err != nil {
+			return nil, err
+		}
+	} else {
+		var req prompb.WriteRequest
+		if err := req.Unmarshal(body); err != nil {
+			return nil, errs.InvalidField("body", "not a remote-write 1.0 message (%s): %v", protoV1, err)
+		}
+		series = req.Timeseries
 	}
 	n := 0
-	for i := range req.Timeseries {
-		n += len(req.Timeseries[i].Samples)
+	for i := range series {
+		n += len(series[i].Samples)
 	}
-	out := &Decoded{Points: make([]metrics.Point, 0, n), Series: len(req.Timeseries)}
+	out := &Decoded{Points: make([]metrics.Point, 0, n), Series: len(series)}
 	var lbls []metrics.Label
-	for i, ts := range req.Timeseries {
+	for i, ts := range series {
+		if len(ts.Histograms) > 0 {
+			return nil, errs.InvalidField(fmt.Sprintf("timeseries[%d].histograms", i), "native histograms are not supported; send classic histograms (_bucket, _sum, _count)")
+		}
 		lbls = lbls[:0]
 		for _, l := range ts.Labels {
 			lbls = append(lbls, metrics.Label{Name: l.Name, Value: l.Value})
 		}
-		if len(ts.Histograms) > 0 {
-			return nil, errs.InvalidField(fmt.Sprintf("timeseries[%d].histograms", i), "native histograms are not supported; send classic histograms (_bucket, _sum, _count)")
+		name, labelsJSON, err := metrics.SeriesIdentity(lbls)
+		if err != nil {
+			return nil, errs.WithField(err, fmt.Sprintf("timeseries[%d]", i))
 		}
-		var err error
-		if out.Points, err = appendSeries(out.Points, i, lbls, len(ts.Samples), func(j int) (int64, float64) {
-			return ts.Samples[j].Timestamp, ts.Samples[j].Value
-		}, now); err != nil {
-			return nil, err
+		for j, s := range ts.Samples {
+			t, err := metrics.SampleTime(s.Timestamp, now)
+			if err != nil {
+				return nil, errs.WithField(err, fmt.Sprintf("timeseries[%d].samples[%d]", i, j))
+			}
+			out.Points = append(out.Points, metrics.Point{Name: name, LabelsJSON: labelsJSON, Value: s.Value, Time: t})
 		}
 	}
 	return out, nil
 }
 
-func decodeV2(body []byte, now time.Time) (*Decoded, error) {
+// fromV2 decodes a 2.0 request into 1.0 series: labels resolved through the
+// symbols table, samples kept, histograms only counted (they are refused).
+func fromV2(body []byte) ([]prompb.TimeSeries, error) {
 	var req writev2.Request
 	if err := req.Unmarshal(body); err != nil {
 		return nil, errs.InvalidField("body", "not a remote-write 2.0 message (%s): %v", protoV2, err)
 	}
-	n := 0
-	for i := range req.Timeseries {
-		n += len(req.Timeseries[i].Samples)
-	}
-	out := &Decoded{Points: make([]metrics.Point, 0, n), Series: len(req.Timeseries)}
-	var lbls []metrics.Label
+	out := make([]prompb.TimeSeries, len(req.Timeseries))
 	for i, ts := range req.Timeseries {
-		field := fmt.Sprintf("timeseries[%d]", i)
+		field := fmt.Sprintf("timeseries[%d].labels_refs", i)
 		if len(ts.LabelsRefs)%2 != 0 {
-			return nil, errs.InvalidField(field+".labels_refs", "odd number of references (name and value come in pairs)")
+			return nil, errs.InvalidField(field, "odd number of references (name and value come in pairs)")
 		}
-		lbls = lbls[:0]
 		for k := 0; k < len(ts.LabelsRefs); k += 2 {
 			nameRef, valueRef := ts.LabelsRefs[k], ts.LabelsRefs[k+1]
 			if int(nameRef) >= len(req.Symbols) || int(valueRef) >= len(req.Symbols) {
-				return nil, errs.InvalidField(field+".labels_refs", "reference beyond the %d symbols", len(req.Symbols))
+				return nil, errs.InvalidField(field, "reference beyond the %d symbols", len(req.Symbols))
 			}
-			lbls = append(lbls, metrics.Label{Name: req.Symbols[nameRef], Value: req.Symbols[valueRef]})
+			out[i].Labels = append(out[i].Labels, prompb.Label{Name: req.Symbols[nameRef], Value: req.Symbols[valueRef]})
 		}
-		if len(ts.Histograms) > 0 {
-			return nil, errs.InvalidField(field+".histograms", "native histograms are not supported; send classic histograms (_bucket, _sum, _count)")
+		out[i].Samples = make([]prompb.Sample, len(ts.Samples))
+		for j, s := range ts.Samples {
+			out[i].Samples[j] = prompb.Sample{Value: s.Value, Timestamp: s.Timestamp}
 		}
-		var err error
-		if out.Points, err = appendSeries(out.Points, i, lbls, len(ts.Samples), func(j int) (int64, float64) {
-			return ts.Samples[j].Timestamp, ts.Samples[j].Value
-		}, now); err != nil {
-			return nil, err
-		}
+		out[i].Histograms = make([]prompb.Histogram, len(ts.Histograms))
 	}
 	return out, nil
-}
-
-// appendSeries validates series i once and appends its n samples as points.
-func appendSeries(points []metrics.Point, i int, lbls []metrics.Label, n int, sample func(int) (int64, float64), now time.Time) ([]metrics.Point, error) {
-	name, labelsJSON, err := metrics.SeriesIdentity(lbls)
-	if err != nil {
-		return nil, errs.WithField(err, fmt.Sprintf("timeseries[%d]", i))
-	}
-	for j := 0; j < n; j++ {
-		ms, v := sample(j)
-		ts, err := metrics.SampleTime(ms, now)
-		if err != nil {
-			return nil, errs.WithField(err, fmt.Sprintf("timeseries[%d].samples[%d]", i, j))
-		}
-		points = append(points, metrics.Point{Name: name, LabelsJSON: labelsJSON, Value: v, Time: ts})
-	}
-	return points, nil
 }
 
 // Encode marshals a 1.0 request and compresses it with snappy, as a
