@@ -161,3 +161,25 @@ func TestProjectsSeeOnlyTheirOwnSeries(t *testing.T) {
 		}
 	}
 }
+
+// In Prometheus an empty label is an absent one: a pushed series with an
+// empty label and a remote-written one without it are one series to PromQL.
+func TestEmptyLabelIsAbsentLabel(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, servertest.Options{})
+	t0 := base()
+	resp := s.Do(t, "POST", "/v1/metrics/batch", map[string]any{"metrics": []map[string]any{
+		{"name": "kv_cache_usage", "labels": map[string]string{"replica_id": "0", "zone": ""}, "value": 0.5, "timestamp": t0.Format(time.RFC3339)},
+	}})
+	if resp.Status != 200 {
+		t.Fatalf("push: %d %s", resp.Status, resp.Body)
+	}
+	mustWrite(t, s, servertest.Series(series("kv_cache_usage", "replica_id", "0"), at(t0.Add(10*time.Second), 0.75)))
+	got := rangeQuery(t, s, `kv_cache_usage{zone=""}`, t0, t0.Add(10*time.Second), 10*time.Second)
+	if len(got) != 1 || len(got[0].Values) != 2 || got[0].Values[0].V != "0.5" || got[0].Values[1].V != "0.75" {
+		t.Fatalf("got %+v, want one series with 0.5 then 0.75", got)
+	}
+	if _, ok := got[0].Metric["zone"]; ok {
+		t.Errorf("the empty label is shown: %v", got[0].Metric)
+	}
+}
