@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +62,12 @@ func TestEndpointShapes(t *testing.T) {
 		if !reflect.DeepEqual(names, []string{"__name__", "model_uid", "replica_id"}) {
 			t.Fatalf("post=%v labels of pending_requests: %v", post, names)
 		}
+	}
+	var cut queryData[[]matrixSeries]
+	cutAnswer := prom(t, s, false, "/api/v1/query_range", url.Values{"query": {"gpu_utilization"}, "start": window["start"], "end": window["end"], "step": {"30s"}, "limit": {"1"}})
+	cutAnswer.ok(t, &cut)
+	if len(cut.Result) != 1 || len(cutAnswer.Warnings) != 1 || !strings.Contains(cutAnswer.Warnings[0], "truncated") {
+		t.Fatalf("limit=1: %+v, warnings %v", cut.Result, cutAnswer.Warnings)
 	}
 	var values []string
 	prom(t, s, false, "/api/v1/label/node_id/values", window).ok(t, &values)
