@@ -11,6 +11,11 @@ LOCALBIN ?= $(CURDIR)/bin
 K8S_BIN_DIR ?= $(LOCALBIN)/k8s/$(K8S_VERSION)
 export KUBEBUILDER_ASSETS ?= $(K8S_BIN_DIR)
 
+# The reference Prometheus of the PromQL comparison tests, built from the
+# version of github.com/prometheus/prometheus in go.mod.
+PROMETHEUS_MODULE_VERSION ?= $(shell go list -m -f '{{.Version}}' github.com/prometheus/prometheus)
+PROMETHEUS_BIN_DIR ?= $(LOCALBIN)/prometheus/$(PROMETHEUS_MODULE_VERSION)
+
 # Tools, pinned, installed into ./bin with `go install`.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
@@ -55,7 +60,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: manifests generate fmt vet k8s-binaries compat-deps helm ## Run every test: unit, real Postgres, envtest, simulated cluster, real SDKs.
+test: manifests generate fmt vet k8s-binaries prometheus compat-deps helm ## Run every test: unit, real Postgres, envtest, simulated cluster, real SDKs.
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
@@ -87,6 +92,10 @@ ui: ## Copy the pinned uPlot into the web UI's embedded assets (committed; make 
 ui-screenshots: ## Retake the README's screenshots of the web UI (docs/images/ui-*.png) in headless Chromium.
 	mkdir -p docs/images
 	go test -count=1 -run '^TestBrowser$$' ./$(UI_DIR) -args -ui.screenshots=$(CURDIR)/docs/images
+
+.PHONY: prometheus
+prometheus: ## Build the reference Prometheus server from source (cached in bin/prometheus; the PromQL comparison tests run it).
+	PROMETHEUS_MODULE_VERSION=$(PROMETHEUS_MODULE_VERSION) OUT_DIR=$(PROMETHEUS_BIN_DIR) hack/build-prometheus.sh
 
 .PHONY: k8s-binaries
 k8s-binaries: ## Build kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok from source (cached in bin/k8s).

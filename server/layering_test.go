@@ -45,12 +45,19 @@ func goList(t *testing.T, args ...string) []listedPackage {
 // of HTTP; httpapi alone maps their errors to status codes.
 func TestDomainPackagesHaveNoHTTP(t *testing.T) {
 	for _, p := range goList(t, "-deps=false", module+"/server/internal/metrics", module+"/server/internal/traces",
-		module+"/server/internal/ingest", module+"/server/internal/errs") {
+		module+"/server/internal/ingest", module+"/server/internal/errs", module+"/server/internal/remotewrite") {
 		deps := goList(t, "-deps", p.ImportPath)
 		for _, d := range deps {
 			if d.ImportPath == "net/http" {
 				t.Errorf("%s depends on net/http", p.ImportPath)
 			}
+		}
+	}
+	// The adapters over Prometheus' libraries (whose dependencies include
+	// net/http) must not use HTTP themselves.
+	for _, p := range goList(t, "-deps=false", module+"/server/internal/otlpmetrics", module+"/server/internal/promstorage") {
+		if slices.Contains(p.Imports, "net/http") {
+			t.Errorf("%s imports net/http", p.ImportPath)
 		}
 	}
 }

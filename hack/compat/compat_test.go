@@ -78,3 +78,7 @@ func TestLangfuseSDK(t *testing.T) {
 func TestOpenTelemetryExporters(t *testing.T) {
 	node(t, startServer(t), "otel-exporters.mjs")
 }
+
+func TestOpenTelemetryMetricsExporters(t *testing.T) {
+	node(t, startServer(t), "otel-metrics.mjs")
+}

@@ -7,29 +7,9 @@ import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trac
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { OTLPTraceExporter as JSONExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { OTLPTraceExporter as ProtoExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { basic, RecordingExporter } from "./recording-exporter.mjs";
 
 const baseUrl = process.env.XTRACE_URL;
-const basic = "Basic " + Buffer.from(`${process.env.XTRACE_PUBLIC_KEY}:${process.env.XTRACE_SECRET_KEY}`).toString("base64");
-
-// Records every export's result code, so a failed export cannot hide behind a resolved forceFlush.
-class RecordingExporter {
-  constructor(inner) {
-    this.inner = inner;
-    this.results = [];
-  }
-  export(spans, done) {
-    this.inner.export(spans, (result) => {
-      this.results.push(result);
-      done(result);
-    });
-  }
-  shutdown() {
-    return this.inner.shutdown();
-  }
-  forceFlush() {
-    return this.inner.forceFlush ? this.inner.forceFlush() : Promise.resolve();
-  }
-}
 
 async function runVariant(name, Exporter, compression) {
   const exporter = new RecordingExporter(

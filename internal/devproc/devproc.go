@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -100,4 +101,33 @@ func WaitOK(url string, timeout time.Duration, exited <-chan struct{}) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("%s not ready after %s: %v", url, timeout, last)
+}
+
+// Tail keeps the last Max bytes (4 KiB when zero) written to it: a child
+// process's output, for error messages.
+type Tail struct {
+	Max int
+
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *Tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	limit := t.Max
+	if limit <= 0 {
+		limit = 4096
+	}
+	if over := len(t.buf) - limit; over > 0 {
+		t.buf = t.buf[over:]
+	}
+	return len(p), nil
+}
+
+func (t *Tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
 }

@@ -19,7 +19,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -63,29 +62,7 @@ type Cluster struct {
 	exited     chan struct{}
 	tempRoot   string // removed on Stop when the cluster is throwaway
 	credential *syscall.Credential
-	logTail    tailBuffer // the server's last output, for error messages
-}
-
-// tailBuffer keeps the last 4 KiB written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - 4096; over > 0 {
-		b.buf = b.buf[over:]
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
+	logTail    devproc.Tail // the server's last output, for error messages
 }
 
 // URL returns a connection string for the given database over TCP on 127.0.0.1.

@@ -55,38 +55,54 @@ func ingest(base, token string, fl []series, o options, start time.Time) (float6
 	if n > 0 {
 		emit()
 	}
-	bodies := make(chan []byte, len(encoded))
-	for _, b := range encoded {
-		bodies <- b
+	took, retries, err := postAll(base+"/v1/metrics/batch", encoded, o.clients, http.StatusOK,
+		"Authorization", "Bearer "+token, "Content-Type", "application/json")
+	if err != nil {
+		return 0, err
 	}
-	close(bodies)
-	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.clients}}
+	total := len(fl) * o.steps
+	fmt.Printf("ingest over HTTP: %d points in %s (%d clients, %d points per request, %d retries after 429)\n",
+		total, took.Round(time.Millisecond), o.clients, o.batch, retries)
+	return float64(total) / took.Seconds(), nil
+}
+
+// postAll posts every body to url with the given number of concurrent
+// clients and header pairs, retrying a 429 as senders do, and returns how
+// long it took and how many retries there were.
+func postAll(url string, bodies [][]byte, clients, okStatus int, headers ...string) (time.Duration, int64, error) {
+	queue := make(chan []byte, len(bodies))
+	for _, b := range bodies {
+		queue <- b
+	}
+	close(queue)
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
 	var retries atomic.Int64
 	began := time.Now()
-	for c := 0; c < o.clients; c++ {
+	for c := 0; c < clients; c++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for body := range bodies {
+			for body := range queue {
 				for attempt := 0; ; attempt++ {
-					req, _ := http.NewRequest("POST", base+"/v1/metrics/batch", bytes.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+token)
-					req.Header.Set("Content-Type", "application/json")
+					req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+					for i := 0; i+1 < len(headers); i += 2 {
+						req.Header.Set(headers[i], headers[i+1])
+					}
 					resp, err := client.Do(req)
 					if err == nil {
 						_, _ = io.Copy(io.Discard, resp.Body)
 						resp.Body.Close()
-						if resp.StatusCode == 200 {
+						if resp.StatusCode == okStatus {
 							break
 						}
-						if resp.StatusCode == 429 && attempt < 100 {
+						if resp.StatusCode == http.StatusTooManyRequests && attempt < 100 {
 							retries.Add(1)
 							time.Sleep(50 * time.Millisecond)
 							continue
 						}
-						err = fmt.Errorf("push answered %d", resp.StatusCode)
+						err = fmt.Errorf("%s answered %d", url, resp.StatusCode)
 					}
 					firstErr.CompareAndSwap(nil, err)
 					return
@@ -96,15 +112,9 @@ func ingest(base, token string, fl []series, o options, start time.Time) (float6
 	}
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
-		for range bodies {
-		}
-		return 0, err
+		return 0, 0, err
 	}
-	took := time.Since(began)
-	total := len(fl) * o.steps
-	fmt.Printf("ingest over HTTP: %d points in %s (%d clients, %d points per request, %d retries after 429)\n",
-		total, took.Round(time.Millisecond), o.clients, o.batch, retries.Load())
-	return float64(total) / took.Seconds(), nil
+	return time.Since(began), retries.Load(), nil
 }
 
 // traceIngest pushes o.traces gateway-shaped batches with o.clients clients and

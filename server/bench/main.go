@@ -1,9 +1,10 @@
 // Command bench is `make bench`: it starts a throwaway PostgreSQL and the real
 // xtrace binary, loads the Nebula fleet profile over HTTP, and prints, from one
 // run: end-to-end ingest points/s next to raw COPY of the same points into the
-// same schema (the ratio is the figure), bytes per point on disk, query
-// latency percentiles of the router/dashboard/fleet queries (SPEC §7.1), and
-// the time to prune one day. Results also go to a JSON file.
+// same schema (the ratio is the figure), the same profile through Prometheus
+// remote-write, bytes per point on disk, query latency percentiles of the
+// router/dashboard/fleet queries (SPEC §7.1) in the native API and in PromQL,
+// and the time to prune one day. Results also go to a JSON file.
 package main
 
 import (
@@ -76,6 +77,7 @@ const (
 	benchToken = "bench-token"
 	serverDB   = "bench_server"
 	copyDB     = "bench_copy"
+	rwDB       = "bench_remote_write"
 )
 
 func run(o options) error {
@@ -94,8 +96,10 @@ func run(o options) error {
 		{"start server", b.startServer},
 		{"ingest", b.ingest},
 		{"compact", b.compact},
+		{"remote-write ingest", b.remoteWriteIngest},
 		{"storage", b.storage},
 		{"queries", b.queries},
+		{"PromQL queries", b.promqlQueries},
 		{"trace copy", b.traceCopy},
 		{"trace ingest", b.traceIngest},
 		{"prune", b.prune},
@@ -113,8 +117,7 @@ func (b *bench) points() int { return len(b.fleet) * b.o.steps }
 
 func (b *bench) close() {
 	if b.server != nil {
-		_ = b.server.Process.Signal(syscall.SIGTERM)
-		_ = b.server.Wait()
+		stopServer(b.server)
 	}
 	if b.cluster != nil {
 		b.cluster.Stop()
@@ -137,7 +140,7 @@ func (b *bench) startPostgres(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, db := range []string{serverDB, copyDB} {
+	for _, db := range []string{serverDB, copyDB, rwDB} {
 		if err := b.cluster.CreateDatabase(ctx, db); err != nil {
 			return err
 		}
@@ -208,23 +211,38 @@ func (b *bench) rawCopy(ctx context.Context) error {
 }
 
 func (b *bench) startServer(_ context.Context) error {
+	var err error
+	b.server, b.base, err = launchServer(b.o.server, b.cluster.URL(serverDB))
+	return err
+}
+
+// launchServer starts the xtrace binary on a database and waits until it is ready.
+func launchServer(binary, dbURL string) (*exec.Cmd, string, error) {
 	port, err := devproc.FreePort()
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	b.base = fmt.Sprintf("http://127.0.0.1:%d", port)
-	b.server = exec.Command(b.o.server, "serve")
-	b.server.Env = append(os.Environ(), "DATABASE_URL="+b.cluster.URL(serverDB), "API_BEARER_TOKEN="+benchToken,
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "API_BEARER_TOKEN="+benchToken,
 		"BIND_ADDR=127.0.0.1:"+strconv.Itoa(port), "RATE_LIMIT_QPS=100000", "RATE_LIMIT_BURST=100000",
 		// Compaction is measured on its own (the compact phase), not during ingest.
 		"XTRACE_LOG_LEVEL=warn", "XTRACE_RETENTION_INTERVAL=0", "XTRACE_COMPACTION_INTERVAL=0")
-	b.server.Stdout, b.server.Stderr = os.Stderr, os.Stderr
-	b.server.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := b.server.Start(); err != nil {
-		b.server = nil
-		return fmt.Errorf("start %s: %w", b.o.server, err)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start %s: %w", binary, err)
 	}
-	return devproc.WaitOK(b.base+"/readyz", 60*time.Second, nil)
+	if err := devproc.WaitOK(base+"/readyz", 60*time.Second, nil); err != nil {
+		stopServer(cmd)
+		return nil, "", err
+	}
+	return cmd, base, nil
+}
+
+func stopServer(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
 }
 
 func (b *bench) ingest(_ context.Context) error {
@@ -245,17 +263,9 @@ func (b *bench) ingest(_ context.Context) error {
 
 // storage measures bytes per point (tables + indexes) of the server's database.
 func (b *bench) storage(ctx context.Context) error {
-	st, err := openStore(ctx, b.cluster.URL(serverDB), 2)
+	stats, err := storedPoints(ctx, b.cluster.URL(serverDB), b.points())
 	if err != nil {
 		return err
-	}
-	defer st.Close()
-	stats, err := st.MetricStorage(ctx)
-	if err != nil {
-		return err
-	}
-	if stats.Points != int64(b.points()) {
-		return fmt.Errorf("server stored %d points, pushed %d", stats.Points, b.points())
 	}
 	n := float64(b.points())
 	b.result["bytes_per_point"] = round(float64(stats.TotalBytes)/n, 2)
@@ -267,6 +277,21 @@ func (b *bench) storage(ctx context.Context) error {
 		b.result["closed_bytes_per_point"] = round(float64(stats.ClosedBytes)/float64(closed), 2)
 	}
 	return nil
+}
+
+// storedPoints returns the storage figures of a server's database after
+// checking that it holds every point sent.
+func storedPoints(ctx context.Context, dbURL string, sent int) (store.StorageStats, error) {
+	st, err := openStore(ctx, dbURL, 2)
+	if err != nil {
+		return store.StorageStats{}, err
+	}
+	defer st.Close()
+	stats, err := st.MetricStorage(ctx)
+	if err == nil && stats.Points != int64(sent) {
+		err = fmt.Errorf("the server stored %d points, %d were sent", stats.Points, sent)
+	}
+	return stats, err
 }
 
 // queries measures the latency of the query mix of SPEC §7.1 over HTTP.
@@ -281,7 +306,7 @@ func (b *bench) queries(_ context.Context) error {
 			"step": {"1h"}, "agg": {"avg"}, "group_by": {"node_id"}}.Encode()},
 	}
 	for _, q := range mix {
-		ms, err := measure(b.base, benchToken, q.query, b.o.reps)
+		ms, err := measure(b.base, benchToken, "/api/public/metrics/query?"+q.query, b.o.reps)
 		if err != nil {
 			return fmt.Errorf("%s query: %w", q.name, err)
 		}
@@ -370,6 +395,12 @@ func (b *bench) report() error {
 	line("raw COPY of the same rows (traces/s)", r["trace_copy_per_s"], "%14.0f", "")
 	line("trace_ingest_ratio", r["trace_ingest_ratio"], "%14.3f", "(first bar ≥ 0.3, stretch ≥ 0.5)")
 	fmt.Printf("%-40s %4.1f / %4.1f / %5.1f\n", "trace request p50/p95/p99 (ms)", r["trace_batch_p50_ms"], r["trace_batch_p95_ms"], r["trace_batch_p99_ms"])
+	fmt.Printf("%-40s %14.0f\n", "remote-write ingest (samples/s)", r["remote_write_samples_per_s"])
+	fmt.Printf("%-40s %14.3f   (same profile, %d writers, snappy protobuf)\n", "remote_write_ratio", r["remote_write_ratio"], b.o.clients)
+	for _, name := range []string{"router", "dashboard", "fleet"} {
+		fmt.Printf("%-40s %4.2f / %4.2f / %5.2f\n", "PromQL "+name+" p50/p95/p99 (ms)",
+			r["promql_"+name+"_p50_ms"], r["promql_"+name+"_p95_ms"], r["promql_"+name+"_p99_ms"])
+	}
 	out, _ := json.MarshalIndent(r, "", "  ")
 	if err := os.WriteFile(b.o.out, append(out, '\n'), 0o644); err != nil {
 		return err

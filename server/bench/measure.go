@@ -12,12 +12,13 @@ import (
 	"time"
 )
 
-// measure runs a query reps times (after two warm-ups) and returns p50/p95/p99 in ms.
-func measure(base, token, query string, reps int) ([3]float64, error) {
-	client := &http.Client{Timeout: 30 * time.Second}
+// measure runs a query (path with its query string) reps times after two
+// warm-ups and returns p50/p95/p99 in ms.
+func measure(base, token, path string, reps int) ([3]float64, error) {
+	client := &http.Client{Timeout: 60 * time.Second}
 	var ms []float64
 	for i := 0; i < reps+2; i++ {
-		req, _ := http.NewRequest("GET", base+"/api/public/metrics/query?"+query, nil)
+		req, _ := http.NewRequest("GET", base+path, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		began := time.Now()
 		resp, err := client.Do(req)
@@ -31,15 +32,7 @@ func measure(base, token, query string, reps int) ([3]float64, error) {
 			return [3]float64{}, fmt.Errorf("answered %d: %s", resp.StatusCode, body)
 		}
 		if i == 0 {
-			var r struct {
-				Data []json.RawMessage
-				Meta struct {
-					SeriesCount int  `json:"series_count"`
-					Truncated   bool `json:"truncated"`
-				}
-			}
-			_ = json.Unmarshal(body, &r)
-			fmt.Printf("query %s → %d series, truncated=%v\n", query, r.Meta.SeriesCount, r.Meta.Truncated)
+			fmt.Printf("query %s → %s\n", path, describeAnswer(body))
 		}
 		if i >= 2 {
 			ms = append(ms, float64(took.Microseconds())/1000)
@@ -48,6 +41,33 @@ func measure(base, token, query string, reps int) ([3]float64, error) {
 	sort.Float64s(ms)
 	pct := func(p float64) float64 { return round(ms[int(p*float64(len(ms)-1)+0.5)], 2) }
 	return [3]float64{pct(0.50), pct(0.95), pct(0.99)}, nil
+}
+
+// describeAnswer summarises a native (meta) or Prometheus (data.result) answer.
+func describeAnswer(body []byte) string {
+	var r struct {
+		Data json.RawMessage
+		Meta *struct {
+			SeriesCount int  `json:"series_count"`
+			Truncated   bool `json:"truncated"`
+		}
+	}
+	_ = json.Unmarshal(body, &r)
+	if r.Meta != nil {
+		return fmt.Sprintf("%d series, truncated=%v", r.Meta.SeriesCount, r.Meta.Truncated)
+	}
+	var prom struct {
+		ResultType string `json:"resultType"`
+		Result     []struct {
+			Values []json.RawMessage `json:"values"`
+		} `json:"result"`
+	}
+	_ = json.Unmarshal(r.Data, &prom)
+	points := 0
+	for _, s := range prom.Result {
+		points += max(len(s.Values), 1)
+	}
+	return fmt.Sprintf("%s of %d series, %d points", prom.ResultType, len(prom.Result), points)
 }
 
 func round(v float64, digits int) float64 {

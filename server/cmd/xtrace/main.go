@@ -17,10 +17,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/xtrace-dev/xtrace-operator/internal/logging"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/app"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/compaction"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/config"
-	"github.com/xtrace-dev/xtrace-operator/internal/logging"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/retention"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/version"

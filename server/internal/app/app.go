@@ -104,7 +104,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           s.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       s.opts.ReadTimeout,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      max(60*time.Second, s.cfg.PromQL.Timeout+15*time.Second), // a PromQL query may use its whole timeout
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

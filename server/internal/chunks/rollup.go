@@ -35,11 +35,22 @@ func Greater(a, b float64) bool {
 	return a > b
 }
 
-// Rollup aggregates samples (sorted by T) per RollupWidth bucket.
+// IsStaleMarker reports whether v is Prometheus' staleness marker: stored
+// bit for bit for PromQL, it is not a value, so aggregations skip it.
+func IsStaleMarker(v float64) bool { return math.Float64bits(v) == StaleMarkerBits }
+
+// StaleMarkerBits is the bit pattern of Prometheus' staleness marker (a NaN).
+const StaleMarkerBits uint64 = 0x7ff0000000000002
+
+// Rollup aggregates samples (sorted by T) per RollupWidth bucket, skipping
+// staleness markers.
 func Rollup(samples []Sample) []Bucket {
 	var out []Bucket
 	infinite := false
 	for _, s := range samples {
+		if IsStaleMarker(s.V) {
+			continue
+		}
 		start := floorDiv(s.T, RollupWidth) * RollupWidth
 		if len(out) == 0 || out[len(out)-1].Start != start {
 			out = append(out, Bucket{Start: start, Min: s.V, Max: s.V})

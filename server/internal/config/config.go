@@ -35,6 +35,19 @@ type Config struct {
 	DBMaxConns        int32
 	LogFormat         string // json | text
 	LogLevel          string // debug | info | warn | error
+	// MaxSeriesPerRequest bounds the series one ingest request may create.
+	MaxSeriesPerRequest int
+	// PromQL settings of the Prometheus API.
+	PromQL PromQLConfig
+}
+
+// PromQLConfig configures the PromQL engine behind the Prometheus API.
+type PromQLConfig struct {
+	LookbackDelta time.Duration
+	// MaxSamples bounds the samples one query reads from the store and holds in memory.
+	MaxSamples    int
+	Timeout       time.Duration
+	MaxConcurrent int
 }
 
 // Defaults as documented in the README.
@@ -50,6 +63,11 @@ const (
 	DefaultMaxRequestBodyBytes = 20 << 20
 	DefaultIngestMemoryBytes   = 64 << 20
 	DefaultDBMaxConns          = 20
+	DefaultMaxSeriesPerRequest = 10000
+	DefaultPromQLLookback      = 5 * time.Minute
+	DefaultPromQLMaxSamples    = 5_000_000
+	DefaultPromQLTimeout       = 30 * time.Second
+	DefaultPromQLConcurrency   = 8
 )
 
 // Mode says which settings a subcommand needs.
@@ -82,6 +100,13 @@ func Load(getenv func(string) string, mode Mode) (*Config, error) {
 		DBMaxConns:           int32(p.intAtLeast("XTRACE_DB_MAX_CONNS", DefaultDBMaxConns, 2)),
 		LogFormat:            p.oneOf("XTRACE_LOG_FORMAT", "json", "json", "text"),
 		LogLevel:             p.oneOf("XTRACE_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		MaxSeriesPerRequest:  p.intAtLeast("XTRACE_MAX_SERIES_PER_REQUEST", DefaultMaxSeriesPerRequest, 1),
+		PromQL: PromQLConfig{
+			LookbackDelta: p.positiveDuration("XTRACE_PROMQL_LOOKBACK_DELTA", DefaultPromQLLookback),
+			MaxSamples:    p.intAtLeast("XTRACE_PROMQL_MAX_SAMPLES", DefaultPromQLMaxSamples, 1000),
+			Timeout:       p.positiveDuration("XTRACE_PROMQL_TIMEOUT", DefaultPromQLTimeout),
+			MaxConcurrent: p.intAtLeast("XTRACE_PROMQL_MAX_CONCURRENT_QUERIES", DefaultPromQLConcurrency, 1),
+		},
 	}
 	for _, tok := range strings.Split(getenv("API_BEARER_TOKEN"), ",") {
 		if tok = strings.TrimSpace(tok); tok != "" {
@@ -124,6 +149,11 @@ func (c *Config) LogValue() []any {
 		"max_request_body_bytes", c.MaxRequestBodyBytes,
 		"ingest_memory_bytes", c.IngestMemoryBytes,
 		"db_max_conns", c.DBMaxConns,
+		"max_series_per_request", c.MaxSeriesPerRequest,
+		"promql_lookback_delta", c.PromQL.LookbackDelta.String(),
+		"promql_max_samples", c.PromQL.MaxSamples,
+		"promql_timeout", c.PromQL.Timeout.String(),
+		"promql_max_concurrent_queries", c.PromQL.MaxConcurrent,
 	}
 }
 
@@ -207,6 +237,20 @@ func (p *parser) duration(name string, def time.Duration) time.Duration {
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
 		p.fail(name, fmt.Sprintf("%q is not a duration like 1h or 30m (0 disables)", v))
+		return def
+	}
+	return d
+}
+
+// positiveDuration is a duration > 0 (a bare number is not accepted: say the unit).
+func (p *parser) positiveDuration(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.fail(name, fmt.Sprintf("%q is not a positive duration like 5m or 30s", v))
 		return def
 	}
 	return d

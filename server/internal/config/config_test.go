@@ -58,6 +58,12 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{"XTRACE_LOG_LEVEL", "loud"},
 		{"XTRACE_PUBLIC_KEY", "only-public"},
 		{"API_BEARER_TOKEN", " , "},
+		{"XTRACE_MAX_SERIES_PER_REQUEST", "0"},
+		{"XTRACE_PROMQL_LOOKBACK_DELTA", "0"},
+		{"XTRACE_PROMQL_LOOKBACK_DELTA", "300"},
+		{"XTRACE_PROMQL_MAX_SAMPLES", "many"},
+		{"XTRACE_PROMQL_TIMEOUT", "-1s"},
+		{"XTRACE_PROMQL_MAX_CONCURRENT_QUERIES", "0"},
 	}
 	for _, tc := range cases {
 		kv := map[string]string{}
@@ -77,6 +83,30 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%s=%q: error %q does not name the variable", tc.name, tc.value, err)
 		}
+	}
+}
+
+func TestPrometheusSettings(t *testing.T) {
+	base := map[string]string{"DATABASE_URL": "postgres://h/db", "API_BEARER_TOKEN": "t"}
+	c, err := Load(env(base), ModeServe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := PromQLConfig{LookbackDelta: 5 * time.Minute, MaxSamples: 5_000_000, Timeout: 30 * time.Second, MaxConcurrent: 8}
+	if c.PromQL != want || c.MaxSeriesPerRequest != 10000 {
+		t.Errorf("defaults: got %+v and %d series per request", c.PromQL, c.MaxSeriesPerRequest)
+	}
+	base["XTRACE_PROMQL_LOOKBACK_DELTA"] = "1m"
+	base["XTRACE_PROMQL_MAX_SAMPLES"] = "20000"
+	base["XTRACE_PROMQL_TIMEOUT"] = "2m"
+	base["XTRACE_PROMQL_MAX_CONCURRENT_QUERIES"] = "2"
+	base["XTRACE_MAX_SERIES_PER_REQUEST"] = "50"
+	if c, err = Load(env(base), ModeServe); err != nil {
+		t.Fatal(err)
+	}
+	want = PromQLConfig{LookbackDelta: time.Minute, MaxSamples: 20000, Timeout: 2 * time.Minute, MaxConcurrent: 2}
+	if c.PromQL != want || c.MaxSeriesPerRequest != 50 {
+		t.Errorf("set: got %+v and %d series per request", c.PromQL, c.MaxSeriesPerRequest)
 	}
 }
 

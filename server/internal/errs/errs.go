@@ -28,6 +28,10 @@ const (
 	TooLarge
 	// Timeout: the client was too slow sending the request (408).
 	Timeout
+	// Unprocessable: the request is well formed but cannot be carried out
+	// within the server's limits, e.g. a query that would read too many
+	// samples (422).
+	Unprocessable
 )
 
 func (k Kind) String() string {
@@ -46,6 +50,8 @@ func (k Kind) String() string {
 		return "too large"
 	case Timeout:
 		return "timeout"
+	case Unprocessable:
+		return "unprocessable"
 	}
 	return "internal"
 }

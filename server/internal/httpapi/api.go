@@ -18,10 +18,12 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/ingest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/promapi"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/telemetry"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/ui"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/version"
 )
 
 // Deps are what the API needs.
@@ -48,6 +50,7 @@ type API struct {
 	tokens     [][]byte
 	limiter    *keyedLimiter
 	bodies     *bodyBudget
+	prom       *promapi.API
 	mux        *http.ServeMux
 
 	shuttingDown atomic.Bool
@@ -95,6 +98,8 @@ func New(d Deps) *API {
 	a.handle("GET /api/public/metrics/names", query, a.metricNames)
 	a.handle("GET /api/public/metrics/labels", query, a.metricLabels)
 
+	a.prometheusRoutes(ingestRoute)
+
 	a.handle("POST /v1/l/batch", ingestRoute, a.nativeBatch)
 	a.handle("POST /api/public/ingestion", ingestRoute, a.ingestion)
 	a.handle("POST /api/public/otel/v1/traces", ingestRoute, a.otlpTraces)
@@ -125,6 +130,41 @@ func New(d Deps) *API {
 	return a
 }
 
+// prometheusRoutes: remote-write and OTLP metrics in; the Prometheus HTTP
+// API's read endpoints out, with Prometheus-shaped errors (also for 401 and
+// 429 from the middleware) and the same auth and per-token query budget as
+// every query route. GET and form-encoded POST, as Grafana sends them.
+func (a *API) prometheusRoutes(ingestRoute routeOptions) {
+	a.handle("POST /api/v1/write", ingestRoute, a.remoteWrite)
+	a.handle("POST /v1/metrics", ingestRoute, a.otlpMetrics)
+	a.handle("POST /api/public/otel/v1/metrics", ingestRoute, a.otlpMetrics)
+
+	a.prom = promapi.New(promapi.Options{
+		Reader:        a.store,
+		Project:       func(*http.Request) string { return a.cfg.DefaultProjectID },
+		LookbackDelta: a.cfg.PromQL.LookbackDelta, MaxSamples: a.cfg.PromQL.MaxSamples,
+		Timeout: a.cfg.PromQL.Timeout, MaxConcurrent: a.cfg.PromQL.MaxConcurrent,
+		Log: a.log, Now: a.now, Version: version.Version,
+	})
+	// The engine's own timeout answers first ("timeout", 503); the route's is a backstop.
+	evaluate := routeOptions{rateLimited: true, timeout: a.cfg.PromQL.Timeout + 5*time.Second, writeError: writePromError}
+	list := routeOptions{rateLimited: true, timeout: queryTimeout, writeError: writePromError}
+	for _, method := range []string{"GET ", "POST "} {
+		a.handle(method+"/api/v1/query", evaluate, a.prom.Query)
+		a.handle(method+"/api/v1/query_range", evaluate, a.prom.QueryRange)
+		a.handle(method+"/api/v1/series", list, a.prom.Series)
+		a.handle(method+"/api/v1/labels", list, a.prom.LabelNames)
+		a.handle(method+"/api/v1/query_exemplars", list, a.prom.QueryExemplars)
+	}
+	a.handle("GET /api/v1/label/{name}/values", list, a.prom.LabelValues)
+	a.handle("GET /api/v1/metadata", list, a.prom.Metadata)
+	a.handle("GET /api/v1/status/buildinfo", list, a.prom.BuildInfo)
+	a.handle(promPrefix, routeOptions{public: true, writeError: writePromError}, a.noRoute)
+}
+
+// promPrefix catches the Prometheus API paths xtrace does not serve.
+const promPrefix = "/api/v1/"
+
 // noRoute answers requests no pattern takes: 405 with Allow when the path
 // exists for other methods, else 404.
 func (a *API) noRoute(w http.ResponseWriter, r *http.Request) error {
@@ -132,7 +172,7 @@ func (a *API) noRoute(w http.ResponseWriter, r *http.Request) error {
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		probe := r.Clone(r.Context())
 		probe.Method = m
-		if _, pattern := a.mux.Handler(probe); pattern != "/" && pattern != "" {
+		if _, pattern := a.mux.Handler(probe); pattern != "/" && pattern != promPrefix && pattern != "" {
 			allow = append(allow, m)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/snappy"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
@@ -53,11 +54,18 @@ const minReservation = 64 << 10
 // ends (parsing and the commit wait hold the decoded data). Read failures
 // caused by the client become 400/408, not server errors.
 func (a *API) readBody(r *http.Request) ([]byte, error) {
+	return a.readEncodedBody(r, r.Header.Get("Content-Encoding"))
+}
+
+// readEncodedBody is readBody for a body in the given Content-Encoding
+// (remote-write bodies are snappy-compressed whether or not the header says
+// so). Snappy (block format) is inflated within the same limit as gzip.
+func (a *API) readEncodedBody(r *http.Request, encoding string) ([]byte, error) {
 	limit := a.cfg.MaxRequestBodyBytes
-	encoding := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	encoding = strings.ToLower(strings.TrimSpace(encoding))
 	expected := limit // unknown length or compressed: assume the worst
-	if (encoding == "" || encoding == "identity") && r.ContentLength >= 0 {
-		expected = r.ContentLength
+	if (encoding == "" || encoding == "identity" || encoding == "snappy") && r.ContentLength >= 0 {
+		expected = r.ContentLength // snappy reserves its decoded size once its header says it
 	}
 	release, err := a.bodies.reserve(r.Context(), max(expected, minReservation))
 	if err != nil {
@@ -68,6 +76,8 @@ func (a *API) readBody(r *http.Request) ([]byte, error) {
 	var src io.Reader = r.Body
 	switch encoding {
 	case "", "identity":
+	case "snappy":
+		return a.readSnappy(r, limit)
 	case "gzip":
 		zr, err := gzip.NewReader(r.Body)
 		if err != nil {
@@ -81,7 +91,7 @@ func (a *API) readBody(r *http.Request) ([]byte, error) {
 		defer zr.Close()
 		src = zr
 	default:
-		return nil, errs.InvalidField("Content-Encoding", "%s is not supported (use gzip or none)", strconv.Quote(clip(encoding, 32)))
+		return nil, errs.InvalidField("Content-Encoding", "%s is not supported (use gzip, snappy or none)", strconv.Quote(clip(encoding, 32)))
 	}
 	var buf bytes.Buffer
 	if expected > 0 && expected <= limit {
@@ -100,6 +110,43 @@ func (a *API) readBody(r *http.Request) ([]byte, error) {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
 	return buf.Bytes(), nil
+}
+
+// readSnappy reads a snappy block (Prometheus remote-write's compression) of
+// at most limit bytes that inflates to at most limit bytes. The block's
+// header gives its decoded size, which is reserved in the body budget before
+// it is inflated (the compressed size already is).
+func (a *API) readSnappy(r *http.Request, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		buf.Grow(int(r.ContentLength) + 1)
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
+		if clientErr := transportError(err); clientErr != nil {
+			return nil, clientErr
+		}
+		return nil, incompleteBody(err)
+	}
+	if int64(buf.Len()) > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	n, err := snappy.DecodedLen(buf.Bytes())
+	if err != nil {
+		return nil, errs.InvalidField("body", "Content-Encoding is snappy but the body is not snappy data")
+	}
+	if int64(n) > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	release, err := a.bodies.reserve(r.Context(), int64(n))
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(r.Context(), release)
+	out, err := snappy.Decode(nil, buf.Bytes())
+	if err != nil {
+		return nil, errs.InvalidField("body", "corrupt snappy data")
+	}
+	return out, nil
 }
 
 // transportError classifies failures of the connection itself while the

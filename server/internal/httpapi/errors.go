@@ -22,6 +22,7 @@ const (
 	codeMethodNotAllowed    = "METHOD_NOT_ALLOWED"
 	codeRequestTimeout      = "REQUEST_TIMEOUT"
 	codePayloadTooLarge     = "PAYLOAD_TOO_LARGE"
+	codeUnprocessable       = "UNPROCESSABLE"
 	codeTooManyRequests     = "TOO_MANY_REQUESTS"
 	codeInternal            = "INTERNAL_ERROR"
 	codeServiceUnavailable  = "SERVICE_UNAVAILABLE"
@@ -93,6 +94,8 @@ func describe(err error) response {
 			r.status, r.code = http.StatusRequestEntityTooLarge, codePayloadTooLarge
 		case errs.Timeout:
 			r.status, r.code, r.logLevel = http.StatusRequestTimeout, codeRequestTimeout, slog.LevelInfo
+		case errs.Unprocessable:
+			r.status, r.code = http.StatusUnprocessableEntity, codeUnprocessable
 		case errs.Overloaded:
 			r.status, r.code = http.StatusTooManyRequests, codeTooManyRequests
 			r.retryAfter = max(r.retryAfter, time.Second)
@@ -129,6 +132,13 @@ func internal() response {
 // writeError answers with the error model. Server-side failures are logged
 // with the request id; the client never sees their cause.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	resp := describeAndLog(w, r, log, err)
+	writeJSON(w, resp.status, errorBody{Message: resp.message, Code: resp.code, Meta: resp.meta})
+}
+
+// describeAndLog describes err, logs server-side failures with the request
+// id and sets Retry-After; the caller writes the body in its API's shape.
+func describeAndLog(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) response {
 	resp := describe(err)
 	if resp.logLevel >= slog.LevelInfo {
 		log.Log(r.Context(), resp.logLevel, "request failed", "route", r.Pattern, "status", resp.status, "error", err)
@@ -136,7 +146,44 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if resp.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(resp.retryAfter.Seconds())))))
 	}
-	writeJSON(w, resp.status, errorBody{Message: resp.message, Code: resp.code, Meta: resp.meta})
+	return resp
+}
+
+// writePromError answers in the Prometheus API's error shape,
+// {"status":"error","errorType":"bad_data","error":"..."}, with the status
+// codes Prometheus uses (400 bad_data, 422 execution, 503 timeout or
+// unavailable, 499 canceled, 500 internal) and, for what only xtrace
+// answers, 401 unauthorized, 404 not_found and 429 unavailable (with Retry-After).
+func writePromError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	resp := describeAndLog(w, r, log, err)
+	writeJSON(w, resp.status, map[string]string{"status": "error", "errorType": promErrorType(resp.status, err), "error": resp.message})
+}
+
+func promErrorType(status int, err error) string {
+	switch status {
+	case http.StatusUnprocessableEntity:
+		return "execution"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusNotAcceptable:
+		return "not_acceptable"
+	case statusClientClosedRequest:
+		return "canceled"
+	case http.StatusRequestTimeout:
+		return "timeout"
+	case http.StatusTooManyRequests:
+		return "unavailable"
+	case http.StatusServiceUnavailable:
+		if errors.Is(err, context.DeadlineExceeded) {
+			return "timeout"
+		}
+		return "unavailable"
+	case http.StatusInternalServerError:
+		return "internal"
+	}
+	return "bad_data"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -13,15 +13,12 @@ func (a *API) pushMetrics(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	points, err := metrics.ParseBatch(body, metrics.Window{Now: a.now(), RetentionDays: a.cfg.MetricsRetentionDays})
+	points, err := metrics.ParseBatch(body, a.pointWindow())
 	if err != nil {
 		return err
 	}
-	if len(points) > 0 {
-		if err := a.points.Submit(r.Context(), points, len(points)); err != nil {
-			return err
-		}
-		a.tel.PointsWritten.Add(float64(len(points)))
+	if err := a.submitPoints(r.Context(), points); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"accepted": len(points)})
 	return nil
@@ -89,4 +86,9 @@ func (a *API) metricLabels(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"data": labels})
 	return nil
+}
+
+// pointWindow is the window of point times a push may carry now.
+func (a *API) pointWindow() metrics.Window {
+	return metrics.Window{Now: a.now(), RetentionDays: a.cfg.MetricsRetentionDays}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -79,7 +80,12 @@ type routeOptions struct {
 	rateLimited bool          // per-key token bucket (query routes)
 	timeout     time.Duration // per-request deadline
 	always      bool          // answered during shutdown too (health probes)
+	// writeError answers failures; nil is the xtrace error model (writeError).
+	writeError errorWriter
 }
+
+// errorWriter writes an error response in one API's error shape.
+type errorWriter func(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error)
 
 // wrap applies the middleware in their declared order:
 // request id → recovery → access log + metrics → shutdown gate → auth → rate limit → body limit → timeout → handler.
@@ -97,6 +103,10 @@ func (a *API) wrap(pattern string, opts routeOptions, h handlerFunc) http.Handle
 		}
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
+		fail := opts.writeError
+		if fail == nil {
+			fail = writeError
+		}
 
 		defer func() {
 			if p := recover(); p != nil {
@@ -105,7 +115,7 @@ func (a *API) wrap(pattern string, opts routeOptions, h handlerFunc) http.Handle
 				}
 				a.log.ErrorContext(ctx, "panic in handler", "route", pattern, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if rec.status == 0 {
-					writeError(rec, r, a.log, fmt.Errorf("panic: %v", p))
+					fail(rec, r, a.log, fmt.Errorf("panic: %v", p))
 				}
 			}
 			took := time.Since(start)
@@ -116,7 +126,7 @@ func (a *API) wrap(pattern string, opts routeOptions, h handlerFunc) http.Handle
 		}()
 
 		if err := a.serve(rec, r, opts, h); err != nil {
-			writeError(rec, r, a.log, err)
+			fail(rec, r, a.log, err)
 		}
 	})
 }

@@ -27,6 +27,10 @@ const (
 	MaxFutureSkew = 24 * time.Hour
 )
 
+// MinTimestamp is the earliest point time accepted whatever the retention:
+// older times are unit mistakes (seconds taken for milliseconds).
+var MinTimestamp = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // Window is the receive time of a push and the point times it may carry:
 // from the start of the metrics retention (older points would be deleted at
 // the next prune, and each day costs a partition) to MaxFutureSkew ahead.
@@ -36,7 +40,12 @@ type Window struct {
 }
 
 // Oldest is the earliest accepted point time.
-func (w Window) Oldest() time.Time { return w.Now.AddDate(0, 0, -w.RetentionDays) }
+func (w Window) Oldest() time.Time {
+	if t := w.Now.AddDate(0, 0, -w.RetentionDays); t.After(MinTimestamp) {
+		return t
+	}
+	return MinTimestamp
+}
 
 // Newest is the latest accepted point time.
 func (w Window) Newest() time.Time { return w.Now.Add(MaxFutureSkew) }

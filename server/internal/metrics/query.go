@@ -333,8 +333,8 @@ func fromLatest(ctx context.Context, src Source, project string, q *Query, group
 			switch {
 			case !ok || p.T < from:
 				continue // no point in the window
-			case p.T > to:
-				return nil, false, nil
+			case p.T > to || chunks.IsStaleMarker(p.V):
+				return nil, false, nil // the answer is an older point
 			}
 			acc.add(p.T, p.V, id, false)
 		}

@@ -91,8 +91,11 @@ func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData) (groupBuckets
 		}
 		overridden := map[int64]bool{}
 		for _, p := range d.Raw {
-			buckets.at(bk.start(p.T)).add(p.T, p.V, id, keep)
 			overridden[p.T] = true
+			if chunks.IsStaleMarker(p.V) {
+				continue
+			}
+			buckets.at(bk.start(p.T)).add(p.T, p.V, id, keep)
 		}
 		for _, w := range d.Windows {
 			if w.Data == nil {
@@ -105,7 +108,7 @@ func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData) (groupBuckets
 			it := chunks.NewIterator(w.Data)
 			for it.Next() {
 				p := it.At()
-				if p.T < from || p.T > to || overridden[p.T] {
+				if p.T < from || p.T > to || overridden[p.T] || chunks.IsStaleMarker(p.V) {
 					continue
 				}
 				buckets.at(bk.start(p.T)).add(p.T, p.V, id, keep)

@@ -14,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/prompb"
+
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/app"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/config"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/remotewrite"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 )
 
@@ -217,4 +220,26 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// RemoteWrite sends series as a Prometheus server does (remote-write 1.0,
+// snappy-compressed protobuf) and returns the answer.
+func (s *Server) RemoteWrite(t testing.TB, series ...prompb.TimeSeries) *Response {
+	t.Helper()
+	body, err := remotewrite.Encode(&prompb.WriteRequest{Timeseries: series})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Do(t, "POST", "/api/v1/write", body, "Content-Type", remotewrite.ContentTypeV1,
+		"Content-Encoding", "snappy", "X-Prometheus-Remote-Write-Version", "0.1.0")
+}
+
+// Series builds a remote-write series from alternating label names and
+// values (the first pair is usually __name__) and its samples.
+func Series(lbls []string, samples ...prompb.Sample) prompb.TimeSeries {
+	ts := prompb.TimeSeries{Samples: samples}
+	for i := 0; i+1 < len(lbls); i += 2 {
+		ts.Labels = append(ts.Labels, prompb.Label{Name: lbls[i], Value: lbls[i+1]})
+	}
+	return ts
 }

@@ -19,18 +19,9 @@ func (s *Store) FindSeries(ctx context.Context, project string, sel metrics.Sele
 	if err := s.latest.flush(ctx); err != nil { // the latest values must include this process's own points
 		return nil, err
 	}
-	// A series' newest point decides for most: inside the window, it has
-	// points there; before the window, it has none. Only when it is after the
-	// window (or unknown) do the tiers have to be asked.
 	rows, err := s.reader(ctx).Query(ctx, `
 		SELECT s.id, s.labels FROM metric_series s
-		LEFT JOIN metric_latest l ON l.series_id = s.id
-		WHERE s.project_id = $1 AND s.name = $2 AND s.labels @> $3::jsonb
-		  AND CASE WHEN l.ts >= $4::timestamptz AND l.ts <= $5::timestamptz THEN true
-		           WHEN l.ts < $4::timestamptz THEN false
-		           ELSE EXISTS (SELECT 1 FROM metric_points p WHERE p.series_id = s.id AND p.ts >= $4 AND p.ts <= $5)
-		             OR EXISTS (SELECT 1 FROM metric_chunks c WHERE c.series_id = s.id AND c.start_ts > $4::timestamptz - $7::interval
-		                        AND c.start_ts <= $5 AND c.max_ts >= $4 AND c.min_ts <= $5) END
+		WHERE s.project_id = $1 AND s.name = $2 AND s.labels @> $3::jsonb AND `+hasPointsSQL("$4", "$5", "$7")+`
 		LIMIT $6`, project, sel.Name, metrics.CanonicalLabels(sel.Labels), sel.From, sel.To, sel.Limit, ChunkWindow)
 	if err != nil {
 		return nil, classify(fmt.Errorf("find series: %w", err))
@@ -43,6 +34,20 @@ func (s *Store) FindSeries(ctx context.Context, project string, sel metrics.Sele
 		return nil
 	})
 	return out, classify(err)
+}
+
+// hasPointsSQL is the condition that series s has a point in [from, to]
+// (SQL expressions of timestamptz; window: the interval ChunkWindow). A
+// series' newest point decides for most: inside the range, it has points
+// there; before the range, it has none. Only when it is after the range (or
+// unknown) are the tiers asked. Flush the latest values before using it.
+func hasPointsSQL(from, to, window string) string {
+	return `CASE (SELECT CASE WHEN l.ts < ` + from + `::timestamptz THEN 0 WHEN l.ts <= ` + to + `::timestamptz THEN 1 ELSE 2 END
+	              FROM metric_latest l WHERE l.series_id = s.id)
+		WHEN 0 THEN false WHEN 1 THEN true
+		ELSE EXISTS (SELECT 1 FROM metric_points p WHERE p.series_id = s.id AND p.ts >= ` + from + `::timestamptz AND p.ts <= ` + to + `::timestamptz)
+		  OR EXISTS (SELECT 1 FROM metric_chunks c WHERE c.series_id = s.id AND c.start_ts > ` + from + `::timestamptz - ` + window + `::interval
+		             AND c.start_ts <= ` + to + `::timestamptz AND c.max_ts >= ` + from + `::timestamptz AND c.min_ts <= ` + to + `::timestamptz) END`
 }
 
 // ReadSeries returns the points of the series in [From, To] by tier. Raw
@@ -148,6 +153,7 @@ func (s *Store) readRawPartials(ctx context.Context, db querier, req metrics.Rea
 			       count(*) AS n, `+sum+` AS total, `+lo+` AS lo, `+hi+` AS hi, `+last+` AS last, max(ts) AS latest
 			FROM metric_points
 			WHERE series_id = ANY($1::bigint[]) AND ts >= $2::timestamptz AND ts <= $3::timestamptz
+			  AND `+notStaleMarker+`
 			GROUP BY 1, 2, 3)
 		SELECT g.series_id, g.win, g.bucket, g.n, g.total, g.lo, g.hi, g.last[2], g.last[1]::bigint, g.latest, ch.compacted IS NOT NULL
 		FROM g LEFT JOIN LATERAL (
@@ -180,10 +186,18 @@ func (s *Store) readRawPartials(ctx context.Context, db querier, req metrics.Rea
 	return err
 }
 
+// notStaleMarker skips Prometheus' staleness markers, which are not values;
+// the cheap comparison keeps the byte test to NaN rows (PostgreSQL orders
+// every NaN equal).
+const notStaleMarker = `CASE WHEN value <> 'NaN'::float8 THEN true ELSE float8send(value) <> '\x7ff0000000000002'::bytea END`
+
+// rawPointsSQL reads the raw points of series ($1) in a range ($2, $3).
+const rawPointsSQL = `SELECT series_id, ts, value FROM metric_points
+		WHERE series_id = ANY($1::bigint[]) AND ts >= $2::timestamptz AND ts <= $3::timestamptz ORDER BY series_id, ts`
+
 // readRawPoints reads raw points one by one: all of them, or (keys) those of given windows.
 func (s *Store) readRawPoints(ctx context.Context, db querier, req metrics.ReadRequest, keys []metrics.WindowKey, sd *seriesData) error {
-	sql := `SELECT series_id, ts, value FROM metric_points
-		WHERE series_id = ANY($1::bigint[]) AND ts >= $2::timestamptz AND ts <= $3::timestamptz ORDER BY series_id, ts`
+	sql := rawPointsSQL
 	args := []any{req.IDs, req.From, req.To}
 	if keys != nil {
 		ids, starts := make([]int64, len(keys)), make([]time.Time, len(keys))
