@@ -63,6 +63,9 @@ func StartProcess(t testing.TB, opts Options) *Process {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stderr = testWriter{t}
+	if opts.Log != nil {
+		cmd.Stderr = opts.Log
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,7 @@ func (s *Store) createPartition(ctx context.Context, day time.Time) error {
 		if err := lockTx(ctx, tx, lockPartitions); err != nil {
 			return err
 		}
+		defer s.exclusiveSection(ctx, lockPartitions)() // the lock lasts until commit, after this
 		var attached bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 			WHERE i.inhparent = 'metric_points'::regclass AND c.relname = $1)`, name).Scan(&attached); err != nil || attached {

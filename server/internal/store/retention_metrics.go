@@ -71,6 +71,7 @@ func (s *Store) DropPartition(ctx context.Context, p Partition) error {
 		return classify(err)
 	}
 	defer unlock()
+	defer s.exclusiveSection(ctx, lockPartitions)()
 	table := pgx.Identifier{p.Name}.Sanitize()
 	if _, err := conn.Exec(ctx, "ALTER TABLE metric_points DETACH PARTITION "+table+" CONCURRENTLY"); err != nil {
 		var pgErr *pgconn.PgError

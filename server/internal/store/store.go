@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -30,11 +31,29 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// SeriesCacheSize bounds the in-process series-id cache (entries).
 	SeriesCacheSize int
+
+	// ReplicaURLs are read replicas' connection strings (DATABASE_READ_URL).
+	ReplicaURLs []string
+	// ReplicaHosts are read replicas reached with the primary's settings and
+	// another host, "host" or "host:port" (DATABASE_READ_HOST).
+	ReplicaHosts []string
+	// MaxReplicaLag: a replica further behind is skipped; zero means DefaultMaxReplicaLag.
+	MaxReplicaLag time.Duration
+	// LagSampleInterval: how often replicas are measured; zero means DefaultLagSampleInterval.
+	LagSampleInterval time.Duration
+	// Log receives the store's own events (replica state changes, exclusive
+	// sections); nil discards them.
+	Log *slog.Logger
 }
+
+// DefaultMaxReplicaLag is XTRACE_READ_MAX_LAG's default.
+const DefaultMaxReplicaLag = 2 * time.Second
 
 // Store is the database handle shared by ingest, query and retention.
 type Store struct {
-	pool *pgxpool.Pool
+	pool     *pgxpool.Pool
+	replicas *replicaSet // nil without read replicas
+	log      *slog.Logger
 
 	series     *seriesCache
 	partitions sync.Map // day (YYYYMMDD) -> struct{}: partitions known to exist
@@ -62,6 +81,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "xtrace"
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	replicaCfgs, err := replicaConfigs(cfg, opts.ReplicaURLs, opts.ReplicaHosts)
+	if err != nil {
+		return nil, err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create connection pool: %w", err)
@@ -69,15 +92,66 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.SeriesCacheSize <= 0 {
 		opts.SeriesCacheSize = 1 << 20
 	}
-	return &Store{pool: pool, series: newSeriesCache(opts.SeriesCacheSize)}, nil
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{pool: pool, log: opts.Log, series: newSeriesCache(opts.SeriesCacheSize)}
+	if len(replicaCfgs) > 0 {
+		if s.replicas, err = newReplicaSet(pool, replicaCfgs, opts); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		s.replicas.start()
+	}
+	return s, nil
 }
 
-// reader is the pool that read-only queries use. Writes, DDL, migrations,
-// retention and locks always use s.pool (the primary).
-func (s *Store) reader(_ context.Context) *pgxpool.Pool { return s.pool }
+// readQuerier is what read-only queries need of a pool.
+type readQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
 
-// Close closes the pool.
-func (s *Store) Close() { s.pool.Close() }
+// reader is where read-only queries go: a fit read replica when there are
+// any (see replicas.go), else the primary. The request's ReadRoute, if ctx
+// carries one, says whether a replica may answer and records which pool did.
+// Writes, DDL, migrations, retention, locks and health always use s.pool.
+func (s *Store) reader(ctx context.Context) readQuerier {
+	if s.replicas != nil {
+		return routedReader{s.replicas}
+	}
+	ReadRouteFrom(ctx).record(PrimaryPool)
+	return s.pool
+}
+
+// Close stops the replica sampling and closes the pools.
+func (s *Store) Close() {
+	if s.replicas != nil {
+		s.replicas.close()
+	}
+	s.pool.Close()
+}
+
+// HasReplicas reports whether read replicas are configured.
+func (s *Store) HasReplicas() bool { return s.replicas != nil }
+
+// ReplicaServing reports whether at least one read replica answers reads
+// now (in range of the lag bound), e.g. while the primary is down.
+func (s *Store) ReplicaServing() bool {
+	return s.replicas != nil && s.replicas.servingReplicas() > 0
+}
+
+// PoolStats describes the primary's pool and each replica's, primary first.
+func (s *Store) PoolStats() []PoolStats {
+	out := []PoolStats{poolStats(PrimaryPool, s.pool)}
+	if s.replicas != nil {
+		out[0].Reads = s.replicas.primaryReads.Load()
+		for _, r := range s.replicas.replicas {
+			out = append(out, r.stats())
+		}
+	}
+	return out
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {

@@ -26,6 +26,12 @@ type Metrics struct {
 	RetentionDeleted  *prometheus.CounterVec
 	PartitionsDropped prometheus.Counter
 	RetentionLastRun  prometheus.Gauge
+	// ReadRequests counts requests that read from the database, by route and
+	// the pool that answered their reads (primary or a replica).
+	ReadRequests *prometheus.CounterVec
+	// FreshnessRechecks counts metric queries a replica answered with a series
+	// looking stale inside the router's freshness window, asked again of the primary.
+	FreshnessRechecks prometheus.Counter
 }
 
 // New creates and registers the instruments.
@@ -75,13 +81,19 @@ func New() *Metrics {
 		RetentionLastRun: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "xtrace_retention_last_success_timestamp_seconds", Help: "Unix time of the last successful retention pass.",
 		}),
+		ReadRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xtrace_http_read_requests_total", Help: "Requests that read from the database, by route and the pool that answered (primary or replica:<host>:<port>).",
+		}, []string{"route", "pool"}),
+		FreshnessRechecks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "xtrace_read_freshness_rechecks_total", Help: "Metric queries a replica answered with a series looking stale inside the 15 s freshness window, asked again of the primary.",
+		}),
 	}
 	for _, table := range []string{"metric_points", "metric_series", "traces", "observations", "scores"} {
 		m.RetentionDeleted.WithLabelValues(table) // exposed as 0 before the first pass
 	}
 	r.MustRegister(m.Requests, m.RequestDuration, m.RateLimited, m.QueueDepthGauge, m.CommitDuration,
 		m.CommitGroupSize, m.CommitErrors, m.PointsWritten, m.TracesWritten, m.ObservationsWrote,
-		m.RetentionDeleted, m.PartitionsDropped, m.RetentionLastRun,
+		m.RetentionDeleted, m.PartitionsDropped, m.RetentionLastRun, m.ReadRequests, m.FreshnessRechecks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
