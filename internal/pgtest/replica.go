@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -56,19 +57,27 @@ func (r *Replicated) WaitCaughtUp(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if err := r.Replica.WaitReplayed(ctx, r.Primary); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+}
+
+// WaitReplayed waits until c, a replica of primary, has replayed everything
+// primary had written when it was called.
+func (c *Cluster) WaitReplayed(ctx context.Context, primary *Cluster) error {
 	var lsn string
-	if err := queryOnce(ctx, r.Primary.URL("postgres"), "SELECT pg_current_wal_lsn()::text", nil, &lsn); err != nil {
-		t.Fatalf("pgtest: primary WAL position: %v", err)
+	if err := queryOnce(ctx, primary.URL("postgres"), "SELECT pg_current_wal_lsn()::text", nil, &lsn); err != nil {
+		return fmt.Errorf("primary WAL position: %w", err)
 	}
 	for {
 		var done bool
-		err := queryOnce(ctx, r.Replica.URL("postgres"), "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", []any{lsn}, &done)
+		err := queryOnce(ctx, c.URL("postgres"), "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", []any{lsn}, &done)
 		if err == nil && done {
-			return
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("pgtest: replica did not replay up to %s within %s (last error: %v)", lsn, timeout, err)
+			return fmt.Errorf("replica on port %d did not replay up to %s (last error: %v)", c.Port, lsn, err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
