@@ -79,8 +79,8 @@ type replicaSet struct {
 	maxLag       time.Duration
 	interval     time.Duration
 	log          *slog.Logger
-	next         atomic.Uint64 // round robin among serving replicas
-	primaryReads atomic.Uint64
+	next         atomic.Uint64  // round robin among serving replicas
+	primaryReads *atomic.Uint64 // the store's count
 	stop         context.CancelFunc
 	done         chan struct{}
 }
@@ -126,8 +126,8 @@ func splitReadHost(entry string) (host string, port uint16) {
 	return strings.Trim(entry, "[]"), 0
 }
 
-func newReplicaSet(primary *pgxpool.Pool, cfgs []*pgxpool.Config, opts Options) (*replicaSet, error) {
-	rs := &replicaSet{primary: primary, maxLag: opts.MaxReplicaLag, interval: opts.LagSampleInterval, log: opts.Log}
+func newReplicaSet(primary *pgxpool.Pool, primaryReads *atomic.Uint64, cfgs []*pgxpool.Config, opts Options) (*replicaSet, error) {
+	rs := &replicaSet{primary: primary, primaryReads: primaryReads, maxLag: opts.MaxReplicaLag, interval: opts.LagSampleInterval, log: opts.Log}
 	if rs.maxLag <= 0 {
 		rs.maxLag = DefaultMaxReplicaLag
 	}
@@ -301,9 +301,12 @@ func (rs *replicaSet) markDown(r *replica, err error, now time.Time) {
 // sample measures every replica that is due: the primary's WAL position
 // first, then each replica's replay position and age, in parallel.
 func (rs *replicaSet) sample(ctx context.Context, now time.Time) {
-	sctx, cancel := context.WithTimeout(ctx, max(rs.interval, time.Second))
-	defer cancel()
-	primaryLSN, primaryKnown := walPosition(sctx, rs.primary)
+	// Each server gets a timeout of its own: an unreachable primary must not
+	// use up the time of the replicas' samples (it would mark them down too).
+	timeout := max(rs.interval, time.Second)
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	primaryLSN, primaryKnown := walPosition(pctx, rs.primary)
+	cancel()
 	var wg sync.WaitGroup
 	for _, r := range rs.replicas {
 		r.mu.Lock()
@@ -313,7 +316,9 @@ func (rs *replicaSet) sample(ctx context.Context, now time.Time) {
 			continue
 		}
 		wg.Go(func() {
-			s, err := sampleReplica(sctx, r.pool)
+			rctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			s, err := sampleReplica(rctx, r.pool)
 			switch {
 			case ctx.Err() != nil: // shutting down: no verdict
 			case err != nil:

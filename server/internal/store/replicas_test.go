@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -196,4 +197,49 @@ func mustBuffered(t *testing.T, pool *pgxpool.Pool, sql string) pgx.Rows {
 		t.Fatal(err)
 	}
 	return rows
+}
+
+// TestAnUnreachablePrimaryDoesNotMarkReplicasDown: a primary that accepts
+// connections and never answers (behind a black hole) costs its own sample's
+// timeout, not the replicas' — they keep serving reads.
+func TestAnUnreachablePrimaryDoesNotMarkReplicasDown(t *testing.T) {
+	t.Parallel()
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	go func() {
+		for {
+			conn, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close() // held open, never answered
+		}
+	}()
+	replicaURL := pgtest.NewDatabase(t) // a server not in recovery: a replica with nothing to replay
+	s, err := Open(context.Background(), Options{URL: "postgres://xtrace@" + hole.Addr().String() + "/db?sslmode=disable",
+		ReplicaURLs: []string{replicaURL}, LagSampleInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := s.PoolStats()[1]
+		if st.State == "down" {
+			t.Fatal("the replica was marked down while the primary did not answer")
+		}
+		if st.State == "serving" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica state %q after 10 s; want serving", st.State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !s.ReplicaServing() {
+		t.Error("ReplicaServing() = false with a serving replica")
+	}
 }

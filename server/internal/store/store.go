@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,9 +52,10 @@ const DefaultMaxReplicaLag = 2 * time.Second
 
 // Store is the database handle shared by ingest, query and retention.
 type Store struct {
-	pool     *pgxpool.Pool
-	replicas *replicaSet // nil without read replicas
-	log      *slog.Logger
+	pool         *pgxpool.Pool
+	replicas     *replicaSet // nil without read replicas
+	primaryReads atomic.Uint64
+	log          *slog.Logger
 
 	series     *seriesCache
 	partitions sync.Map // day (YYYYMMDD) -> struct{}: partitions known to exist
@@ -97,7 +99,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{pool: pool, log: opts.Log, series: newSeriesCache(opts.SeriesCacheSize)}
 	if len(replicaCfgs) > 0 {
-		if s.replicas, err = newReplicaSet(pool, replicaCfgs, opts); err != nil {
+		if s.replicas, err = newReplicaSet(pool, &s.primaryReads, replicaCfgs, opts); err != nil {
 			pool.Close()
 			return nil, err
 		}
@@ -121,6 +123,7 @@ func (s *Store) reader(ctx context.Context) readQuerier {
 		return routedReader{s.replicas}
 	}
 	ReadRouteFrom(ctx).record(PrimaryPool)
+	s.primaryReads.Add(1)
 	return s.pool
 }
 
@@ -144,8 +147,8 @@ func (s *Store) ReplicaServing() bool {
 // PoolStats describes the primary's pool and each replica's, primary first.
 func (s *Store) PoolStats() []PoolStats {
 	out := []PoolStats{poolStats(PrimaryPool, s.pool)}
+	out[0].Reads = s.primaryReads.Load()
 	if s.replicas != nil {
-		out[0].Reads = s.replicas.primaryReads.Load()
 		for _, r := range s.replicas.replicas {
 			out = append(out, r.stats())
 		}
