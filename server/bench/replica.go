@@ -135,15 +135,7 @@ func routerLoad(base string, strong bool, clients int, d time.Duration, to time.
 					req.Header.Set("X-Xtrace-Consistency", "strong")
 				}
 				began := time.Now()
-				resp, err := client.Do(req)
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("router query answered %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
+				if err := send(client, req); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
 				}
@@ -155,13 +147,8 @@ func routerLoad(base string, strong bool, clients int, d time.Duration, to time.
 	if err, _ := firstErr.Load().(error); err != nil {
 		return 0, [3]float64{}, err
 	}
-	var all []float64
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	sort.Float64s(all)
-	pct := func(p float64) float64 { return round(all[int(p*float64(len(all)-1)+0.5)], 2) }
-	return len(all), [3]float64{pct(0.5), pct(0.95), pct(0.99)}, nil
+	n, pct := percentiles(lat)
+	return n, pct, nil
 }
 
 // freshnessResult is one replay delay's comparison of the replica with the primary.
