@@ -222,30 +222,31 @@ type routedReader struct{ rs *replicaSet }
 
 func (rr routedReader) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	route := ReadRouteFrom(ctx)
-	var failed *replica
-	for attempt := 0; attempt < 2; attempt++ {
-		r := rr.rs.pick(route, failed)
-		if r == nil {
-			rr.rs.primaryReads.Add(1)
-			route.record(PrimaryPool)
-			return rr.rs.primary.Query(ctx, sql, args...)
-		}
-		rows, err := queryBuffered(ctx, r.pool, sql, args)
-		if err == nil {
-			r.reads.Add(1)
-			route.record(r.name)
-			return rows, nil
-		}
-		if ctx.Err() != nil || !retryElsewhere(err) || attempt == 1 {
-			return nil, err
-		}
-		r.retries.Add(1)
-		if isServerFailure(err) {
-			rr.rs.markDown(r, err, time.Now())
-		}
-		failed = r
+	r := rr.rs.pick(route, nil)
+	rows, err := rr.queryOn(ctx, route, r, sql, args)
+	if r == nil || err == nil || ctx.Err() != nil || !retryElsewhere(err) {
+		return rows, err
 	}
-	panic("unreachable")
+	r.retries.Add(1)
+	if isServerFailure(err) {
+		rr.rs.markDown(r, err, time.Now())
+	}
+	return rr.queryOn(ctx, route, rr.rs.pick(route, r), sql, args)
+}
+
+// queryOn runs a read on replica r, or on the primary when r is nil.
+func (rr routedReader) queryOn(ctx context.Context, route *ReadRoute, r *replica, sql string, args []any) (pgx.Rows, error) {
+	if r == nil {
+		rr.rs.primaryReads.Add(1)
+		route.record(PrimaryPool)
+		return rr.rs.primary.Query(ctx, sql, args...)
+	}
+	rows, err := queryBuffered(ctx, r.pool, sql, args)
+	if err == nil {
+		r.reads.Add(1)
+		route.record(r.name)
+	}
+	return rows, err
 }
 
 func (rr routedReader) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {

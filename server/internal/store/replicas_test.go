@@ -243,3 +243,40 @@ func TestAnUnreachablePrimaryDoesNotMarkReplicasDown(t *testing.T) {
 		t.Error("ReplicaServing() = false with a serving replica")
 	}
 }
+
+// TestPick: reads go round-robin among serving replicas, stay on one replica
+// per request while it serves, avoid the one that just failed, and go to the
+// primary when none serves or the request asks for the primary.
+func TestPick(t *testing.T) {
+	a, b, c := &replica{name: "a", state: replicaServing}, &replica{name: "b", state: replicaServing}, &replica{name: "c", state: replicaLagging}
+	rs := &replicaSet{replicas: []*replica{a, b, c}}
+	seen := map[string]int{}
+	for i := 0; i < 10; i++ {
+		seen[rs.pick(nil, nil).name]++
+	}
+	if seen["a"] != 5 || seen["b"] != 5 {
+		t.Errorf("requests without a route went %v; want a and b alike, never the lagging c", seen)
+	}
+	route := NewReadRoute(ReadAnywhere)
+	first := rs.pick(route, nil)
+	for i := 0; i < 5; i++ {
+		if got := rs.pick(route, nil); got != first {
+			t.Fatalf("read %d of one request went to %s after %s", i, got.name, first.name)
+		}
+	}
+	if got := rs.pick(route, first); got == first || got == nil {
+		t.Errorf("after %s failed the read went to %v; want the other serving replica", first.name, got)
+	}
+	first.state = replicaDown
+	if got := rs.pick(NewReadRoute(ReadAnywhere), nil); got == first {
+		t.Error("a down replica was picked")
+	}
+	route.RequirePrimary()
+	if got := rs.pick(route, nil); got != nil {
+		t.Errorf("a request requiring the primary went to %s", got.name)
+	}
+	a.state, b.state = replicaLagging, replicaDown
+	if got := rs.pick(NewReadRoute(ReadAnywhere), nil); got != nil {
+		t.Errorf("with no replica serving the read went to %s; want the primary", got.name)
+	}
+}

@@ -135,9 +135,6 @@ func (s *Store) Close() {
 	s.pool.Close()
 }
 
-// HasReplicas reports whether read replicas are configured.
-func (s *Store) HasReplicas() bool { return s.replicas != nil }
-
 // ReplicaServing reports whether at least one read replica answers reads
 // now (in range of the lag bound), e.g. while the primary is down.
 func (s *Store) ReplicaServing() bool {
