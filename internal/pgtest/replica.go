@@ -91,3 +91,13 @@ func queryOnce(ctx context.Context, url, sql string, args []any, dest ...any) er
 	defer conn.Close(context.Background())
 	return conn.QueryRow(ctx, sql, args...).Scan(dest...)
 }
+
+// DelayReplay makes c, a replica, apply each transaction d after the
+// primary committed it (recovery_min_apply_delay; 0 turns it off): a replica
+// that lags on purpose, for measurements.
+func (c *Cluster) DelayReplay(ctx context.Context, d time.Duration) error {
+	if err := execSQL(ctx, c.URL("postgres"), fmt.Sprintf("ALTER SYSTEM SET recovery_min_apply_delay = '%dms'", d.Milliseconds())); err != nil {
+		return err
+	}
+	return execSQL(ctx, c.URL("postgres"), "SELECT pg_reload_conf()")
+}

@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
@@ -184,7 +182,7 @@ func (b *bench) replicaFreshness(ctx context.Context) error {
 	time.Sleep(6 * time.Second) // every series gets a point at the live cadence before sampling
 
 	for _, delay := range []time.Duration{0, 1500 * time.Millisecond, 12 * time.Second} {
-		if err := setApplyDelay(ctx, b.replica.URL("postgres"), delay); err != nil {
+		if err := b.replica.DelayReplay(ctx, delay); err != nil {
 			return err
 		}
 		time.Sleep(delay + 2*time.Second) // the delay takes hold on new commits
@@ -203,20 +201,7 @@ func (b *bench) replicaFreshness(ctx context.Context) error {
 	if err := <-ingestErr; err != nil && ctx.Err() == nil {
 		return fmt.Errorf("live ingest: %w", err)
 	}
-	return setApplyDelay(ctx, b.replica.URL("postgres"), 0)
-}
-
-func setApplyDelay(ctx context.Context, adminURL string, d time.Duration) error {
-	conn, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET recovery_min_apply_delay = '%dms'", d.Milliseconds())); err != nil {
-		return err
-	}
-	_, err = conn.Exec(ctx, "SELECT pg_reload_conf()")
-	return err
+	return b.replica.DelayReplay(ctx, 0)
 }
 
 // liveIngest pushes the fleet at its real cadence until ctx ends: every
