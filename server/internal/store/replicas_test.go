@@ -280,3 +280,23 @@ func TestPick(t *testing.T) {
 		t.Errorf("with no replica serving the read went to %s; want the primary", got.name)
 	}
 }
+
+// TestReplicaHostsWithTheLibpqEnvironment: the operator's host form gives the
+// primary as PG* variables and the replicas as DATABASE_READ_HOST.
+func TestReplicaHostsWithTheLibpqEnvironment(t *testing.T) {
+	for k, v := range map[string]string{"PGHOST": "pg-rw", "PGPORT": "5433", "PGUSER": "app", "PGPASSWORD": "secret", "PGDATABASE": "appdb", "PGSSLMODE": "disable"} {
+		t.Setenv(k, v)
+	}
+	primary, err := pgxpool.ParseConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgs, err := replicaConfigs(primary, nil, []string{"pg-ro"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfgs[0].ConnConfig
+	if c.Host != "pg-ro" || c.Port != 5433 || c.User != "app" || c.Password != "secret" || c.Database != "appdb" || c.TLSConfig != nil {
+		t.Errorf("replica %s:%d user %q db %q TLS %v; want pg-ro with the primary's environment", c.Host, c.Port, c.User, c.Database, c.TLSConfig)
+	}
+}
