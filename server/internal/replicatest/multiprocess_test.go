@@ -44,15 +44,16 @@ func (f *fleet) start(name string) *member {
 	return m
 }
 
-// do sends a request to the next process, trying the others when one does
-// not answer or answers 503 (a killed or restarting pod); the last answer
-// (or error) is returned.
+// do sends a request to the next process, trying each of the others once
+// when one does not answer or answers 503 (a killed or restarting pod); the
+// last answer (or error) is returned.
 func (f *fleet) do(method, path string, body any) (*servertest.Response, error) {
 	var resp *servertest.Response
 	var err error
-	for attempt := 0; attempt < 3; attempt++ {
+	first := f.next.Add(1)
+	for attempt := uint64(0); attempt < 3; attempt++ {
 		f.mu.Lock()
-		m := f.procs[f.next.Add(1)%uint64(len(f.procs))]
+		m := f.procs[(first+attempt)%uint64(len(f.procs))]
 		f.mu.Unlock()
 		resp, err = m.proc.Try(method, path, body)
 		if err == nil && resp.Status != 503 {
