@@ -300,18 +300,3 @@ func TestReplicaHostsWithTheLibpqEnvironment(t *testing.T) {
 		t.Errorf("replica %s:%d user %q db %q TLS %v; want pg-ro with the primary's environment", c.Host, c.Port, c.User, c.Database, c.TLSConfig)
 	}
 }
-
-// TestEveryExclusiveLockHasAName: exclusive sections are logged by lock name
-// (the multi-process test reads them); a job added to RunExclusive needs one.
-func TestEveryExclusiveLockHasAName(t *testing.T) {
-	for job, id := range jobLocks {
-		if lockNames[id] == "" || job.String() == "" {
-			t.Errorf("job %d: lock %#x has no name in lockNames", job, id)
-		}
-	}
-	for _, id := range []lockID{lockMigrations, lockPartitions, lockRetention} {
-		if lockNames[id] == "" {
-			t.Errorf("lock %#x has no name in lockNames", id)
-		}
-	}
-}
