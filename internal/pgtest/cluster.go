@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,6 +60,8 @@ type Cluster struct {
 	Port    int
 
 	cmd        *exec.Cmd
+	args       []string // the postgres command line, for Restart
+	log        io.Writer
 	exited     chan struct{}
 	tempRoot   string // removed on Stop when the cluster is throwaway
 	credential *syscall.Credential
@@ -76,6 +79,11 @@ func FindBinDir() (string, error) { return findBinDir("/usr/lib/postgresql/*/bin
 
 func findBinDir(distroGlob string) (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
+		// Through symlinks (e.g. /usr/local/bin/initdb) to the installation,
+		// which also holds the client tools such as pg_basebackup.
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
 		dir := filepath.Dir(p)
 		if isExec(filepath.Join(dir, "postgres")) {
 			return dir, nil
@@ -108,12 +116,27 @@ func isExec(path string) bool {
 }
 
 // Start initialises (if needed) and starts a cluster, waiting until it accepts connections.
-func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
+func Start(ctx context.Context, opts Options) (*Cluster, error) { return start(ctx, opts, nil) }
+
+// StartReplica makes a hot standby of c and starts it: pg_basebackup -R over a
+// replication slot of its own into opts.DataDir (which must be empty; empty
+// means a temporary directory), then the server, started as Start starts one,
+// streaming from c. A standby refuses writes and follows c until it stops;
+// Crash and Restart work on it as on any cluster. c needs nothing set for
+// this: PostgreSQL's defaults (wal_level=replica, max_wal_senders=10,
+// hot_standby=on) and initdb's pg_hba.conf (replication connections from
+// 127.0.0.1 with trust) are what streaming replication needs.
+func (c *Cluster) StartReplica(ctx context.Context, opts Options) (*Cluster, error) {
+	return start(ctx, opts, c)
+}
+
+// start runs a new cluster: initdb, or a base backup of primary when it is set.
+func start(ctx context.Context, opts Options, primary *Cluster) (_ *Cluster, err error) {
 	binDir, err := FindBinDir()
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{BinDir: binDir, exited: make(chan struct{})}
+	c := &Cluster{BinDir: binDir}
 	defer func() {
 		if err != nil {
 			c.Stop()
@@ -153,9 +176,15 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 
 	if _, statErr := os.Stat(filepath.Join(c.DataDir, "PG_VERSION")); statErr != nil {
-		if err := c.initdb(ctx); err != nil {
+		create := c.initdb
+		if primary != nil {
+			create = func(ctx context.Context) error { return c.baseBackup(ctx, primary) }
+		}
+		if err := create(ctx); err != nil {
 			return nil, err
 		}
+	} else if primary != nil {
+		return nil, fmt.Errorf("a replica needs an empty data directory; %s holds a cluster", c.DataDir)
 	} else if pid := runningPostmaster(c.DataDir); pid > 0 {
 		return nil, fmt.Errorf("a PostgreSQL server (pid %d) is already running on %s; stop it first", pid, c.DataDir)
 	}
@@ -166,41 +195,66 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
+	c.args = serverArgs(c.DataDir, c.SockDir, c.Port, opts)
+	c.log = &c.logTail
+	if opts.Log != nil {
+		c.log = io.MultiWriter(opts.Log, &c.logTail)
+	}
+	if err := c.launch(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// serverArgs is the postgres command line of a cluster.
+func serverArgs(dataDir, sockDir string, port int, opts Options) []string {
 	fsync := "off"
 	if opts.Durable {
 		fsync = "on"
 	}
-	// Not bound to ctx: the server outlives Start; Stop ends it.
-	c.cmd = c.command(context.Background(), filepath.Join(binDir, "postgres"),
-		"-D", c.DataDir,
-		"-p", strconv.Itoa(c.Port),
-		"-k", c.SockDir,
+	args := []string{
+		"-D", dataDir,
+		"-p", strconv.Itoa(port),
+		"-k", sockDir,
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "fsync="+fsync,
-		"-c", "full_page_writes="+fsync,
+		"-c", "fsync=" + fsync,
+		"-c", "full_page_writes=" + fsync,
 		"-c", "synchronous_commit=on",
 		"-c", "max_connections=200",
 		"-c", "log_min_messages=warning",
-	)
+	}
 	for _, kv := range opts.Settings {
-		c.cmd.Args = append(c.cmd.Args, "-c", kv)
+		args = append(args, "-c", kv)
 	}
-	var out io.Writer = &c.logTail
-	if opts.Log != nil {
-		out = io.MultiWriter(opts.Log, &c.logTail)
-	}
-	c.cmd.Stdout, c.cmd.Stderr = out, out
+	return args
+}
+
+// launch starts the postgres process and waits until it accepts connections.
+func (c *Cluster) launch(ctx context.Context) error {
+	c.exited = make(chan struct{})
+	// Not bound to ctx: the server outlives Start; Stop ends it.
+	c.cmd = c.command(context.Background(), filepath.Join(c.BinDir, "postgres"), c.args...)
+	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	// Stop the server if this process dies without running Stop.
 	c.cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
 	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start postgres: %w", err)
+		close(c.exited)
+		return fmt.Errorf("start postgres: %w", err)
 	}
-	go func() { _ = c.cmd.Wait(); close(c.exited) }()
+	cmd, exited := c.cmd, c.exited
+	go func() { _ = cmd.Wait(); close(exited) }()
+	return c.waitReady(ctx, 60*time.Second)
+}
 
-	if err := c.waitReady(ctx, 60*time.Second); err != nil {
-		return nil, err
+// Restart starts the server again, on the same data directory and port,
+// after Crash (crash recovery runs) or Kill. A replica resumes streaming.
+func (c *Cluster) Restart(ctx context.Context) error {
+	select {
+	case <-c.exited:
+	default:
+		return errors.New("pgtest: Restart of a cluster that is still running")
 	}
-	return c, nil
+	return c.launch(ctx)
 }
 
 func (c *Cluster) initdb(ctx context.Context) error {
@@ -208,6 +262,26 @@ func (c *Cluster) initdb(ctx context.Context) error {
 		"-D", c.DataDir, "-U", Superuser, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("initdb %s: %w: %s", c.DataDir, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+var replicaSlots atomic.Int64
+
+// baseBackup copies primary into c.DataDir as a standby: -R writes
+// primary_conninfo and standby.signal, -C -S a replication slot so that the
+// primary keeps the WAL this replica has not received yet (across its restarts).
+func (c *Cluster) baseBackup(ctx context.Context, primary *Cluster) error {
+	slot := fmt.Sprintf("pgtest_replica_%d_%d", os.Getpid(), replicaSlots.Add(1))
+	tool := filepath.Join(c.BinDir, "pg_basebackup")
+	if !isExec(tool) {
+		return fmt.Errorf("pg_basebackup not found in %s: %s", c.BinDir, InstallHint)
+	}
+	cmd := c.command(ctx, tool,
+		"-D", c.DataDir, "-h", "127.0.0.1", "-p", strconv.Itoa(primary.Port), "-U", Superuser,
+		"-R", "-X", "stream", "-c", "fast", "-C", "-S", slot, "--no-sync")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_basebackup of the cluster on port %d: %w: %s", primary.Port, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

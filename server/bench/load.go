@@ -143,15 +143,7 @@ func traceIngest(base, token string, o options) (float64, [3]float64, error) {
 				req.Header.Set("Authorization", "Bearer "+token)
 				req.Header.Set("Content-Type", "application/json")
 				start := time.Now()
-				resp, err := client.Do(req)
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("/v1/l/batch answered %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
+				if err := send(client, req); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
 				}
@@ -164,14 +156,38 @@ func traceIngest(base, token string, o options) (float64, [3]float64, error) {
 		return 0, [3]float64{}, err
 	}
 	took := time.Since(began)
+	fmt.Printf("trace ingest: %d requests in %s\n", o.traces, took.Round(time.Millisecond))
+	_, pct := percentiles(lat)
+	return float64(o.traces) / took.Seconds(), pct, nil
+}
+
+// send does one request of a load loop; an answer other than 200 is an error.
+func send(client *http.Client, req *http.Request) error {
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s %s answered %d", req.Method, req.URL.Path, resp.StatusCode)
+	}
+	return nil
+}
+
+// percentiles merges the clients' latencies (ms) and returns how many there
+// were and their p50/p95/p99.
+func percentiles(lat [][]float64) (int, [3]float64) {
 	var all []float64
 	for _, l := range lat {
 		all = append(all, l...)
 	}
+	if len(all) == 0 {
+		return 0, [3]float64{}
+	}
 	sort.Float64s(all)
 	pct := func(p float64) float64 { return round(all[int(p*float64(len(all)-1)+0.5)], 2) }
-	fmt.Printf("trace ingest: %d requests in %s\n", o.traces, took.Round(time.Millisecond))
-	return float64(o.traces) / took.Seconds(), [3]float64{pct(0.5), pct(0.95), pct(0.99)}, nil
+	return len(all), [3]float64{pct(0.5), pct(0.95), pct(0.99)}
 }
 
 // traceBody is gateway request i as Nebula Gateway sends it: one trace, a

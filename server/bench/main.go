@@ -36,6 +36,10 @@ type options struct {
 	reps     int
 	out      string
 	traces   int
+
+	replica         bool          // also measure a streaming read replica (replica.go)
+	replicaDuration time.Duration // length of each replica measurement
+	replicaClients  int           // concurrent router clients against the replica
 }
 
 func main() {
@@ -48,6 +52,9 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 60, "repetitions of each query (≥ 50)")
 	flag.StringVar(&o.out, "out", "bench-result.json", "JSON result file")
 	flag.IntVar(&o.traces, "traces", 20000, "gateway requests to push to /v1/l/batch (one trace + 2 observations each)")
+	flag.BoolVar(&o.replica, "replica", false, "also measure a streaming read replica: router queries/s it serves, and how far behind the primary its answers are under live ingest")
+	flag.DurationVar(&o.replicaDuration, "replica-duration", 20*time.Second, "length of each read-replica measurement")
+	flag.IntVar(&o.replicaClients, "replica-clients", 4, "concurrent router clients in the read-replica measurement")
 	flag.Parse()
 	if o.reps < 50 {
 		o.reps = 50
@@ -65,12 +72,14 @@ type bench struct {
 
 	dataDir string
 	cluster *pgtest.Cluster
+	replica *pgtest.Cluster // with -replica
 	server  *exec.Cmd
 	base    string
 
-	result  map[string]float64
-	latency map[string][3]float64
-	pruned  int64
+	result    map[string]float64
+	latency   map[string][3]float64
+	pruned    int64
+	freshness []freshnessResult // with -replica
 }
 
 const (
@@ -87,10 +96,7 @@ func run(o options) error {
 	fmt.Printf("fleet profile: %d series × %d steps at %s = %d points (%s … %s)\n%s\n",
 		len(b.fleet), o.steps, o.interval, b.points(), b.start.Format(time.RFC3339), b.end.Format(time.RFC3339), valueModelDoc)
 	defer b.close()
-	phases := []struct {
-		name string
-		run  func(context.Context) error
-	}{
+	phases := []phase{
 		{"start postgres", b.startPostgres},
 		{"raw copy", b.rawCopy},
 		{"start server", b.startServer},
@@ -102,8 +108,11 @@ func run(o options) error {
 		{"PromQL queries", b.promqlQueries},
 		{"trace copy", b.traceCopy},
 		{"trace ingest", b.traceIngest},
-		{"prune", b.prune},
 	}
+	if o.replica { // before prune, which drops the day the queries read
+		phases = append(phases, b.replicaPhases()...)
+	}
+	phases = append(phases, phase{"prune", b.prune})
 	ctx := context.Background()
 	for _, p := range phases {
 		if err := p.run(ctx); err != nil {
@@ -113,11 +122,18 @@ func run(o options) error {
 	return b.report()
 }
 
+// phase is one step of the run.
+type phase struct {
+	name string
+	run  func(context.Context) error
+}
+
 func (b *bench) points() int { return len(b.fleet) * b.o.steps }
 
 func (b *bench) close() {
-	if b.server != nil {
-		stopServer(b.server)
+	b.stopServer()
+	if b.replica != nil {
+		b.replica.Stop()
 	}
 	if b.cluster != nil {
 		b.cluster.Stop()
@@ -210,14 +226,24 @@ func (b *bench) rawCopy(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) startServer(_ context.Context) error {
+func (b *bench) startServer(_ context.Context) error { return b.runServer() }
+
+func (b *bench) stopServer() {
+	if b.server != nil {
+		stopServer(b.server)
+		b.server = nil
+	}
+}
+
+// runServer starts the xtrace binary on the server database with env added.
+func (b *bench) runServer(env ...string) error {
 	var err error
-	b.server, b.base, err = launchServer(b.o.server, b.cluster.URL(serverDB))
+	b.server, b.base, err = launchServer(b.o.server, b.cluster.URL(serverDB), env...)
 	return err
 }
 
 // launchServer starts the xtrace binary on a database and waits until it is ready.
-func launchServer(binary, dbURL string) (*exec.Cmd, string, error) {
+func launchServer(binary, dbURL string, env ...string) (*exec.Cmd, string, error) {
 	port, err := devproc.FreePort()
 	if err != nil {
 		return nil, "", err
@@ -228,6 +254,7 @@ func launchServer(binary, dbURL string) (*exec.Cmd, string, error) {
 		"BIND_ADDR=127.0.0.1:"+strconv.Itoa(port), "RATE_LIMIT_QPS=100000", "RATE_LIMIT_BURST=100000",
 		// Compaction is measured on its own (the compact phase), not during ingest.
 		"XTRACE_LOG_LEVEL=warn", "XTRACE_RETENTION_INTERVAL=0", "XTRACE_COMPACTION_INTERVAL=0")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
@@ -316,18 +343,38 @@ func (b *bench) queries(_ context.Context) error {
 	return nil
 }
 
-// traceIngest pushes one request per gateway call, as Nebula Gateway sends them.
-func (b *bench) traceIngest(_ context.Context) error {
+// traceIngest pushes one request per gateway call, as Nebula Gateway sends
+// them, and measures the CPU both processes spent and the bytes on disk.
+func (b *bench) traceIngest(ctx context.Context) error {
+	pgCPU0, srvCPU0 := treeCPU(b.cluster.Pid()), treeCPU(b.server.Process.Pid)
 	rate, lat, err := traceIngest(b.base, benchToken, b.o)
+	if err != nil || b.o.traces <= 0 {
+		return err
+	}
+	pgCPU, srvCPU := treeCPU(b.cluster.Pid())-pgCPU0, treeCPU(b.server.Process.Pid)-srvCPU0
+	fmt.Printf("trace ingest: postgres used %.1f CPU-s, xtrace %.1f CPU-s\n", pgCPU, srvCPU)
+	b.result["traces"] = float64(b.o.traces)
+	b.result["traces_per_s"] = round(rate, 0)
+	b.result["traces_per_cpu_s"] = round(float64(b.o.traces)/(pgCPU+srvCPU), 0)
+	b.result["traces_per_postgres_cpu_s"] = round(float64(b.o.traces)/pgCPU, 0)
+	b.result["trace_batch_p50_ms"], b.result["trace_batch_p95_ms"], b.result["trace_batch_p99_ms"] = lat[0], lat[1], lat[2]
+	st, err := openStore(ctx, b.cluster.URL(serverDB), 2)
 	if err != nil {
 		return err
 	}
-	b.result["traces"] = float64(b.o.traces)
-	b.result["traces_per_s"] = round(rate, 0)
 	if c := b.result["trace_copy_per_s"]; c > 0 {
 		b.result["trace_ingest_ratio"] = round(rate/c, 3)
 	}
-	b.result["trace_batch_p50_ms"], b.result["trace_batch_p95_ms"], b.result["trace_batch_p99_ms"] = lat[0], lat[1], lat[2]
+	defer st.Close()
+	stats, err := st.TraceStorage(ctx)
+	if err != nil {
+		return err
+	}
+	if stats.Traces != int64(b.o.traces) {
+		return fmt.Errorf("server stored %d traces, pushed %d", stats.Traces, b.o.traces)
+	}
+	b.result["bytes_per_trace"] = round(float64(stats.TotalBytes)/float64(stats.Traces), 1)
+	b.result["observations_per_trace"] = round(float64(stats.Observations)/float64(stats.Traces), 2)
 	return nil
 }
 
@@ -400,6 +447,11 @@ func (b *bench) report() error {
 	for _, name := range []string{"router", "dashboard", "fleet"} {
 		fmt.Printf("%-40s %4.2f / %4.2f / %5.2f\n", "PromQL "+name+" p50/p95/p99 (ms)",
 			r["promql_"+name+"_p50_ms"], r["promql_"+name+"_p95_ms"], r["promql_"+name+"_p99_ms"])
+	}
+	line("traces per CPU-second (pg + xtrace)", r["traces_per_cpu_s"], "%14.0f", fmt.Sprintf("(%.0f per PostgreSQL CPU-second)", r["traces_per_postgres_cpu_s"]))
+	line("bytes per trace on disk", r["bytes_per_trace"], "%14.0f", fmt.Sprintf("(%.0f observations per trace; tables + indexes)", r["observations_per_trace"]))
+	if b.o.replica {
+		b.reportReplica()
 	}
 	out, _ := json.MarshalIndent(r, "", "  ")
 	if err := os.WriteFile(b.o.out, append(out, '\n'), 0o644); err != nil {

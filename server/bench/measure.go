@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -38,9 +37,8 @@ func measure(base, token, path string, reps int) ([3]float64, error) {
 			ms = append(ms, float64(took.Microseconds())/1000)
 		}
 	}
-	sort.Float64s(ms)
-	pct := func(p float64) float64 { return round(ms[int(p*float64(len(ms)-1)+0.5)], 2) }
-	return [3]float64{pct(0.50), pct(0.95), pct(0.99)}, nil
+	_, pct := percentiles([][]float64{ms})
+	return pct, nil
 }
 
 // describeAnswer summarises a native (meta) or Prometheus (data.result) answer.

@@ -2,6 +2,14 @@
 // components (Router, Scheduler, Gateway, node agents): push metrics, query
 // them for routing decisions, ingest and read traces.
 //
+// Reads may be answered by a read replica of the server's database, which
+// lags the primary by up to the server's XTRACE_READ_MAX_LAG (2 s by
+// default). The client does not ask for more by default: routing reads
+// tolerate that, and the server itself sends a query to the primary when a
+// replica's answer would make a live series look stale. A caller that must
+// read what it has just written uses WithStrongReads, or StrongReads for one
+// call.
+//
 // Requests retry on 429 (waiting at least Retry-After), 5xx and network
 // errors with capped exponential backoff and ±20 % jitter, within the
 // context's deadline; they never retry 400, 401 or 404. Pushes are safe to
@@ -61,6 +69,7 @@ type Client struct {
 	connect   time.Duration
 	request   time.Duration
 	custom    bool // caller supplied the *http.Client
+	strong    bool // every request asks for strong reads
 
 	// sleep waits between attempts; tests replace it.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -110,6 +119,26 @@ func WithRetry(p RetryPolicy) Option {
 		c.retry = p
 		return nil
 	}
+}
+
+// ConsistencyHeader is the request header that asks the server for reads
+// that see every committed write ("strong": the primary answers, never a
+// read replica).
+const ConsistencyHeader = "X-Xtrace-Consistency"
+
+// WithStrongReads makes every read of the client see every write the server
+// has acknowledged (to anyone), by sending ConsistencyHeader: strong. It
+// costs the primary the reads that replicas would otherwise take.
+func WithStrongReads() Option {
+	return func(c *Client) error { c.strong = true; return nil }
+}
+
+type strongKey struct{}
+
+// StrongReads returns ctx that makes the calls made with it read every
+// acknowledged write (ConsistencyHeader: strong), e.g. a query right after a push.
+func StrongReads(ctx context.Context) context.Context {
+	return context.WithValue(ctx, strongKey{}, true)
 }
 
 // WithUserAgent sets the User-Agent header.
@@ -221,6 +250,9 @@ func (c *Client) once(ctx context.Context, method, u string, payload []byte, out
 	req.Header.Set("Authorization", c.auth)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
+	if strong, _ := ctx.Value(strongKey{}).(bool); strong || c.strong {
+		req.Header.Set(ConsistencyHeader, "strong")
+	}
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

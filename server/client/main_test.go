@@ -16,6 +16,7 @@ import (
 var (
 	serverURL string
 	token     = "example-token"
+	serverBin string // the xtrace binary, for tests that run servers of their own
 )
 
 func TestMain(m *testing.M) {
@@ -44,6 +45,7 @@ func startServer() (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	serverBin = bin
 	dbURL, dropDB, err := pgtest.CreateDatabase()
 	if err != nil {
 		return nil, err

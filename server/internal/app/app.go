@@ -48,6 +48,9 @@ type Options struct {
 	MaxQueuedItems int
 	// ReadTimeout bounds reading a whole request (headers and body); zero means DefaultReadTimeout.
 	ReadTimeout time.Duration
+	// ReplicaSampleInterval: how often read replicas' lag is measured; zero
+	// means store.DefaultLagSampleInterval (tests shorten it).
+	ReplicaSampleInterval time.Duration
 	// ShutdownDelay is how long the listener stays open after SIGTERM while
 	// /readyz reports 503, so load balancers stop sending traffic before
 	// connections are refused. Zero means DefaultShutdownDelay; negative, none.
@@ -62,11 +65,14 @@ const DefaultShutdownDelay = 2 * time.Second
 
 // New opens the pool (lazily: the database may still be starting) and builds the API.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
-	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, MaxConns: cfg.DBMaxConns})
+	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, MaxConns: cfg.DBMaxConns,
+		ReplicaURLs: cfg.DatabaseReadURLs, ReplicaHosts: cfg.DatabaseReadHosts, MaxReplicaLag: cfg.ReadMaxLag,
+		LagSampleInterval: opts.ReplicaSampleInterval, Log: log})
 	if err != nil {
 		return nil, err
 	}
 	tel := telemetry.New()
+	tel.ObservePools(st.PoolStats)
 	tel.QueueDepth("metrics", 0) // exposed from the start, not only after the first push
 	project := cfg.DefaultProjectID
 	points := ingest.New(ingest.Options{Name: "metrics", Workers: 2, MaxGroupItems: 20000, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
@@ -76,7 +82,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		func(ctx context.Context, ups []traces.Upsert) error { return st.WriteTraceUpserts(ctx, project, ups) })
 	api := httpapi.New(httpapi.Deps{Config: cfg, Store: st, Points: points, Traces: traceQueue, Telemetry: tel, Log: log, Now: opts.Now})
 	if opts.RetentionFirstPass == 0 {
-		opts.RetentionFirstPass = RetentionFirstPass
+		// A short interval (tests, small installations) also shortens the wait for the first pass.
+		opts.RetentionFirstPass = min(RetentionFirstPass, cfg.RetentionInterval)
 	}
 	if opts.ShutdownDelay == 0 {
 		opts.ShutdownDelay = DefaultShutdownDelay

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +42,14 @@ type Config struct {
 	MaxSeriesPerRequest int
 	// PromQL settings of the Prometheus API.
 	PromQL PromQLConfig
+
+	// DatabaseReadURLs are read replicas' connection strings (DATABASE_READ_URL).
+	DatabaseReadURLs []string
+	// DatabaseReadHosts are read replicas reached with the primary's settings
+	// and another host, "host" or "host:port" (DATABASE_READ_HOST).
+	DatabaseReadHosts []string
+	// ReadMaxLag: a replica whose replay lag is larger is skipped (XTRACE_READ_MAX_LAG).
+	ReadMaxLag time.Duration
 }
 
 // PromQLConfig configures the PromQL engine behind the Prometheus API.
@@ -68,6 +79,7 @@ const (
 	DefaultPromQLMaxSamples    = 5_000_000
 	DefaultPromQLTimeout       = 30 * time.Second
 	DefaultPromQLConcurrency   = 8
+	DefaultReadMaxLag          = 2 * time.Second
 )
 
 // Mode says which settings a subcommand needs.
@@ -107,6 +119,12 @@ func Load(getenv func(string) string, mode Mode) (*Config, error) {
 			Timeout:       p.positiveDuration("XTRACE_PROMQL_TIMEOUT", DefaultPromQLTimeout),
 			MaxConcurrent: p.intAtLeast("XTRACE_PROMQL_MAX_CONCURRENT_QUERIES", DefaultPromQLConcurrency, 1),
 		},
+		DatabaseReadURLs:  p.readURLs("DATABASE_READ_URL"),
+		DatabaseReadHosts: p.readHosts("DATABASE_READ_HOST"),
+		ReadMaxLag:        p.positiveDuration("XTRACE_READ_MAX_LAG", DefaultReadMaxLag),
+	}
+	if len(c.DatabaseReadURLs) > 0 && len(c.DatabaseReadHosts) > 0 {
+		p.fail("DATABASE_READ_HOST", "set at most one of DATABASE_READ_URL and DATABASE_READ_HOST")
 	}
 	for _, tok := range strings.Split(getenv("API_BEARER_TOKEN"), ",") {
 		if tok = strings.TrimSpace(tok); tok != "" {
@@ -154,7 +172,18 @@ func (c *Config) LogValue() []any {
 		"promql_max_samples", c.PromQL.MaxSamples,
 		"promql_timeout", c.PromQL.Timeout.String(),
 		"promql_max_concurrent_queries", c.PromQL.MaxConcurrent,
+		"read_replicas", c.readReplicas(),
+		"read_max_lag", c.ReadMaxLag.String(),
 	}
+}
+
+// readReplicas names the read replicas without credentials.
+func (c *Config) readReplicas() []string {
+	out := slices.Clone(c.DatabaseReadHosts)
+	for _, u := range c.DatabaseReadURLs {
+		out = append(out, redactURL(u))
+	}
+	return out
 }
 
 // redactURL drops everything but scheme, host and database name.
@@ -250,10 +279,93 @@ func (p *parser) positiveDuration(name string, def time.Duration) time.Duration 
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
-		p.fail(name, fmt.Sprintf("%q is not a positive duration like 5m or 30s", v))
+		p.fail(name, fmt.Sprintf("%q is not a positive duration like 5m or 500ms", v))
 		return def
 	}
 	return d
+}
+
+// readURLs splits DATABASE_READ_URL: several postgres:// URLs separated by
+// commas. A comma not followed by a new URL ("scheme://") belongs to the URL
+// (libpq's multi-host form, postgres://h1,h2/db). A single keyword/value string
+// ("host=... dbname=...") is accepted too.
+func (p *parser) readURLs(name string) []string {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return nil
+	}
+	var out []string
+	start := 0
+	for i := 0; i < len(v); i++ {
+		if v[i] == ',' && startsWithScheme(strings.TrimLeft(v[i+1:], " ")) {
+			out = append(out, strings.TrimSpace(v[start:i]))
+			start = i + 1
+		}
+	}
+	out = append(out, strings.TrimSpace(v[start:]))
+	for i, u := range out {
+		// Never quote the value: it holds a password.
+		switch {
+		case hasPostgresScheme(u):
+			if parsed, err := url.Parse(u); err != nil || parsed.Host == "" {
+				p.fail(name, fmt.Sprintf("entry %d of %d is not a valid postgres://user:password@host:port/db URL", i+1, len(out)))
+			}
+		case len(out) > 1 || !strings.Contains(u, "="):
+			p.fail(name, fmt.Sprintf("entry %d of %d is not a postgres:// URL (separate several URLs with commas)", i+1, len(out)))
+		}
+	}
+	return out
+}
+
+// startsWithScheme: s begins like a URL ("scheme://").
+func startsWithScheme(s string) bool {
+	scheme, _, ok := strings.Cut(s, "://")
+	if !ok || scheme == "" {
+		return false
+	}
+	for i, c := range scheme {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasPostgresScheme(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// readHosts splits DATABASE_READ_HOST: comma-separated "host" or
+// "host:port" ("[v6::addr]:port").
+func (p *parser) readHosts(name string) []string {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for _, h := range strings.Split(v, ",") {
+		h = strings.TrimSpace(h)
+		if !validReadHost(h) {
+			p.fail(name, fmt.Sprintf("%q is not a host or host:port (port 1-65535)", h))
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func validReadHost(h string) bool {
+	if h == "" || strings.ContainsAny(h, " \t/@?#=") {
+		return false
+	}
+	host, port, err := net.SplitHostPort(h)
+	if err != nil {
+		// A bare host name or IPv4 address, an IPv6 address, or one in brackets.
+		bare := strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+		return !strings.Contains(h, "]:") && (strings.Count(h, ":") != 1) && bare != ""
+	}
+	n, err := strconv.Atoi(port)
+	return host != "" && err == nil && n >= 1 && n <= 65535
 }
 
 func (p *parser) oneOf(name, def string, allowed ...string) string {

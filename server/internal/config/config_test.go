@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +140,82 @@ func TestLogValueHasNoSecrets(t *testing.T) {
 	}
 	if !strings.Contains(dump, "postgres://db:5432/x") {
 		t.Errorf("redacted URL missing from %s", dump)
+	}
+}
+
+func TestReadReplicaSettings(t *testing.T) {
+	base := func(kv map[string]string) map[string]string {
+		kv["DATABASE_URL"], kv["API_BEARER_TOKEN"] = "postgres://h/db", "t"
+		return kv
+	}
+	cases := []struct {
+		env   map[string]string
+		urls  []string
+		hosts []string
+		lag   time.Duration
+	}{
+		{env: map[string]string{}, lag: 2 * time.Second},
+		{env: map[string]string{"DATABASE_READ_URL": "postgres://u:p@r1:5432/db", "XTRACE_READ_MAX_LAG": "500ms"},
+			urls: []string{"postgres://u:p@r1:5432/db"}, lag: 500 * time.Millisecond},
+		// Several URLs; the first uses libpq's multi-host form, whose comma is not a separator.
+		{env: map[string]string{"DATABASE_READ_URL": "postgres://u:p@r1,r2/db?sslmode=require, postgresql://u:p@r3/db"},
+			urls: []string{"postgres://u:p@r1,r2/db?sslmode=require", "postgresql://u:p@r3/db"}, lag: 2 * time.Second},
+		{env: map[string]string{"DATABASE_READ_URL": "host=r1 dbname=db user=u"}, urls: []string{"host=r1 dbname=db user=u"}, lag: 2 * time.Second},
+		{env: map[string]string{"DATABASE_READ_HOST": "pg-ro, pg-ro-2:6432,[fd00::1]:5433,10.0.0.7"},
+			hosts: []string{"pg-ro", "pg-ro-2:6432", "[fd00::1]:5433", "10.0.0.7"}, lag: 2 * time.Second},
+	}
+	for _, tc := range cases {
+		c, err := Load(env(base(tc.env)), ModeServe)
+		if err != nil {
+			t.Errorf("%v: %v", tc.env, err)
+			continue
+		}
+		if !slices.Equal(c.DatabaseReadURLs, tc.urls) || !slices.Equal(c.DatabaseReadHosts, tc.hosts) || c.ReadMaxLag != tc.lag {
+			t.Errorf("%v: urls %q hosts %q lag %s; want %q %q %s", tc.env, c.DatabaseReadURLs, c.DatabaseReadHosts, c.ReadMaxLag, tc.urls, tc.hosts, tc.lag)
+		}
+	}
+}
+
+func TestInvalidReadReplicaSettings(t *testing.T) {
+	cases := []struct{ name, value, variable string }{
+		{"XTRACE_READ_MAX_LAG", "0", "XTRACE_READ_MAX_LAG"},
+		{"XTRACE_READ_MAX_LAG", "-1s", "XTRACE_READ_MAX_LAG"},
+		{"XTRACE_READ_MAX_LAG", "2", "XTRACE_READ_MAX_LAG"},
+		{"DATABASE_READ_URL", "postgres://u:hunter2@r1/db,mysql://u:hunter2@r2/db", "DATABASE_READ_URL"},
+		{"DATABASE_READ_URL", "r1.example", "DATABASE_READ_URL"},
+		{"DATABASE_READ_URL", "postgres://u:hunter2@/db", "DATABASE_READ_URL"},
+		{"DATABASE_READ_HOST", "pg-ro:0", "DATABASE_READ_HOST"},
+		{"DATABASE_READ_HOST", "pg-ro:http", "DATABASE_READ_HOST"},
+		{"DATABASE_READ_HOST", "pg-ro,,pg-ro-2", "DATABASE_READ_HOST"},
+		{"DATABASE_READ_HOST", "postgres://pg-ro", "DATABASE_READ_HOST"},
+		{"DATABASE_READ_HOST", "user@pg-ro", "DATABASE_READ_HOST"},
+	}
+	for _, tc := range cases {
+		kv := map[string]string{"DATABASE_URL": "postgres://h/db", "API_BEARER_TOKEN": "t", tc.name: tc.value}
+		_, err := Load(env(kv), ModeServe)
+		if err == nil {
+			t.Errorf("%s=%q accepted", tc.name, tc.value)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.variable) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s=%q: error %q must name %s and hold no password", tc.name, tc.value, err, tc.variable)
+		}
+	}
+	_, err := Load(env(map[string]string{"DATABASE_URL": "postgres://h/db", "API_BEARER_TOKEN": "t",
+		"DATABASE_READ_URL": "postgres://r/db", "DATABASE_READ_HOST": "r"}), ModeServe)
+	if err == nil || !strings.Contains(err.Error(), "at most one") {
+		t.Errorf("both read settings: %v; want a refusal", err)
+	}
+}
+
+func TestReadReplicasLoggedWithoutPasswords(t *testing.T) {
+	c, err := Load(env(map[string]string{"DATABASE_URL": "postgres://h/db", "API_BEARER_TOKEN": "t",
+		"DATABASE_READ_URL": "postgres://u:hunter2@r1:5432/db,postgres://u:hunter2@r2:5432/db"}), ModeServe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := fmt.Sprint(c.LogValue()...)
+	if strings.Contains(dump, "hunter2") || !strings.Contains(dump, "postgres://r1:5432/db") || !strings.Contains(dump, "postgres://r2:5432/db") {
+		t.Errorf("log value %s: want both replicas named, no password", dump)
 	}
 }

@@ -15,6 +15,9 @@ func (a *API) healthz(w http.ResponseWriter, _ *http.Request) error {
 }
 
 // readyz is 200 while Postgres answers and the server is not shutting down.
+// With read replicas, a server whose primary is down stays ready while a
+// replica serves reads: queries keep answering and writes get 503 (which
+// clients retry), rather than every request failing for want of a ready pod.
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 	if a.shuttingDown.Load() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not_ready", "reason": "shutting down"})
@@ -27,6 +30,10 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := a.store.Ping(ctx); err != nil {
+		if a.store.ReplicaServing() {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "primary": "unavailable: reads are served by read replicas, writes get 503"})
+			return nil
+		}
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not_ready", "reason": "database unavailable"})
 		return nil
 	}

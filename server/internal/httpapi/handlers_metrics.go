@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"time"
 
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 )
 
 // pushMetrics: POST /v1/metrics/batch. Answers 200 only after the points are committed.
@@ -45,7 +48,7 @@ func (a *API) queryMetrics(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := metrics.Run(r.Context(), a.store, a.cfg.DefaultProjectID, q)
+	res, err := a.runMetricsQuery(r.Context(), q)
 	if err != nil {
 		return err
 	}
@@ -59,6 +62,52 @@ func (a *API) queryMetrics(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// FreshnessWindow is the router's freshness contract (SPEC §1): a series
+// whose newest point is older than this is stale.
+const FreshnessWindow = 15 * time.Second
+
+// runMetricsQuery runs q where the store routes it. A read replica lags by up
+// to XTRACE_READ_MAX_LAG, and must never make a live node look stale: when a
+// replica answered a query whose window ends inside the freshness window and
+// a series in it looks stale (or none came back), the primary, which may hold
+// the newer points, answers instead. If the primary cannot, the replica's
+// answer stands (it is the freshest available).
+func (a *API) runMetricsQuery(ctx context.Context, q *metrics.Query) (*metrics.Result, error) {
+	res, err := metrics.Run(ctx, a.store, a.cfg.DefaultProjectID, q)
+	route := store.ReadRouteFrom(ctx)
+	if err != nil || route == nil || !route.FromReplica() || !looksStale(q, res, a.now()) {
+		return res, err
+	}
+	a.tel.FreshnessRechecks.Inc()
+	route.RequirePrimary()
+	fromPrimary, err := metrics.Run(ctx, a.store, a.cfg.DefaultProjectID, q)
+	if err != nil {
+		if errs.KindOf(err) == errs.Unavailable && ctx.Err() == nil {
+			return res, nil
+		}
+		return nil, err
+	}
+	return fromPrimary, nil
+}
+
+// looksStale: q's window ends inside the freshness window and some series of
+// res (or the absence of any) would read as stale to the router.
+func looksStale(q *metrics.Query, res *metrics.Result, now time.Time) bool {
+	horizon := now.Add(-FreshnessWindow)
+	if q.To.Before(horizon) {
+		return false
+	}
+	if len(res.Series) == 0 {
+		return true
+	}
+	for _, s := range res.Series {
+		if s.LatestTS.Before(horizon) {
+			return true
+		}
+	}
+	return false
 }
 
 // metricNames: GET /api/public/metrics/names.

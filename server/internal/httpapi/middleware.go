@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/xtrace-dev/xtrace-operator/internal/logging"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 )
 
 // handlerFunc is an HTTP handler that returns its error for writeError.
@@ -101,6 +103,9 @@ func (a *API) wrap(pattern string, opts routeOptions, h handlerFunc) http.Handle
 		if trace := requestTraceID(r); trace != "" {
 			ctx = logging.WithTraceID(ctx, trace)
 		}
+		// The store records on the route which pool answered the request's reads.
+		route := store.NewReadRoute(store.ReadAnywhere)
+		ctx = store.WithReadRoute(ctx, route)
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
 		fail := opts.writeError
@@ -121,14 +126,36 @@ func (a *API) wrap(pattern string, opts routeOptions, h handlerFunc) http.Handle
 			took := time.Since(start)
 			a.tel.Requests.WithLabelValues(pattern, strconv.Itoa(rec.status)).Inc()
 			a.tel.RequestDuration.WithLabelValues(pattern).Observe(took.Seconds())
-			a.log.InfoContext(ctx, "request", "method", r.Method, "route", pattern, "status", rec.status,
-				"duration_ms", float64(took.Microseconds())/1000, "bytes", rec.bytes)
+			attrs := []any{"method", r.Method, "route", pattern, "status", rec.status,
+				"duration_ms", float64(took.Microseconds()) / 1000, "bytes", rec.bytes}
+			if pool := route.Served(); pool != "" {
+				attrs = append(attrs, "pool", pool)
+				a.tel.ReadRequests.WithLabelValues(pattern, pool).Inc()
+			}
+			a.log.InfoContext(ctx, "request", attrs...)
 		}()
 
-		if err := a.serve(rec, r, opts, h); err != nil {
+		if err := a.serve(rec, r, opts, route, h); err != nil {
 			fail(rec, r, a.log, err)
 		}
 	})
+}
+
+// ConsistencyHeader lets a request ask to see every committed write: with
+// "strong" its reads go to the primary, never to a read replica (which may
+// lag by up to XTRACE_READ_MAX_LAG). "eventual", the default, lets a fit
+// replica answer.
+const ConsistencyHeader = "X-Xtrace-Consistency"
+
+func wantsStrongReads(r *http.Request) (bool, error) {
+	switch v := strings.ToLower(strings.TrimSpace(r.Header.Get(ConsistencyHeader))); v {
+	case "", "eventual":
+		return false, nil
+	case "strong":
+		return true, nil
+	default:
+		return false, errs.InvalidField(ConsistencyHeader, "%q is not one of strong, eventual", clip(v, 32))
+	}
 }
 
 // requestTraceID is the trace a request concerns, for log lines: the W3C
@@ -154,7 +181,7 @@ func isHex(s string) bool {
 	return true
 }
 
-func (a *API) serve(w http.ResponseWriter, r *http.Request, opts routeOptions, h handlerFunc) error {
+func (a *API) serve(w http.ResponseWriter, r *http.Request, opts routeOptions, route *store.ReadRoute, h handlerFunc) error {
 	if !opts.always && a.shuttingDown.Load() {
 		return errShuttingDown
 	}
@@ -164,6 +191,11 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, opts routeOptions, h
 			return errUnauthorized
 		}
 		r = r.WithContext(context.WithValue(r.Context(), authKeyKey, key))
+		if strong, err := wantsStrongReads(r); err != nil {
+			return err
+		} else if strong {
+			route.RequirePrimary()
+		}
 	}
 	if opts.rateLimited {
 		if err := a.limiter.allow(authKey(r.Context()), a.now()); err != nil {

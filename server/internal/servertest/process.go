@@ -3,6 +3,7 @@ package servertest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,6 +41,14 @@ func Binary(t testing.TB) string {
 type Process struct {
 	Server
 	Pid int
+	cmd *exec.Cmd
+}
+
+// Kill ends the process with SIGKILL, as a node failure or the OOM killer
+// would: no drain, no cleanup. It returns once the process has exited.
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
 }
 
 // StartProcess runs the xtrace binary (as a pod would) on a fresh migrated
@@ -63,11 +72,14 @@ func StartProcess(t testing.TB, opts Options) *Process {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stderr = testWriter{t}
+	if opts.Log != nil {
+		cmd.Stderr = opts.Log
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { devproc.Stop(cmd) })
-	p := &Process{Server: Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), DatabaseURL: dbURL}, Pid: cmd.Process.Pid}
+	p := &Process{Server: Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), DatabaseURL: dbURL}, Pid: cmd.Process.Pid, cmd: cmd}
 	p.stop = func() error { devproc.Stop(cmd); return nil }
 	if !opts.NoWait {
 		p.WaitReady(t, 30*time.Second)

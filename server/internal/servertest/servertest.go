@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/xtrace-dev/xtrace-operator/internal/logging"
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/app"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/config"
@@ -49,6 +50,11 @@ type Options struct {
 	ReadTimeout time.Duration
 	// NoWait returns without waiting for /readyz (e.g. the database is down on purpose).
 	NoWait bool
+	// ReplicaSampleInterval as in app.Options.
+	ReplicaSampleInterval time.Duration
+	// Log, when set, receives the server's JSON log lines at XTRACE_LOG_LEVEL
+	// (set it in Env; tests log at warn) instead of the test log.
+	Log io.Writer
 }
 
 // Server is a running test server.
@@ -94,8 +100,12 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if opts.Log != nil {
+		log = logging.New(opts.Log, "json", cfg.LogLevel)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := app.New(ctx, cfg, log, app.Options{Now: opts.Now, ShutdownDelay: shutdownDelay(opts.ShutdownDelay), MaxQueuedItems: opts.MaxQueuedItems, RetentionFirstPass: opts.RetentionFirstPass, ReadTimeout: opts.ReadTimeout})
+	srv, err := app.New(ctx, cfg, log, app.Options{Now: opts.Now, ShutdownDelay: shutdownDelay(opts.ShutdownDelay), MaxQueuedItems: opts.MaxQueuedItems,
+		RetentionFirstPass: opts.RetentionFirstPass, ReadTimeout: opts.ReadTimeout, ReplicaSampleInterval: opts.ReplicaSampleInterval})
 	if err != nil {
 		t.Fatal(err)
 	}

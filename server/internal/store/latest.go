@@ -120,3 +120,17 @@ func (s *Store) RepairLatest(ctx context.Context, since time.Time) error {
 		ON CONFLICT (series_id) DO UPDATE SET ts = EXCLUDED.ts, value = EXCLUDED.value WHERE l.ts < EXCLUDED.ts`, since)
 	return classify(err)
 }
+
+// flushLatest writes this process's pending latest values before a read that
+// uses them. While read replicas answer and the primary is unreachable, the
+// read goes on without them (they stay pending until the primary is back).
+func (s *Store) flushLatest(ctx context.Context) error {
+	if s.replicas != nil && s.replicas.primaryDown.Load() {
+		return nil
+	}
+	err := s.latest.flush(ctx)
+	if err != nil && s.replicas != nil && IsUnavailable(err) {
+		return nil
+	}
+	return err
+}

@@ -44,6 +44,12 @@ const (
 
 var jobLocks = map[Job]lockID{JobRetention: lockRetention, JobCompaction: lockCompaction}
 
+// lockNames name the exclusive sections in logs.
+var lockNames = map[lockID]string{lockMigrations: "migrations", lockPartitions: "partitions", lockRetention: "retention", lockCompaction: "compaction"}
+
+// String is the job's name.
+func (j Job) String() string { return lockNames[jobLocks[j]] }
+
 // RunExclusive runs fn unless another replica (or CronJob) is running the
 // same job; ran says whether fn ran. The lock is a session lock on one pooled
 // connection, released when fn returns.
@@ -61,7 +67,17 @@ func (s *Store) RunExclusive(ctx context.Context, job Job, fn func(ctx context.C
 		return false, nil
 	}
 	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", id) }()
+	defer s.exclusiveSection(ctx, id)()
 	return true, fn(ctx)
+}
+
+// exclusiveSection logs (at debug level) that this process holds lock id,
+// from after taking it; the returned function logs the end, before the lock
+// is released. The lines of every replica together show that no two ever
+// held the same lock at once (the multi-process tests check it).
+func (s *Store) exclusiveSection(ctx context.Context, id lockID) (leave func()) {
+	s.log.DebugContext(ctx, "exclusive section", "lock", lockNames[id], "event", "enter")
+	return func() { s.log.DebugContext(ctx, "exclusive section", "lock", lockNames[id], "event", "leave") }
 }
 
 // lockSession blocks until conn holds id; the returned function releases it.

@@ -16,7 +16,7 @@ import (
 // FindSeries returns the series of sel.Name whose labels contain sel.Labels
 // and that have a point in [sel.From, sel.To], at most sel.Limit of them.
 func (s *Store) FindSeries(ctx context.Context, project string, sel metrics.Selector) ([]metrics.SeriesRef, error) {
-	if err := s.latest.flush(ctx); err != nil { // the latest values must include this process's own points
+	if err := s.flushLatest(ctx); err != nil { // the latest values must include this process's own points
 		return nil, err
 	}
 	rows, err := s.reader(ctx).Query(ctx, `
@@ -57,7 +57,26 @@ func hasPointsSQL(from, to, window string) string {
 // req.Rollups, a compacted window wholly inside the range comes with its
 // rollups only, unless raw points fall in it.
 func (s *Store) ReadSeries(ctx context.Context, _ string, req metrics.ReadRequest) ([]metrics.SeriesData, error) {
-	db := s.reader(ctx)
+	var out []metrics.SeriesData
+	read := func(db querier) error {
+		var err error
+		out, err = s.readSeries(ctx, db, req)
+		return err
+	}
+	err := s.readSnapshot(ctx, read)
+	if isOverflow(err) && !req.Values {
+		// A bucket's sum is beyond float64 (which fails the statement and its
+		// transaction): aggregate exactly in Go instead.
+		req.Values = true
+		err = s.readSnapshot(ctx, read)
+	}
+	if isOverflow(err) {
+		err = classify(fmt.Errorf("read points: %w", err))
+	}
+	return out, err
+}
+
+func (s *Store) readSeries(ctx context.Context, db querier, req metrics.ReadRequest) ([]metrics.SeriesData, error) {
 	sd := newSeriesData()
 	late := map[metrics.WindowKey]bool{} // compacted windows that raw points fall in
 	if req.Values {
@@ -65,13 +84,7 @@ func (s *Store) ReadSeries(ctx context.Context, _ string, req metrics.ReadReques
 			return nil, err
 		}
 	} else {
-		err := s.readRawPartials(ctx, db, req, sd, late)
-		if isOverflow(err) { // a bucket's sum is beyond float64: aggregate exactly in Go instead
-			sd, late = newSeriesData(), map[metrics.WindowKey]bool{}
-			req.Values = true
-			err = s.readRawPoints(ctx, db, req, nil, sd)
-		}
-		if err != nil {
+		if err := s.readRawPartials(ctx, db, req, sd, late); err != nil {
 			return nil, err
 		}
 	}
@@ -89,7 +102,7 @@ func (s *Store) ReadSeries(ctx context.Context, _ string, req metrics.ReadReques
 	if err := s.readRawPoints(ctx, db, req, keys, sd); err != nil {
 		return nil, err
 	}
-	samples, err := s.ReadWindows(ctx, "", keys)
+	samples, err := readWindows(ctx, db, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -273,11 +286,15 @@ func floorMicros(t, width int64) int64 {
 
 // ReadWindows returns the samples of the given compacted windows.
 func (s *Store) ReadWindows(ctx context.Context, _ string, keys []metrics.WindowKey) (map[metrics.WindowKey][]byte, error) {
+	return readWindows(ctx, s.reader(ctx), keys)
+}
+
+func readWindows(ctx context.Context, db querier, keys []metrics.WindowKey) (map[metrics.WindowKey][]byte, error) {
 	ids, starts := make([]int64, len(keys)), make([]time.Time, len(keys))
 	for i, k := range keys {
 		ids[i], starts[i] = k.Series, time.UnixMicro(k.Start)
 	}
-	rows, err := s.reader(ctx).Query(ctx, `SELECT c.series_id, c.start_ts, c.data FROM metric_chunks c
+	rows, err := db.Query(ctx, `SELECT c.series_id, c.start_ts, c.data FROM metric_chunks c
 		JOIN unnest($1::bigint[], $2::timestamptz[]) AS k(series_id, start_ts) ON c.series_id = k.series_id AND c.start_ts = k.start_ts`, ids, starts)
 	if err != nil {
 		return nil, classify(fmt.Errorf("read chunks: %w", err))
@@ -296,7 +313,7 @@ func (s *Store) ReadWindows(ctx context.Context, _ string, keys []metrics.Window
 
 // LatestPoints returns the newest point of each series (metric_latest).
 func (s *Store) LatestPoints(ctx context.Context, _ string, ids []int64) (map[int64]chunks.Sample, error) {
-	if err := s.latest.flush(ctx); err != nil { // so that this process's own committed points are seen
+	if err := s.flushLatest(ctx); err != nil { // so that this process's own committed points are seen
 		return nil, err
 	}
 	rows, err := s.reader(ctx).Query(ctx, `SELECT series_id, ts, value FROM metric_latest WHERE series_id = ANY($1)`, ids)

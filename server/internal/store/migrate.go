@@ -74,6 +74,7 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 		return nil, classify(err)
 	}
 	defer unlock()
+	defer s.exclusiveSection(ctx, lockMigrations)()
 
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS xtrace_schema_migrations (
 		version int PRIMARY KEY, name text NOT NULL, checksum text NOT NULL DEFAULT '',

@@ -97,6 +97,7 @@ func (s *Store) createPartition(ctx context.Context, p partitioning, start time.
 		if err := lockTx(ctx, tx, lockPartitions); err != nil {
 			return err
 		}
+		defer s.exclusiveSection(ctx, lockPartitions)() // the lock lasts until commit, after this
 		if covered, err := partitionCovers(ctx, tx, p.parent, start); err != nil || covered {
 			return err // a partition (ours, or a legacy daily one) already holds this time
 		}
@@ -229,6 +230,7 @@ func (s *Store) dropPartition(ctx context.Context, p Partition, ifEmpty bool) (d
 		return false, classify(err)
 	}
 	defer unlock()
+	defer s.exclusiveSection(ctx, lockPartitions)()
 	table := pgx.Identifier{p.Name}.Sanitize()
 	if _, err := conn.Exec(ctx, "ALTER TABLE "+parent+" DETACH PARTITION "+table+" CONCURRENTLY"); err != nil {
 		var pgErr *pgconn.PgError

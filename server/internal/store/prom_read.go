@@ -95,7 +95,7 @@ func (s *Store) PromLabelValues(ctx context.Context, q SeriesQuery, name string)
 // When every matcher translates to SQL exactly, PostgreSQL computes the
 // distinct values; otherwise the chosen series are filtered in Go first.
 func (s *Store) labelListing(ctx context.Context, q SeriesQuery, name string) ([]string, error) {
-	if err := s.latest.flush(ctx); err != nil { // the time filter reads the latest values
+	if err := s.flushLatest(ctx); err != nil { // the time filter reads the latest values
 		return nil, err
 	}
 	b, exact := seriesFilter(q, false)
@@ -145,7 +145,7 @@ func (s *Store) labelListing(ctx context.Context, q SeriesQuery, name string) ([
 
 // scanSeries streams the series q chooses (after the exact Go filter) to fn.
 func (s *Store) scanSeries(ctx context.Context, q SeriesQuery, fn func(id int64, ls labels.Labels) error) error {
-	if err := s.latest.flush(ctx); err != nil { // the time filter reads the latest values
+	if err := s.flushLatest(ctx); err != nil { // the time filter reads the latest values
 		return err
 	}
 	err := s.scanSeriesOnce(ctx, q, true, fn)

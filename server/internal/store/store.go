@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,11 +32,30 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// SeriesCacheSize bounds the in-process series-id cache (entries).
 	SeriesCacheSize int
+
+	// ReplicaURLs are read replicas' connection strings (DATABASE_READ_URL).
+	ReplicaURLs []string
+	// ReplicaHosts are read replicas reached with the primary's settings and
+	// another host, "host" or "host:port" (DATABASE_READ_HOST).
+	ReplicaHosts []string
+	// MaxReplicaLag: a replica further behind is skipped; zero means DefaultMaxReplicaLag.
+	MaxReplicaLag time.Duration
+	// LagSampleInterval: how often replicas are measured; zero means DefaultLagSampleInterval.
+	LagSampleInterval time.Duration
+	// Log receives the store's own events (replica state changes, exclusive
+	// sections); nil discards them.
+	Log *slog.Logger
 }
+
+// DefaultMaxReplicaLag is XTRACE_READ_MAX_LAG's default.
+const DefaultMaxReplicaLag = 2 * time.Second
 
 // Store is the database handle shared by ingest, query and retention.
 type Store struct {
-	pool *pgxpool.Pool
+	pool         *pgxpool.Pool
+	replicas     *replicaSet // nil without read replicas
+	primaryReads atomic.Uint64
+	log          *slog.Logger
 
 	series     *seriesCache
 	partitions sync.Map // partitionKey -> struct{}: partitions known to exist
@@ -63,6 +84,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "xtrace"
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	replicaCfgs, err := replicaConfigs(cfg, opts.ReplicaURLs, opts.ReplicaHosts)
+	if err != nil {
+		return nil, err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create connection pool: %w", err)
@@ -70,19 +95,86 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.SeriesCacheSize <= 0 {
 		opts.SeriesCacheSize = 1 << 20
 	}
-	s := &Store{pool: pool, series: newSeriesCache(opts.SeriesCacheSize)}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{pool: pool, log: opts.Log, series: newSeriesCache(opts.SeriesCacheSize)}
 	s.latest = newLatestWriter(s)
+	if len(replicaCfgs) > 0 {
+		if s.replicas, err = newReplicaSet(pool, &s.primaryReads, replicaCfgs, opts); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		s.replicas.start()
+	}
 	return s, nil
 }
 
-// reader is the pool that read-only queries use. Writes, DDL, migrations,
-// retention and locks always use s.pool (the primary).
-func (s *Store) reader(_ context.Context) *pgxpool.Pool { return s.pool }
+// readQuerier is what read-only queries need of a pool.
+type readQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
 
-// Close writes the pending latest values and closes the pool.
+// reader is where read-only queries go: a fit read replica when there are
+// any (see replicas.go), else the primary. The request's ReadRoute, if ctx
+// carries one, says whether a replica may answer and records which pool did.
+// Writes, DDL, migrations, retention, locks and health always use s.pool.
+func (s *Store) reader(ctx context.Context) readQuerier {
+	if s.replicas != nil {
+		return routedReader{s.replicas}
+	}
+	ReadRouteFrom(ctx).record(PrimaryPool)
+	s.primaryReads.Add(1)
+	return s.pool
+}
+
+// readSnapshot runs fn's reads in one snapshot on the server reader(ctx)
+// would use: statements that together read the tiers (raw points, then
+// chunks) see one state of the database, never one compaction half-way
+// (points counted twice, or missed).
+func (s *Store) readSnapshot(ctx context.Context, fn func(db querier) error) error {
+	if s.replicas != nil {
+		return s.replicas.snapshot(ctx, fn)
+	}
+	ReadRouteFrom(ctx).record(PrimaryPool)
+	s.primaryReads.Add(1)
+	return readInSnapshot(ctx, s.pool, fn)
+}
+
+// readInSnapshot runs fn in a read-only REPEATABLE READ transaction (which
+// hot standbys serve too).
+func readInSnapshot(ctx context.Context, pool *pgxpool.Pool, fn func(db querier) error) error {
+	return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+		func(tx pgx.Tx) error { return fn(tx) })
+}
+
+// Close writes the pending latest values, stops the replica sampling and
+// closes the pools.
 func (s *Store) Close() {
 	s.latest.close()
+	if s.replicas != nil {
+		s.replicas.close()
+	}
 	s.pool.Close()
+}
+
+// ReplicaServing reports whether at least one read replica answers reads
+// now (in range of the lag bound), e.g. while the primary is down.
+func (s *Store) ReplicaServing() bool {
+	return s.replicas != nil && s.replicas.servingReplicas() > 0
+}
+
+// PoolStats describes the primary's pool and each replica's, primary first.
+func (s *Store) PoolStats() []PoolStats {
+	out := []PoolStats{poolStats(PrimaryPool, s.pool)}
+	out[0].Reads = s.primaryReads.Load()
+	if s.replicas != nil {
+		for _, r := range s.replicas.replicas {
+			out = append(out, r.stats())
+		}
+	}
+	return out
 }
 
 // Ping checks that the database answers.

@@ -31,6 +31,12 @@ type Metrics struct {
 	CompactedChunks    prometheus.Counter
 	CompactionDuration prometheus.Histogram
 	CompactionLastRun  prometheus.Gauge
+	// ReadRequests counts requests that read from the database, by route and
+	// the pool that answered their reads (primary or a replica).
+	ReadRequests *prometheus.CounterVec
+	// FreshnessRechecks counts metric queries a replica answered with a series
+	// looking stale inside the router's freshness window, asked again of the primary.
+	FreshnessRechecks prometheus.Counter
 }
 
 // New creates and registers the instruments.
@@ -80,6 +86,12 @@ func New() *Metrics {
 		RetentionLastRun: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "xtrace_retention_last_success_timestamp_seconds", Help: "Unix time of the last successful retention pass.",
 		}),
+		ReadRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xtrace_http_read_requests_total", Help: "Requests that read from the database, by route and the pool that answered (primary or replica:<host>:<port>).",
+		}, []string{"route", "pool"}),
+		FreshnessRechecks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "xtrace_read_freshness_rechecks_total", Help: "Metric queries a replica answered with a series looking stale inside the 15 s freshness window, asked again of the primary.",
+		}),
 	}
 	m.CompactedPoints = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "xtrace_compaction_points_total", Help: "Raw metric points compacted into chunks.",
@@ -99,7 +111,7 @@ func New() *Metrics {
 	}
 	r.MustRegister(m.Requests, m.RequestDuration, m.RateLimited, m.QueueDepthGauge, m.CommitDuration,
 		m.CommitGroupSize, m.CommitErrors, m.PointsWritten, m.TracesWritten, m.ObservationsWrote,
-		m.RetentionDeleted, m.PartitionsDropped, m.RetentionLastRun,
+		m.RetentionDeleted, m.PartitionsDropped, m.RetentionLastRun, m.ReadRequests, m.FreshnessRechecks,
 		m.CompactedPoints, m.CompactedChunks, m.CompactionDuration, m.CompactionLastRun,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -1,0 +1,94 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
+	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
+	"github.com/xtrace-dev/xtrace-operator/server/client"
+)
+
+// TestStrongReadsSeeTheirOwnWrites runs the server on a primary and a
+// streaming replica whose replay is paused (a lag the server tolerates
+// here): a plain read is answered by the replica and misses a fresh write;
+// with WithStrongReads or StrongReads the primary answers and has it.
+func TestStrongReadsSeeTheirOwnWrites(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewReplicated(t)
+	port, err := devproc.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := devproc.Command(serverBin, "serve")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+db.PrimaryURL(), "DATABASE_READ_URL="+db.ReplicaURL(), "XTRACE_READ_MAX_LAG=1h",
+		"API_BEARER_TOKEN="+token, "BIND_ADDR=127.0.0.1:"+strconv.Itoa(port), "XTRACE_LOG_LEVEL=error", "XTRACE_RETENTION_INTERVAL=0")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { devproc.Stop(cmd) })
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if err := devproc.WaitOK(base+"/readyz", 30*time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	serving := `xtrace_db_replica_state{pool="replica:127.0.0.1:` + strconv.Itoa(db.Replica.Port) + `",state="serving"} 1`
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(get(t, base+"/metrics"), serving) {
+		if time.Now().After(deadline) {
+			t.Fatal("the replica never served reads")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pgtest.Connect(t, db.Replica.URL("postgres")).Exec("SELECT pg_wal_replay_pause()")
+
+	ctx := context.Background()
+	plain, err := client.New(base, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strong, err := client.New(base, token, client.WithStrongReads())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second) // far from the freshness window
+	if err := plain.PushMetrics(ctx, []client.MetricPoint{{Name: "strong_reads", Value: 1, Timestamp: at}}); err != nil {
+		t.Fatal(err)
+	}
+	q := client.MetricsQuery{Name: "strong_reads", From: at.Add(-time.Minute), To: at.Add(time.Minute)}
+	count := func(c *client.Client, ctx context.Context) int {
+		t.Helper()
+		res, err := c.QueryMetrics(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res.Series)
+	}
+	if n := count(plain, ctx); n != 0 {
+		t.Fatalf("a plain read found %d series; the paused replica should have answered without the write", n)
+	}
+	if n := count(strong, ctx); n != 1 {
+		t.Errorf("WithStrongReads found %d series; want the write, from the primary", n)
+	}
+	if n := count(plain, client.StrongReads(ctx)); n != 1 {
+		t.Errorf("StrongReads(ctx) found %d series; want the write, from the primary", n)
+	}
+}
+
+func get(t *testing.T, u string) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
