@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,8 @@ func seed(t *testing.T, s *servertest.Server, name, traceID string) {
 	}
 }
 
+func promTime(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+
 func seedQuery(name string) string {
 	return "/api/public/metrics/query?" + url.Values{"name": {name}, "from": {seedTime.Format(time.RFC3339)},
 		"to": {seedTime.Add(time.Hour).Format(time.RFC3339)}, "agg": {"sum"}, "step": {"1h"}}.Encode()
@@ -64,6 +67,13 @@ func TestEveryReadRouteIsServedByTheReplica(t *testing.T) {
 		"/api/public/sessions",
 		"/api/public/sessions/session-trace-1",
 		"/api/public/metrics/daily",
+		// The Prometheus API.
+		"/api/v1/query?" + url.Values{"query": {"sum(gpu_utilization)"}, "time": {promTime(seedTime.Add(4 * time.Minute))}}.Encode(),
+		"/api/v1/query_range?" + url.Values{"query": {"gpu_utilization"}, "start": {promTime(seedTime)},
+			"end": {promTime(seedTime.Add(5 * time.Minute))}, "step": {"60"}}.Encode(),
+		"/api/v1/series?" + url.Values{"match[]": {"gpu_utilization"}, "start": {promTime(seedTime)}}.Encode(),
+		"/api/v1/labels",
+		"/api/v1/label/node_id/values",
 	}
 	for _, path := range routes {
 		status, pool := r.servedBy(t, "GET", path, nil)

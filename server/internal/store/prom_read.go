@@ -135,7 +135,7 @@ func (s *Store) labelListing(ctx context.Context, q SeriesQuery, name string) ([
 		sql = `SELECT DISTINCT s.labels->>` + b.arg(name) + ` AS v FROM metric_series s WHERE ` + b.where() +
 			` AND s.labels->>` + b.arg(name) + ` <> '' ORDER BY 1 LIMIT ` + b.arg(q.Limit+1)
 	}
-	rows, err := s.pool.Query(ctx, sql, b.args...)
+	rows, err := s.reader(ctx).Query(ctx, sql, b.args...)
 	if err != nil {
 		return nil, classify(fmt.Errorf("list labels: %w", err))
 	}
@@ -158,7 +158,7 @@ func (s *Store) scanSeries(ctx context.Context, q SeriesQuery, fn func(id int64,
 
 func (s *Store) scanSeriesOnce(ctx context.Context, q SeriesQuery, regexPushdown bool, fn func(id int64, ls labels.Labels) error) error {
 	sql, args := selectSeriesSQL(q, regexPushdown)
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := s.reader(ctx).Query(ctx, sql, args...)
 	if err != nil {
 		return classify(fmt.Errorf("select series: %w", err))
 	}
