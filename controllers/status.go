@@ -23,6 +23,7 @@ func (r *XTraceReconciler) observe(ctx context.Context, x *v1alpha1.XTrace) erro
 	n := builders.NamesOf(x)
 	x.Status.ObservedGeneration = x.Generation
 	x.Status.Endpoint = n.Endpoint()
+	x.Status.RemoteWriteURL = n.RemoteWriteURL()
 	x.Status.AuthSecretName = n.AuthSecret()
 	x.Status.Image = r.inputs(x, nil).Image
 	x.Status.Selector = labels.SelectorFromSet(builders.SelectorLabels(x, builders.ComponentServer)).String()

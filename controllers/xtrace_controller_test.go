@@ -201,7 +201,8 @@ func TestCreatesEverythingOwnedAndReportsStatus(t *testing.T) {
 		if rc == nil || rc.Status != metav1.ConditionTrue || av == nil || av.Reason != ReasonNoPodReady || rd == nil || rd.Status != metav1.ConditionFalse {
 			return fmt.Errorf("conditions %+v", x.Status.Conditions)
 		}
-		if x.Status.ObservedGeneration != x.Generation || x.Status.Endpoint != "http://obs."+ns+".svc:8742" || x.Status.AuthSecretName != "obs-auth" ||
+		if x.Status.ObservedGeneration != x.Generation || x.Status.Endpoint != "http://obs."+ns+".svc:8742" ||
+			x.Status.RemoteWriteURL != "http://obs."+ns+".svc:8742/api/v1/write" || x.Status.AuthSecretName != "obs-auth" ||
 			x.Status.Image != testImage || !strings.Contains(x.Status.Selector, "app.kubernetes.io/instance=obs") {
 			return fmt.Errorf("status %+v", x.Status)
 		}

@@ -299,6 +299,11 @@ type XTraceStatus struct {
 	// Endpoint is the in-cluster URL of the server.
 	// +optional
 	Endpoint string `json:"endpoint,omitempty"`
+	// RemoteWriteURL is where Prometheus, an OpenTelemetry collector or Grafana
+	// Agent sends Prometheus remote-write; the Prometheus query API (for a
+	// Grafana data source) is at Endpoint.
+	// +optional
+	RemoteWriteURL string `json:"remoteWriteURL,omitempty"`
 	// AuthSecretName is the Secret holding the API credentials (and XTRACE_URL when generated).
 	// +optional
 	AuthSecretName string `json:"authSecretName,omitempty"`
@@ -319,6 +324,7 @@ type XTraceStatus struct {
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.readyReplicas`
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Remote-Write",type=string,JSONPath=`.status.remoteWriteURL`,priority=1
 type XTrace struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

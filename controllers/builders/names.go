@@ -78,6 +78,9 @@ func (n Names) Endpoint() string {
 	return fmt.Sprintf("http://%s.%s.svc:%d", n.Service(), n.x.Namespace, n.x.Spec.Service.PortOrDefault())
 }
 
+// RemoteWriteURL is the in-cluster URL of the server's Prometheus remote-write receiver.
+func (n Names) RemoteWriteURL() string { return n.Endpoint() + "/api/v1/write" }
+
 // Labels are the standard labels of a managed object.
 func Labels(x *v1alpha1.XTrace, component, version string) map[string]string {
 	l := SelectorLabels(x, component)

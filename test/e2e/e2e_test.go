@@ -5,6 +5,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -28,6 +29,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/xtrace-dev/xtrace-operator/api/v1alpha1"
 	"github.com/xtrace-dev/xtrace-operator/controllers/builders"
 	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
@@ -300,7 +303,26 @@ func TestOperatorOnASimulatedCluster(t *testing.T) {
 			t.Fatalf("push with a token from the operator's Secret: %d", resp.StatusCode)
 		}
 	}
-	req, _ := http.NewRequest("GET", base+"/api/public/metrics/names", nil)
+	// Prometheus remote-write at the status' URL (its path, on this host).
+	rw, err := url.Parse(x.Status.RemoteWriteURL)
+	if err != nil || rw.Host != fmt.Sprintf("%s.default.svc:%d", x.Name, x.Spec.Service.PortOrDefault()) {
+		t.Fatalf("status.remoteWriteURL %q (%v)", x.Status.RemoteWriteURL, err)
+	}
+	raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "e2e_remote_write"}, {Name: "job", Value: "e2e"}},
+		Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}},
+	}}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", base+rw.Path, bytes.NewReader(snappy.Encode(nil, raw)))
+	req.Header.Set("Authorization", "Bearer "+newToken)
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("remote-write to the status' URL: %v %v", resp, err)
+	}
+	req, _ = http.NewRequest("GET", base+"/api/public/metrics/names", nil)
 	req.Header.Set("Authorization", "Bearer wrong")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
 		t.Fatalf("wrong token accepted: %v %v", resp, err)
