@@ -299,6 +299,17 @@ func (b *bench) storage(ctx context.Context) error {
 	b.result["table_bytes_per_point"] = round(float64(stats.TableBytes)/n, 2)
 	b.result["index_bytes_per_point"] = round(float64(stats.TotalBytes-stats.TableBytes)/n, 2)
 	b.result["hot_points_fraction"] = round(float64(stats.RawPoints)/n, 4)
+	for _, tier := range []string{"raw points", "chunks", "metric_series", "metric_latest"} {
+		sz := stats.Tiers[tier]
+		per := ""
+		switch tier {
+		case "raw points":
+			per = fmt.Sprintf(" = %.1f B per raw point", float64(sz[0]+sz[1])/float64(max(stats.RawPoints, 1)))
+		case "chunks":
+			per = fmt.Sprintf(" = %.2f B per compacted point", float64(sz[0]+sz[1])/float64(max(stats.Points-stats.RawPoints, 1)))
+		}
+		fmt.Printf("storage: %-13s table %6.1f MB + indexes %6.1f MB%s\n", tier, float64(sz[0])/1e6, float64(sz[1])/1e6, per)
+	}
 	if closed := stats.Points - stats.RawPoints; closed > 0 {
 		// What closed time costs: the steady state of a long retention, where the hot window is a sliver.
 		b.result["closed_bytes_per_point"] = round(float64(stats.ClosedBytes)/float64(closed), 2)

@@ -55,6 +55,8 @@ type StorageStats struct {
 	ClosedBytes int64
 	// Points stored, RawPoints of them as raw rows (the rest in chunks).
 	Points, RawPoints int64
+	// Tiers: the table (with TOAST) and index bytes of each kind of table.
+	Tiers map[string][2]int64
 }
 
 // MetricStorage vacuums and analyses the metric tables (so sizes are
@@ -71,6 +73,26 @@ func (s *Store) MetricStorage(ctx context.Context) (StorageStats, error) {
 		WHERE c.relkind = 'r' AND (c.relname IN ('metric_series', 'metric_latest')
 		   OR c.relname LIKE 'metric\_points\_%' OR c.relname LIKE 'metric\_chunks\_%')`).Scan(&st.TotalBytes, &st.TableBytes, &st.ClosedBytes)
 	if err != nil {
+		return st, classify(err)
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT CASE WHEN c.relname LIKE 'metric\_points\_%' THEN 'raw points'
+		            WHEN c.relname LIKE 'metric\_chunks\_%' THEN 'chunks' ELSE c.relname END,
+		       sum(pg_table_size(c.oid)), sum(pg_indexes_size(c.oid))
+		FROM pg_class c
+		WHERE c.relkind = 'r' AND (c.relname IN ('metric_series', 'metric_latest')
+		   OR c.relname LIKE 'metric\_points\_%' OR c.relname LIKE 'metric\_chunks\_%')
+		GROUP BY 1`)
+	if err != nil {
+		return st, classify(err)
+	}
+	st.Tiers = map[string][2]int64{}
+	var tier string
+	var table, index int64
+	if _, err := pgx.ForEachRow(rows, []any{&tier, &table, &index}, func() error {
+		st.Tiers[tier] = [2]int64{table, index}
+		return nil
+	}); err != nil {
 		return st, classify(err)
 	}
 	var compacted int64
