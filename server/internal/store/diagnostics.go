@@ -118,17 +118,14 @@ func (s *Store) PartitionPoints(ctx context.Context, p Partition) (int64, error)
 func (s *Store) CopyRawTraces(ctx context.Context, project string, ups []traces.Upsert) error {
 	g := groupUpserts(project, ups)
 	for _, kind := range []traces.Kind{traces.KindTrace, traces.KindObservation, traces.KindScore} {
-		cols := copyColumns[kind]
+		cols := []string{"project_id"}
+		for _, c := range entityColumns[kind] {
+			cols = append(cols, c.name)
+		}
 		rows := make([][]any, 0, len(g.keys[kind]))
 		for _, id := range g.keys[kind] {
 			e := g.fresh[entityKey{kind, id}]
-			r := entityRow(kind, id, &e)
-			r["project_id"] = project
-			row := make([]any, len(cols))
-			for i, c := range cols {
-				row[i] = r[c]
-			}
-			rows = append(rows, row)
+			rows = append(rows, append([]any{project}, entityValues(kind, id, &e)...))
 		}
 		if len(rows) == 0 {
 			continue
@@ -138,11 +135,4 @@ func (s *Store) CopyRawTraces(ctx context.Context, project string, ups []traces.
 		}
 	}
 	return nil
-}
-
-var copyColumns = map[traces.Kind][]string{
-	traces.KindTrace: {"project_id", "id", "timestamp", "name", "user_id", "session_id", "release", "version", "environment", "tags", "public", "doc", "stamps"},
-	traces.KindObservation: {"project_id", "id", "trace_id", "parent_observation_id", "type", "name", "start_time", "end_time",
-		"completion_start_time", "model", "environment", "level", "version", "usage_input", "usage_output", "usage_total", "total_cost", "doc", "stamps"},
-	traces.KindScore: {"project_id", "id", "trace_id", "observation_id", "session_id", "name", "timestamp", "environment", "doc", "stamps"},
 }

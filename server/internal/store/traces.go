@@ -2,13 +2,10 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"hash/fnv"
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -111,9 +108,7 @@ func groupUpserts(project string, ups []traces.Upsert) *upsertGroup {
 			traces.Merge(&e, u)
 		}
 		g.fresh[k] = e
-		h := fnv.New64a()
-		fmt.Fprintf(h, "%s\x00%s\x00%s", k.kind, project, k.id)
-		buckets[int32(h.Sum64()%traceLockBuckets)] = true
+		buckets[lockBucket(k, project)] = true
 	}
 	for _, ids := range g.keys {
 		sort.Strings(ids)
@@ -123,6 +118,15 @@ func groupUpserts(project string, ups []traces.Upsert) *upsertGroup {
 	}
 	slices.Sort(g.locks)
 	return g
+}
+
+// lockBucket is the advisory-lock bucket of an entity (see traceLockBuckets).
+func lockBucket(k entityKey, project string) int32 {
+	// The bytes hashed never change: processes of two versions side by side
+	// (a rolling upgrade) must lock the same bucket for the same id.
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(string(k.kind) + "\x00" + project + "\x00" + k.id))
+	return int32(h.Sum64() % traceLockBuckets)
 }
 
 type query struct {
@@ -140,15 +144,15 @@ func (g *upsertGroup) insertNewQuery(project string) query {
 		if len(ids) == 0 {
 			continue
 		}
-		rows := make([]map[string]any, 0, len(ids))
+		rows := make([][]any, 0, len(ids))
 		for _, id := range ids {
 			e := g.fresh[entityKey{kind, id}]
-			rows = append(rows, entityRow(kind, id, &e))
+			rows = append(rows, entityValues(kind, id, &e))
 		}
-		payload, _ := json.Marshal(rows)
-		args = append(args, string(payload))
+		first := len(args) + 1
+		args = append(args, columnArrays(kind, rows)...)
 		name := string(kind)
-		ctes = append(ctes, name+" AS ("+insertSQL(kind, len(args))+" ON CONFLICT (project_id, id) DO NOTHING RETURNING id)")
+		ctes = append(ctes, name+" AS ("+insertSQL(kind, first)+" ON CONFLICT (project_id, id) DO NOTHING RETURNING id)")
 		selects = append(selects, "SELECT '"+name+"', id FROM "+name)
 	}
 	return query{sql: "WITH " + strings.Join(ctes, ", ") + " " + strings.Join(selects, " UNION ALL "), args: args}
@@ -171,7 +175,7 @@ func (g *upsertGroup) mergeExisting(ctx context.Context, conn *pgxpool.Conn, pro
 		if err != nil {
 			return err
 		}
-		rows := make([]map[string]any, 0, len(ids))
+		rows := make([][]any, 0, len(ids))
 		for _, id := range ids {
 			before, hadRow := existing[id]
 			e := before.Clone()
@@ -181,7 +185,7 @@ func (g *upsertGroup) mergeExisting(ctx context.Context, conn *pgxpool.Conn, pro
 			if hadRow && e.Equal(before) {
 				continue // e.g. a placeholder for a trace that has its real values: nothing to write
 			}
-			rows = append(rows, entityRow(kind, id, &e))
+			rows = append(rows, entityValues(kind, id, &e))
 		}
 		if len(rows) == 0 {
 			continue
@@ -211,81 +215,6 @@ func loadEntities(ctx context.Context, db querier, kind traces.Kind, project str
 	return out, err
 }
 
-// entityRow extracts the columns of a merged entity.
-func entityRow(kind traces.Kind, id string, e *traces.Entity) map[string]any {
-	env := "default"
-	if v := e.Str("environment"); v != nil {
-		env = *v
-	}
-	row := map[string]any{"id": id, "environment": env, "doc": e.Fields, "stamps": e.Stamps}
-	switch kind {
-	case traces.KindTrace:
-		ts := time.Now().UTC()
-		if t := e.Time("timestamp"); t != nil {
-			ts = *t
-		}
-		row["timestamp"] = ts
-		row["name"], row["user_id"], row["session_id"] = e.Str("name"), e.Str("userId"), e.Str("sessionId")
-		row["release"], row["version"] = e.Str("release"), e.Str("version")
-		row["tags"], row["public"] = e.Strings("tags"), e.Bool("public")
-	case traces.KindObservation:
-		start := time.Now().UTC()
-		if t := e.Time("startTime"); t != nil {
-			start = *t
-		}
-		typ, level := "SPAN", "DEFAULT"
-		if v := e.Str("type"); v != nil {
-			typ = *v
-		}
-		if v := e.Str("level"); v != nil {
-			level = *v
-		}
-		row["trace_id"], row["parent_observation_id"] = e.Str("traceId"), e.Str("parentObservationId")
-		row["type"], row["name"], row["level"] = typ, e.Str("name"), level
-		row["start_time"], row["end_time"], row["completion_start_time"] = start, e.Time("endTime"), e.Time("completionStartTime")
-		row["model"], row["version"] = e.Str("model"), e.Str("version")
-		row["usage_input"], row["usage_output"], row["usage_total"] = e.Num("usageDetails", "input"), e.Num("usageDetails", "output"), e.Num("usageDetails", "total")
-		row["total_cost"] = e.Num("costDetails", "total")
-	case traces.KindScore:
-		ts := time.Now().UTC()
-		if t := e.Time("timestamp"); t != nil {
-			ts = *t
-		}
-		name := ""
-		if v := e.Str("name"); v != nil {
-			name = *v
-		}
-		row["trace_id"], row["observation_id"], row["session_id"] = e.Str("traceId"), e.Str("observationId"), e.Str("sessionId")
-		row["name"], row["timestamp"] = name, ts
-	}
-	return row
-}
-
-var insertSQLs = map[traces.Kind]string{
-	traces.KindTrace: `
-		INSERT INTO traces (project_id, id, "timestamp", name, user_id, session_id, release, version, environment, tags, public, doc, stamps)
-		SELECT $1, r.id, r."timestamp", r.name, r.user_id, r.session_id, r.release, r.version, r.environment,
-		       ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.public, r.doc, r.stamps
-		FROM jsonb_to_recordset($%d::jsonb) AS r(id text, "timestamp" timestamptz, name text, user_id text, session_id text,
-		     release text, version text, environment text, tags jsonb, public boolean, doc jsonb, stamps jsonb)`,
-	traces.KindObservation: `
-		INSERT INTO observations (project_id, id, trace_id, parent_observation_id, type, name, start_time, end_time,
-		       completion_start_time, model, environment, level, version, usage_input, usage_output, usage_total, total_cost, doc, stamps)
-		SELECT $1, r.id, r.trace_id, r.parent_observation_id, r.type, r.name, r.start_time, r.end_time, r.completion_start_time,
-		       r.model, r.environment, r.level, r.version, r.usage_input, r.usage_output, r.usage_total, r.total_cost, r.doc, r.stamps
-		FROM jsonb_to_recordset($%d::jsonb) AS r(id text, trace_id text, parent_observation_id text, type text, name text,
-		     start_time timestamptz, end_time timestamptz, completion_start_time timestamptz, model text, environment text,
-		     level text, version text, usage_input float8, usage_output float8, usage_total float8, total_cost float8, doc jsonb, stamps jsonb)`,
-	traces.KindScore: `
-		INSERT INTO scores (project_id, id, trace_id, observation_id, session_id, name, "timestamp", environment, doc, stamps)
-		SELECT $1, r.id, r.trace_id, r.observation_id, r.session_id, r.name, r."timestamp", r.environment, r.doc, r.stamps
-		FROM jsonb_to_recordset($%d::jsonb) AS r(id text, trace_id text, observation_id text, session_id text, name text,
-		     "timestamp" timestamptz, environment text, doc jsonb, stamps jsonb)`,
-}
-
-// insertSQL inserts the rows of a kind given as a JSON array in parameter $arg.
-func insertSQL(kind traces.Kind, arg int) string { return fmt.Sprintf(insertSQLs[kind], arg) }
-
 // upsertSet completes insertSQL into an upsert that replaces stored rows.
 var upsertSet = map[traces.Kind]string{
 	traces.KindTrace: `
@@ -307,11 +236,8 @@ var upsertSet = map[traces.Kind]string{
 		  doc = EXCLUDED.doc, stamps = EXCLUDED.stamps, updated_at = now()`,
 }
 
-func writeEntities(ctx context.Context, db execer, kind traces.Kind, project string, rows []map[string]any) error {
-	payload, err := json.Marshal(rows)
-	if err != nil {
-		return err
-	}
-	_, err = db.Exec(ctx, insertSQL(kind, 2)+upsertSet[kind], project, string(payload))
+func writeEntities(ctx context.Context, db execer, kind traces.Kind, project string, rows [][]any) error {
+	args := append([]any{project}, columnArrays(kind, rows)...)
+	_, err := db.Exec(ctx, insertSQL(kind, 2)+upsertSet[kind], args...)
 	return err
 }
