@@ -37,6 +37,7 @@ type options struct {
 	out      string
 	traces   int
 
+	peers           bool          // also load Prometheus and VictoriaMetrics (peers.go)
 	replica         bool          // also measure a streaming read replica (replica.go)
 	replicaDuration time.Duration // length of each replica measurement
 	replicaClients  int           // concurrent router clients against the replica
@@ -52,6 +53,7 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 60, "repetitions of each query (≥ 50)")
 	flag.StringVar(&o.out, "out", "bench-result.json", "JSON result file")
 	flag.IntVar(&o.traces, "traces", 20000, "gateway requests to push to /v1/l/batch (one trace + 2 observations each)")
+	flag.BoolVar(&o.peers, "peers", false, "also push the same data to prometheus and victoria-metrics (when on PATH) by remote-write and time the same PromQL queries there")
 	flag.BoolVar(&o.replica, "replica", false, "also measure a streaming read replica: router queries/s it serves, and how far behind the primary its answers are under live ingest")
 	flag.DurationVar(&o.replicaDuration, "replica-duration", 20*time.Second, "length of each read-replica measurement")
 	flag.IntVar(&o.replicaClients, "replica-clients", 4, "concurrent router clients in the read-replica measurement")
@@ -77,6 +79,7 @@ type bench struct {
 	base    string
 
 	result    map[string]float64
+	peers     map[string]map[string]float64 // with -peers
 	latency   map[string][3]float64
 	pruned    int64
 	freshness []freshnessResult // with -replica
@@ -90,7 +93,7 @@ const (
 )
 
 func run(o options) error {
-	b := &bench{o: o, fleet: fleet(), result: map[string]float64{}, latency: map[string][3]float64{}}
+	b := &bench{o: o, fleet: fleet(), result: map[string]float64{}, peers: map[string]map[string]float64{}, latency: map[string][3]float64{}}
 	b.end = time.Now().UTC().Truncate(o.interval)
 	b.start = b.end.Add(-time.Duration(o.steps-1) * o.interval)
 	fmt.Printf("fleet profile: %d series × %d steps at %s = %d points (%s … %s)\n%s\n",
@@ -108,6 +111,9 @@ func run(o options) error {
 		{"PromQL queries", b.promqlQueries},
 		{"trace copy", b.traceCopy},
 		{"trace ingest", b.traceIngest},
+	}
+	if o.peers {
+		phases = append(phases, b.peerPhases()...)
 	}
 	if o.replica { // before prune, which drops the day the queries read
 		phases = append(phases, b.replicaPhases()...)
@@ -464,7 +470,15 @@ func (b *bench) report() error {
 	if b.o.replica {
 		b.reportReplica()
 	}
-	out, _ := json.MarshalIndent(r, "", "  ")
+	doc := map[string]any{}
+	for k, v := range r {
+		doc[k] = v
+	}
+	if len(b.peers) > 0 {
+		b.reportPeers()
+		doc["peers"] = b.peers
+	}
+	out, _ := json.MarshalIndent(doc, "", "  ")
 	if err := os.WriteFile(b.o.out, append(out, '\n'), 0o644); err != nil {
 		return err
 	}

@@ -82,17 +82,7 @@ func (b *bench) remoteWriteIngest(ctx context.Context) error {
 // the fleet's per-node average of 1 m averages over the whole loaded range at
 // a step that gives at most 1000 points.
 func (b *bench) promqlQueries(_ context.Context) error {
-	unix := func(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
-	whole := b.end.Sub(b.start)
-	fleetStep := max(time.Second, ((whole / 999) + time.Second - 1).Truncate(time.Second))
-	mix := []struct{ name, path string }{
-		{"router", "/api/v1/query?" + url.Values{"query": {`pending_requests{model_uid="model-7"}`}, "time": {unix(b.end)}}.Encode()},
-		{"dashboard", "/api/v1/query_range?" + url.Values{"query": {"avg by (node_id) (gpu_utilization)"},
-			"start": {unix(b.end.Add(-time.Hour))}, "end": {unix(b.end)}, "step": {"60"}}.Encode()},
-		{"fleet", "/api/v1/query_range?" + url.Values{"query": {"avg by (node_id) (avg_over_time(gpu_utilization[1m]))"},
-			"start": {unix(b.start)}, "end": {unix(b.end)}, "step": {strconv.Itoa(int(fleetStep.Seconds()))}}.Encode()},
-	}
-	for _, q := range mix {
+	for _, q := range b.promqlMix() {
 		ms, err := measure(b.base, benchToken, q.path, b.o.reps)
 		if err != nil {
 			return fmt.Errorf("PromQL %s query: %w", q.name, err)
@@ -100,4 +90,18 @@ func (b *bench) promqlQueries(_ context.Context) error {
 		b.result["promql_"+q.name+"_p50_ms"], b.result["promql_"+q.name+"_p95_ms"], b.result["promql_"+q.name+"_p99_ms"] = ms[0], ms[1], ms[2]
 	}
 	return nil
+}
+
+// promqlMix is the query mix of SPEC §7.1 in PromQL, as paths of the Prometheus API.
+func (b *bench) promqlMix() []struct{ name, path string } {
+	unix := func(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+	whole := b.end.Sub(b.start)
+	fleetStep := max(time.Second, ((whole / 999) + time.Second - 1).Truncate(time.Second))
+	return []struct{ name, path string }{
+		{"router", "/api/v1/query?" + url.Values{"query": {`pending_requests{model_uid="model-7"}`}, "time": {unix(b.end)}}.Encode()},
+		{"dashboard", "/api/v1/query_range?" + url.Values{"query": {"avg by (node_id) (gpu_utilization)"},
+			"start": {unix(b.end.Add(-time.Hour))}, "end": {unix(b.end)}, "step": {"60"}}.Encode()},
+		{"fleet", "/api/v1/query_range?" + url.Values{"query": {"avg by (node_id) (avg_over_time(gpu_utilization[1m]))"},
+			"start": {unix(b.start)}, "end": {unix(b.end)}, "step": {strconv.Itoa(int(fleetStep.Seconds()))}}.Encode()},
+	}
 }
