@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -241,6 +242,44 @@ func TestBrowser(t *testing.T) {
 		tb.waitFor("the refreshed value", row("node-a", "0")+`.querySelector('td').textContent === '77.25'`)
 	})
 
+	t.Run("PromQL", func(t *testing.T) {
+		tb := signedIn(t)
+		pushFresh(t, srv)
+		tb.click("#nav-promql")
+		tb.waitFor("the PromQL form", `document.querySelector('#pq-query')`)
+		// A range query is charted, one line per node.
+		tb.typeInto("#pq-query", "avg by (node_id) (gpu_utilization)")
+		tb.click("#pq-run")
+		tb.waitFor("the chart", `document.querySelector('#pq-chart canvas')`)
+		legend := tb.text("#pq-chart .u-legend")
+		for _, want := range []string{`{node_id="node-a"}`, `{node_id="node-b"}`, `{node_id="node-c"}`} {
+			if !strings.Contains(legend, want) {
+				t.Errorf("legend lacks %s: %s", want, legend)
+			}
+		}
+		if h := tb.hash(); !strings.Contains(h, "q=avg") || !strings.Contains(h, "mode=range") {
+			t.Errorf("the query is not in the URL: %s", h)
+		}
+		tb.screenshot("promql", true)
+
+		// An instant query is a table of the vector: node-a's 4 GPUs.
+		tb.route("#/promql?" + url.Values{"q": {`gpu_utilization{node_id="node-a"}`}, "mode": {"instant"}}.Encode())
+		tb.waitFor("the vector", `document.querySelectorAll('#pq-table tbody tr').length === 4`)
+		if got := tb.text("#pq-table caption"); got != "Result: vector" {
+			t.Errorf("caption %q", got)
+		}
+		if got := tb.text("#pq-table tbody tr th"); !strings.Contains(got, `gpu_utilization{gpu_index="0", node_id="node-a"}`) {
+			t.Errorf("first row names %q", got)
+		}
+		// A wrong expression shows the server's error, in Prometheus' terms.
+		tb.allow(`status of 400 .*/api/v1/query\?`)
+		tb.route("#/promql?" + url.Values{"q": {"sum(gpu_utilization"}, "mode": {"instant"}}.Encode())
+		tb.waitFor("the error", `document.querySelector('#pq-error')`)
+		if got := tb.text("#pq-error"); !strings.HasPrefix(got, "bad_data:") {
+			t.Errorf("error reads %q", got)
+		}
+	})
+
 	t.Run("Fleet", func(t *testing.T) {
 		tb := signedIn(t)
 		pushFresh(t, srv)
@@ -256,9 +295,8 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("node-a GPU 1 cell = %q", got)
 		}
 		tb.waitFor("node-c's stale cells marked", `document.querySelectorAll('#fleet-grid tr[data-node="node-c"] td.cell.stale-scheduler').length === 4`)
-		if perSeriesFreshness(t, srv) {
-			tb.waitFor("node-a's cells fresh", `document.querySelectorAll('#fleet-grid tr[data-node="node-a"] td.cell.fresh').length === 4`)
-		}
+		requirePerSeriesFreshness(t, srv)
+		tb.waitFor("node-a's cells fresh", `document.querySelectorAll('#fleet-grid tr[data-node="node-a"] td.cell.fresh').length === 4`)
 		tb.waitFor("the replicas", `document.querySelector('#fleet-replica-table tr[data-model="qwen-72b"][data-replica="0"]')`)
 		if got := tb.text(`#fleet-replica-table tr[data-replica="0"]`); !strings.Contains(got, "40%") || !strings.Contains(got, "3") {
 			t.Errorf("replica 0 row = %q, want 40%% KV cache and queue 3", got)
@@ -280,9 +318,9 @@ func TestBrowser(t *testing.T) {
 	})
 }
 
-// perSeriesFreshness tells whether this server reports latest_ts per series
-// (SPEC §3.5); without it the UI can only approximate a series' age.
-func perSeriesFreshness(t *testing.T, srv *servertest.Server) bool {
+// requirePerSeriesFreshness checks that the server reports latest_ts per
+// series (SPEC §3.5), which the fleet page's freshness marks read.
+func requirePerSeriesFreshness(t *testing.T, srv *servertest.Server) {
 	var res struct {
 		Data []map[string]json.RawMessage `json:"data"`
 	}
@@ -290,11 +328,9 @@ func perSeriesFreshness(t *testing.T, srv *servertest.Server) bool {
 	if len(res.Data) == 0 {
 		t.Fatal("no gpu_utilization data")
 	}
-	_, ok := res.Data[0]["latest_ts"]
-	if !ok {
-		t.Log("this server reports no per-series latest_ts: fresh cells are not checked")
+	if _, ok := res.Data[0]["latest_ts"]; !ok {
+		t.Fatal("the query answer has no per-series latest_ts")
 	}
-	return ok
 }
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
