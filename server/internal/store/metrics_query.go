@@ -63,7 +63,18 @@ func (s *Store) ReadSeries(ctx context.Context, _ string, req metrics.ReadReques
 		out, err = s.readSeries(ctx, db, req)
 		return err
 	}
-	err := s.readSnapshot(ctx, read)
+	var err error
+	if !req.Values {
+		// Most aggregations need one statement (one snapshot, no transaction);
+		// late points need more, in a snapshot of their own.
+		var complete bool
+		out, complete, err = s.readAggregatable(ctx, req)
+		if err == nil && !complete {
+			err = s.readSnapshot(ctx, read)
+		}
+	} else {
+		err = s.readSnapshot(ctx, read)
+	}
 	if isOverflow(err) && !req.Values {
 		// A bucket's sum is beyond float64 (which fails the statement and its
 		// transaction): aggregate exactly in Go instead.
@@ -145,10 +156,13 @@ func (sd *seriesData) list() []metrics.SeriesData {
 // readRawPartials aggregates the raw points per (series, window, query
 // bucket) in the database. Partials of compacted windows are not kept: those
 // windows go into late, to be read point by point.
-func (s *Store) readRawPartials(ctx context.Context, db querier, req metrics.ReadRequest, sd *seriesData, late map[metrics.WindowKey]bool) error {
-	// Only what the aggregation uses is computed: each aggregate costs per row.
+// rawPartialsSQL aggregates the raw points of series ($1) in a range ($2,
+// $3) per query bucket ($4) and chunk window ($5), computing only what agg
+// uses (each aggregate costs per row); compacted says whether the window was
+// compacted (then its raw points are late points, read one by one).
+func rawPartialsSQL(agg metrics.Agg) string {
 	sum, lo, hi, last := "0::float8", "0::float8", "0::float8", "ARRAY[0, 0]::float8[]"
-	switch req.Agg {
+	switch agg {
 	case metrics.AggAvg, metrics.AggSum:
 		sum = "sum(value)"
 	case metrics.AggMin:
@@ -159,38 +173,139 @@ func (s *Store) readRawPartials(ctx context.Context, db querier, req metrics.Rea
 		// the newest point: arrays compare element by element, and times are unique per series
 		last = "max(ARRAY[extract(epoch FROM ts) * 1000000, value])"
 	}
-	rows, err := db.Query(ctx, `
+	return `
 		WITH g AS (
 			SELECT series_id, date_bin($5::interval, ts, '1970-01-01T00:00:00Z') AS win,
 			       date_bin($4::interval, ts, '1970-01-01T00:00:00Z') AS bucket,
-			       count(*) AS n, `+sum+` AS total, `+lo+` AS lo, `+hi+` AS hi, `+last+` AS last, max(ts) AS latest
+			       count(*) AS n, ` + sum + ` AS total, ` + lo + ` AS lo, ` + hi + ` AS hi, ` + last + ` AS last, max(ts) AS latest
 			FROM metric_points
 			WHERE series_id = ANY($1::bigint[]) AND ts >= $2::timestamptz AND ts <= $3::timestamptz
-			  AND `+notStaleMarker+`
+			  AND ` + notStaleMarker + `
 			GROUP BY 1, 2, 3)
-		SELECT g.series_id, g.win, g.bucket, g.n, g.total, g.lo, g.hi, g.last[2], g.last[1]::bigint, g.latest, ch.compacted IS NOT NULL
-		FROM g LEFT JOIN LATERAL (
-			SELECT true AS compacted FROM metric_chunks c WHERE c.series_id = g.series_id AND c.start_ts = g.win LIMIT 1) ch ON true
-		ORDER BY g.series_id, g.bucket`, req.IDs, req.From, req.To, req.Step, ChunkWindow)
+		SELECT g.series_id, g.win, g.bucket, g.n, g.total, g.lo, g.hi, g.last[2] AS last_v, g.last[1]::bigint AS last_t, g.latest,
+		       ch.compacted IS NOT NULL AS compacted
+		FROM g LEFT JOIN LATERAL ( -- a probe of the chunks' key per window (EXISTS may hash the whole table)
+			SELECT true AS compacted FROM metric_chunks c WHERE c.series_id = g.series_id AND c.start_ts = g.win LIMIT 1) ch ON true`
+}
+
+// chunksSQL selects the compacted windows of series ($1) overlapping a range
+// ($2, $3); when the parameter named by rollups is true, those wholly inside
+// it come without their samples (window names the window width's parameter).
+func chunksSQL(rollups, window string) string {
+	return `SELECT c.series_id, c.start_ts, c.min_ts, c.max_ts, c.count, c.rollup,
+			CASE WHEN ` + rollups + `::boolean AND c.start_ts >= $2::timestamptz AND c.start_ts + ` + window + `::interval <= $3::timestamptz + interval '1 microsecond'
+			     THEN NULL ELSE c.data END AS data
+		FROM metric_chunks c
+		WHERE c.series_id = ANY($1::bigint[]) AND c.start_ts > $2::timestamptz - ` + window + `::interval AND c.start_ts <= $3::timestamptz
+		  AND c.max_ts >= $2::timestamptz AND c.min_ts <= $3::timestamptz`
+}
+
+// partialRow is one row of rawPartialsSQL.
+type partialRow struct {
+	series      int64
+	win, bucket time.Time
+	n           int64
+	b           chunks.Bucket
+	latest      time.Time
+	compacted   bool
+}
+
+func (r *partialRow) dest() []any {
+	return []any{&r.series, &r.win, &r.bucket, &r.n, &r.b.Sum, &r.b.Min, &r.b.Max, &r.b.Last, &r.b.LastT, &r.latest, &r.compacted}
+}
+
+// add records the row: a partial, or (compacted) a late window to read one by one.
+func (r *partialRow) add(agg metrics.Agg, sd *seriesData, late map[metrics.WindowKey]bool) {
+	if r.compacted {
+		late[metrics.WindowKey{Series: r.series, Start: r.win.UnixMicro()}] = true
+		return
+	}
+	b := r.b
+	b.Start, b.Count = r.bucket.UnixMicro(), uint32(r.n)
+	if agg != metrics.AggLast {
+		b.LastT = r.latest.UnixMicro() // the newest point's time: the series' freshness
+	}
+	d := sd.of(r.series)
+	d.Partials = append(d.Partials, b)
+}
+
+// chunkRow is one row of chunksSQL.
+type chunkRow struct {
+	series            int64
+	start, minT, maxT time.Time
+	count             int32
+	rollup, data      []byte
+}
+
+func (r *chunkRow) dest() []any {
+	return []any{&r.series, &r.start, &r.minT, &r.maxT, &r.count, &r.rollup, &r.data}
+}
+
+func (r *chunkRow) add(sd *seriesData) {
+	d := sd.of(r.series)
+	d.Windows = append(d.Windows, metrics.WindowData{Start: r.start.UnixMicro(), MinT: r.minT.UnixMicro(), MaxT: r.maxT.UnixMicro(),
+		Count: int(r.count), Rollup: r.rollup, Data: r.data})
+	r.rollup, r.data = nil, nil // the next row scans into new slices
+}
+
+// readAggregatable reads raw partials and compacted windows in one
+// statement. complete is false when raw points fall in compacted windows
+// (late points), which need more reads.
+func (s *Store) readAggregatable(ctx context.Context, req metrics.ReadRequest) (out []metrics.SeriesData, complete bool, err error) {
+	rows, err := s.reader(ctx).Query(ctx, `
+		SELECT 0 AS kind, p.series_id, p.bucket AS at, p.win, p.bucket, p.n, p.total, p.lo, p.hi, p.last_v, p.last_t, p.latest, p.compacted,
+		       NULL::timestamptz, NULL::timestamptz, NULL::integer, NULL::bytea, NULL::bytea
+		FROM (`+rawPartialsSQL(req.Agg)+`) p
+		UNION ALL
+		SELECT 1, c.series_id, c.start_ts, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+		       c.min_ts, c.max_ts, c.count, c.rollup, c.data
+		FROM (`+chunksSQL("$6", "$5")+`) c
+		ORDER BY 2, 1, 3`, req.IDs, req.From, req.To, req.Step, ChunkWindow, req.Rollups)
+	if err != nil {
+		return nil, false, classify(fmt.Errorf("read points: %w", err))
+	}
+	sd := newSeriesData()
+	late := map[metrics.WindowKey]bool{}
+	var kind int32
+	var id int64
+	var at time.Time
+	var p partialRow
+	var c chunkRow
+	var win, bucket, latest, minT, maxT *time.Time
+	var n *int64
+	var sum, lo, hi, lastV *float64
+	var lastT *int64
+	var compacted *bool
+	var count *int32
+	_, err = pgx.ForEachRow(rows, []any{&kind, &id, &at, &win, &bucket, &n, &sum, &lo, &hi, &lastV, &lastT, &latest, &compacted,
+		&minT, &maxT, &count, &c.rollup, &c.data}, func() error {
+		if kind == 0 {
+			p = partialRow{series: id, win: *win, bucket: *bucket, n: *n, latest: *latest, compacted: *compacted,
+				b: chunks.Bucket{Sum: *sum, Min: *lo, Max: *hi, Last: *lastV, LastT: *lastT}}
+			p.add(req.Agg, sd, late)
+			return nil
+		}
+		c.series, c.start, c.minT, c.maxT, c.count = id, at, *minT, *maxT, *count
+		c.add(sd)
+		return nil
+	})
+	if err != nil {
+		if isOverflow(err) {
+			return nil, false, err
+		}
+		return nil, false, classify(fmt.Errorf("read points: %w", err))
+	}
+	return sd.list(), len(late) == 0, nil
+}
+
+func (s *Store) readRawPartials(ctx context.Context, db querier, req metrics.ReadRequest, sd *seriesData, late map[metrics.WindowKey]bool) error {
+	rows, err := db.Query(ctx, rawPartialsSQL(req.Agg)+" ORDER BY 1, 3", req.IDs, req.From, req.To, req.Step, ChunkWindow)
 	if err != nil {
 		return classify(fmt.Errorf("read points: %w", err))
 	}
-	var id int64
-	var win, bucket, latest time.Time
-	var n int64
-	var b chunks.Bucket
-	var compacted bool
-	_, err = pgx.ForEachRow(rows, []any{&id, &win, &bucket, &n, &b.Sum, &b.Min, &b.Max, &b.Last, &b.LastT, &latest, &compacted}, func() error {
-		if compacted {
-			late[metrics.WindowKey{Series: id, Start: win.UnixMicro()}] = true
-			return nil
-		}
-		b.Start, b.Count = bucket.UnixMicro(), uint32(n)
-		if req.Agg != metrics.AggLast {
-			b.LastT = latest.UnixMicro() // the newest point's time: the series' freshness
-		}
-		d := sd.of(id)
-		d.Partials = append(d.Partials, b)
+	var p partialRow
+	_, err = pgx.ForEachRow(rows, p.dest(), func() error {
+		p.add(req.Agg, sd, late)
 		return nil
 	})
 	if err != nil && !isOverflow(err) {
@@ -245,29 +360,13 @@ func (s *Store) readRawPoints(ctx context.Context, db querier, req metrics.ReadR
 // readChunks reads the compacted windows overlapping the range; with
 // req.Rollups, those wholly inside it come without their samples.
 func (s *Store) readChunks(ctx context.Context, db querier, req metrics.ReadRequest, sd *seriesData) error {
-	rows, err := db.Query(ctx, `SELECT c.series_id, c.start_ts, c.min_ts, c.max_ts, c.count, c.rollup,
-			CASE WHEN $4::boolean AND c.start_ts >= $2::timestamptz AND c.start_ts + $5::interval <= $3::timestamptz + interval '1 microsecond'
-			     THEN NULL ELSE c.data END
-		FROM metric_chunks c
-		WHERE c.series_id = ANY($1::bigint[]) AND c.start_ts > $2::timestamptz - $5::interval AND c.start_ts <= $3::timestamptz
-		  AND c.max_ts >= $2::timestamptz AND c.min_ts <= $3::timestamptz
-		ORDER BY c.series_id, c.start_ts`,
-		req.IDs, req.From, req.To, req.Rollups, ChunkWindow)
+	rows, err := db.Query(ctx, chunksSQL("$4", "$5")+" ORDER BY c.series_id, c.start_ts", req.IDs, req.From, req.To, req.Rollups, ChunkWindow)
 	if err != nil {
 		return classify(fmt.Errorf("read chunks: %w", err))
 	}
-	var id int64
-	var w metrics.WindowData
-	var start, minTS, maxTS time.Time
-	var count int32
-	var cur *metrics.SeriesData
-	_, err = pgx.ForEachRow(rows, []any{&id, &start, &minTS, &maxTS, &count, &w.Rollup, &w.Data}, func() error {
-		w.Start, w.MinT, w.MaxT, w.Count = start.UnixMicro(), minTS.UnixMicro(), maxTS.UnixMicro(), int(count)
-		if cur == nil || cur.ID != id {
-			cur = sd.of(id)
-		}
-		cur.Windows = append(cur.Windows, w)
-		w = metrics.WindowData{}
+	var c chunkRow
+	_, err = pgx.ForEachRow(rows, c.dest(), func() error {
+		c.add(sd)
 		return nil
 	})
 	if err != nil {
