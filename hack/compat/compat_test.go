@@ -26,6 +26,9 @@ const (
 // startServer builds and runs the real xtrace binary on a fresh database.
 func startServer(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the real SDKs from npm (make test installs them)")
+	}
 	bin, err := devproc.Build("./server/cmd/xtrace", t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,9 @@ import (
 // TestImagesAssemble builds both images without Docker and checks what a
 // runtime would see: entrypoint, non-root user, labels, one static binary.
 func TestImagesAssemble(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds every image (minutes)")
+	}
 	if err := os.Chdir("../.."); err != nil { // build from the module root, as `make images` does
 		t.Fatal(err)
 	}

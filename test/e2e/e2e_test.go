@@ -118,6 +118,9 @@ func newClient(t *testing.T, cluster *testcluster.APIServer) client.Client {
 }
 
 func TestOperatorOnASimulatedCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the Kubernetes binaries (make k8s-binaries)")
+	}
 	cluster := testcluster.StartSimulated(t, crds)
 	k8s := newClient(t, cluster)
 

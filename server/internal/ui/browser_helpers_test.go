@@ -40,6 +40,9 @@ type browser struct {
 
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("drives headless Chromium (make test runs it)")
+	}
 	path := chromiumPath()
 	if path == "" {
 		t.Skip("no Chromium found (install the Debian package chromium, or set XTRACE_CHROMIUM): the browser tests need it")
