@@ -76,7 +76,7 @@ const (
 	DefaultDBMaxConns          = 20
 	DefaultMaxSeriesPerRequest = 10000
 	DefaultPromQLLookback      = 5 * time.Minute
-	DefaultPromQLMaxSamples    = 5_000_000
+	DefaultPromQLMaxSamples    = 20_000_000
 	DefaultPromQLTimeout       = 30 * time.Second
 	DefaultPromQLConcurrency   = 8
 	DefaultReadMaxLag          = 2 * time.Second

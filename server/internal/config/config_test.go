@@ -93,7 +93,7 @@ func TestPrometheusSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := PromQLConfig{LookbackDelta: 5 * time.Minute, MaxSamples: 5_000_000, Timeout: 30 * time.Second, MaxConcurrent: 8}
+	want := PromQLConfig{LookbackDelta: 5 * time.Minute, MaxSamples: 20_000_000, Timeout: 30 * time.Second, MaxConcurrent: 8}
 	if c.PromQL != want || c.MaxSeriesPerRequest != 10000 {
 		t.Errorf("defaults: got %+v and %d series per request", c.PromQL, c.MaxSeriesPerRequest)
 	}
