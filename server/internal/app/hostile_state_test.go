@@ -9,6 +9,7 @@ import (
 
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/servertest"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 )
 
 // Hostile input that needs some state first: an open reader, a dropped
@@ -61,7 +62,7 @@ func TestPushAfterExternalRetentionDroppedTheDay(t *testing.T) {
 		t.Fatalf("first push: %d %s", r.Status, r.Body)
 	}
 	db := pgtest.Connect(t, s.DatabaseURL)
-	db.Exec("DROP TABLE metric_points_w" + day.Truncate(30*time.Minute).Format("200601021504")) // what an out-of-process retention (or compaction) pass does
+	db.Exec("DROP TABLE metric_points_w" + day.Truncate(store.RawWindow).Format("200601021504")) // what an out-of-process retention (or compaction) pass does
 	if r := s.Do(t, "POST", "/v1/metrics/batch", body(2)); r.Status != 200 {
 		t.Fatalf("push into the dropped day: %d %s", r.Status, r.Body)
 	}

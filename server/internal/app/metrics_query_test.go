@@ -188,14 +188,19 @@ func approxEqual(a, b float64) bool {
 
 // TestQueryMatchesIndependentComputation compares 450 combinations of agg,
 // step, label filter and group_by with an independent computation from the
-// raw points, three times: all points raw; after compaction (part raw, part
-// compacted with rollups, late raw points overriding compacted ones, bucket
-// edges on tier boundaries); and after the late points were merged too.
+// raw points, four times: all points raw; after compaction (whole chunk
+// windows with rollups, a window being filled: part chunk, part raw, late
+// raw points overriding compacted ones, bucket edges on tier boundaries);
+// after the late points were merged; and after the filled window's last raw
+// points were merged into its chunk.
 func TestQueryMatchesIndependentComputation(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.Options{})
 	rng := rand.New(rand.NewSource(7))
-	base := time.Date(2026, 2, 14, 10, 0, 0, 0, time.UTC)
+	base := time.Date(2026, 2, 14, 10, 0, 0, 0, time.UTC) // chunk windows 10–12, 12–14, 14–16
+	if base.Truncate(store.ChunkWindow) != base || 2*store.ChunkWindow != 4*time.Hour {
+		t.Fatal("the test's timeline assumes 2-hour chunk windows")
+	}
 	var pts []point
 	series := []map[string]string{
 		{"model_uid": "qwen-72b", "replica_id": "0", "node_id": "node-1"},
@@ -214,46 +219,61 @@ func TestQueryMatchesIndependentComputation(t *testing.T) {
 			}
 		}
 	}
-	for i := 0; i < 3000; i++ {
-		pts = append(pts, point{"pending_requests", series[rng.Intn(len(series))], math.Round(rng.Float64()*1000) / 10, uniqueTime(100*time.Minute, 0)})
+	for i := 0; i < 5000; i++ {
+		pts = append(pts, point{"pending_requests", series[rng.Intn(len(series))], math.Round(rng.Float64()*1000) / 10, uniqueTime(300*time.Minute, 0)})
 	}
 	// Exact bucket edges, tier edges and the interval's ends.
-	from, to := base.Add(5*time.Minute), base.Add(95*time.Minute)
+	// The ends are not on 5-minute boundaries: the rollup buckets holding
+	// them are read from the samples, the others from the rollups.
+	from, to := base.Add(5*time.Minute+17*time.Second+3*time.Millisecond), base.Add(295*time.Minute-13*time.Second)
+	frontier := base.Add(270 * time.Minute) // the first compaction's: 14:30
 	pts = append(pts,
-		point{"pending_requests", series[0], 111, from},                                        // included (closed interval)
-		point{"pending_requests", series[0], 222, to},                                          // included
-		point{"pending_requests", series[0], 333, from.Add(-time.Microsecond)},                 // excluded
-		point{"pending_requests", series[0], 444, to.Add(time.Microsecond)},                    // excluded
-		point{"pending_requests", series[1], 555, base.Add(20 * time.Minute)},                  // exactly a bucket start
-		point{"pending_requests", series[2], 666, base.Add(30 * time.Minute)},                  // exactly a chunk window's start
-		point{"pending_requests", series[3], 777, base.Add(90*time.Minute - time.Microsecond)}, // a window's last microsecond
-		point{"other_metric", series[0], 999, base.Add(10 * time.Minute)},                      // another name
+		point{"pending_requests", series[0], 111, from},                                     // included (closed interval)
+		point{"pending_requests", series[0], 222, to},                                       // included
+		point{"pending_requests", series[0], 333, from.Add(-time.Microsecond)},              // excluded
+		point{"pending_requests", series[0], 444, to.Add(time.Microsecond)},                 // excluded
+		point{"pending_requests", series[1], 555, base.Add(20 * time.Minute)},               // exactly a bucket start
+		point{"pending_requests", series[2], 666, base.Add(2 * time.Hour)},                  // exactly a chunk window's start
+		point{"pending_requests", series[3], 777, base.Add(4*time.Hour - time.Microsecond)}, // a chunk window's last microsecond
+		point{"pending_requests", series[1], 888, frontier},                                 // the first raw point after compaction
+		point{"pending_requests", series[1], 889, frontier.Add(-time.Microsecond)},          // the last compacted one
+		point{"other_metric", series[0], 999, base.Add(10 * time.Minute)},                   // another name
 	)
 	// Push in shuffled order: results must not depend on arrival order.
 	rng.Shuffle(len(pts), func(i, j int) { pts[i], pts[j] = pts[j], pts[i] })
 	push(t, s, pts)
 	checkQueryCombinations(t, s, pts, from, to)
 
-	// Compact all closed windows before 11:30 (10:00–11:30); 11:30–11:40 stays raw.
+	// Compact everything before 14:30: windows 10–12 and 12–14 whole (12–14
+	// lies inside the range: its rollups answer multiples of 5 m), 14–16 being
+	// filled (14:00–14:30 in its chunk, the rest raw).
 	st, err := store.Open(context.Background(), store.Options{URL: s.DatabaseURL, MaxConns: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	compactAt := base.Add(90*time.Minute + store.CompactionGrace)
+	compactAt := frontier.Add(store.CompactionGrace)
 	if res, err := st.Compact(context.Background(), compactAt, time.Minute); err != nil || res.Points == 0 {
 		t.Fatalf("compaction: %+v %v", res, err)
 	}
-	// Late points for compacted windows: new ones, and new values for stored
-	// times, in 10:30–11:00 only (11:00–11:30 keeps answering from rollups).
+	checkQueryCombinations(t, s, pts, from, to)
+
+	// Late points for compacted time: new ones, and new values for stored
+	// times, in each window (10:30–11:00, 12:30–13:00, 14:05–14:25).
 	var late []point
-	for i := 0; i < 30; i++ {
-		late = append(late, point{"pending_requests", series[rng.Intn(len(series))], float64(1000 + i), uniqueTime(30*time.Minute, 30*time.Minute)})
+	lateRanges := []struct{ offset, within time.Duration }{{30 * time.Minute, 30 * time.Minute}, {150 * time.Minute, 30 * time.Minute}, {245 * time.Minute, 20 * time.Minute}}
+	for _, r := range lateRanges {
+		for i := 0; i < 15; i++ {
+			late = append(late, point{"pending_requests", series[rng.Intn(len(series))], float64(1000 + len(late)), uniqueTime(r.within, r.offset)})
+		}
 	}
 	for i := range pts {
-		if w := pts[i].ts.Sub(base); w >= 30*time.Minute && w < 60*time.Minute && rng.Intn(20) == 0 && pts[i].name == "pending_requests" {
-			pts[i].value = -pts[i].value - 1 // the stored time gets a new value: the last write wins
-			late = append(late, pts[i])
+		w := pts[i].ts.Sub(base)
+		for _, r := range lateRanges {
+			if w >= r.offset && w < r.offset+r.within && rng.Intn(20) == 0 && pts[i].name == "pending_requests" {
+				pts[i].value = -pts[i].value - 1 // the stored time gets a new value: the last write wins
+				late = append(late, pts[i])
+			}
 		}
 	}
 	push(t, s, late)
@@ -269,11 +289,17 @@ func TestQueryMatchesIndependentComputation(t *testing.T) {
 		t.Fatalf("merging late points: %+v %v", res, err)
 	}
 	checkQueryCombinations(t, s, pts, from, to)
+
+	// The filled window's remaining raw points appended to its chunk.
+	if res, err := st.Compact(context.Background(), base.Add(5*time.Hour+store.CompactionGrace), time.Minute); err != nil || res.Merged == 0 {
+		t.Fatalf("appending to the window being filled: %+v %v", res, err)
+	}
+	checkQueryCombinations(t, s, pts, from, to)
 }
 
 func checkQueryCombinations(t *testing.T, s *servertest.Server, pts []point, from, to time.Time) {
 	t.Helper()
-	steps := map[string]time.Duration{"1m": time.Minute, "15s": 15 * time.Second, "7s": 7 * time.Second, "1h": time.Hour, "5m": 5 * time.Minute}
+	steps := map[string]time.Duration{"1m": time.Minute, "30s": 30 * time.Second, "19s": 19 * time.Second, "1h": time.Hour, "5m": 5 * time.Minute}
 	filters := []map[string]string{nil, {"model_uid": "qwen-72b"}, {"node_id": "node-1", "replica_id": "0"}}
 	groupBys := [][]string{nil, {"node_id"}, {"model_uid", "replica_id"}}
 	checked := 0

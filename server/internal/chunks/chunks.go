@@ -25,13 +25,23 @@ type Sample struct {
 // maxPerXOR bounds the samples of one XOR chunk (its header counts them in 16 bits).
 const maxPerXOR = 8192
 
-// Encode returns samples (sorted by T, unique) as one or more XOR chunks,
-// each prefixed with its length as a uvarint. A window holds one chunk
-// unless it has more than maxPerXOR samples.
+// SegmentWidth is the time one XOR chunk of a window covers at most
+// (microseconds, aligned to the epoch): a reader that needs the samples from
+// some time on skips the chunks before it undecoded (Iterator.SkipBefore).
+// Each chunk costs its first sample in full, about 16 bytes.
+const SegmentWidth = 3 * RollupWidth
+
+// Encode returns samples (sorted by T, unique) as XOR chunks, one per
+// SegmentWidth (and at most maxPerXOR samples), each prefixed with its
+// length as a uvarint.
 func Encode(samples []Sample) []byte {
 	var out []byte
 	for len(samples) > 0 {
-		n := min(len(samples), maxPerXOR)
+		end := (floorDiv(samples[0].T, SegmentWidth) + 1) * SegmentWidth
+		n := 1
+		for n < len(samples) && n < maxPerXOR && samples[n].T < end {
+			n++
+		}
 		c := chunkenc.NewXORChunk()
 		app, _ := c.Appender() // a new chunk's appender cannot fail
 		for _, s := range samples[:n] {
@@ -87,6 +97,46 @@ func (i *Iterator) Next() bool {
 		i.data = i.data[size+int(n):]
 		i.it = c.Iterator(nil)
 	}
+}
+
+// SkipBefore skips, before the first Next, the XOR chunks whose samples are
+// all earlier than t (the next chunk starts at or before t), without
+// decoding them. Samples earlier than t may still come first.
+func (i *Iterator) SkipBefore(t int64) {
+	if i.it != nil {
+		return
+	}
+	for {
+		_, rest, ok := nextSegment(i.data)
+		if !ok {
+			return
+		}
+		next, _, ok := nextSegment(rest)
+		if !ok {
+			return
+		}
+		c, err := chunkenc.FromData(chunkenc.EncXOR, next)
+		if err != nil {
+			return
+		}
+		it := c.Iterator(nil)
+		if it.Next() == chunkenc.ValNone {
+			return
+		}
+		if first, _ := it.At(); first > t {
+			return
+		}
+		i.data = rest
+	}
+}
+
+// nextSegment splits data into its first length-prefixed XOR chunk and the rest.
+func nextSegment(data []byte) (seg, rest []byte, ok bool) {
+	n, size := binary.Uvarint(data)
+	if size <= 0 || uint64(len(data)-size) < n {
+		return nil, nil, false
+	}
+	return data[size : size+int(n)], data[size+int(n):], true
 }
 
 // At returns the current sample.

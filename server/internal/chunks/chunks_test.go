@@ -63,3 +63,50 @@ func TestRollups(t *testing.T) {
 		t.Errorf("bucket 3 must say its sum overflowed: %+v", b3)
 	}
 }
+
+// A window is cut into XOR chunks at SegmentWidth boundaries, and SkipBefore
+// passes over the chunks wholly before a time without decoding them.
+func TestSegmentsAndSkipBefore(t *testing.T) {
+	start := 1000 * SegmentWidth // aligned
+	var samples []Sample
+	for ts := start + 2_500_000; ts < start+8*SegmentWidth; ts += 5_000_000 {
+		samples = append(samples, Sample{ts, float64(ts % 1000)})
+	}
+	data := Encode(samples)
+	segments := 0
+	for rest := data; len(rest) > 0; segments++ {
+		var ok bool
+		if _, rest, ok = nextSegment(rest); !ok {
+			t.Fatal("corrupt segment framing")
+		}
+	}
+	if segments != 8 {
+		t.Fatalf("%d XOR chunks for 8 segment widths", segments)
+	}
+	for _, at := range []int64{0, start, start + 2_500_000, start + SegmentWidth - 1, start + SegmentWidth + 2_500_000,
+		start + 5*SegmentWidth + 7, start + 8*SegmentWidth, start + 100*SegmentWidth} {
+		it := NewIterator(data)
+		it.SkipBefore(at)
+		var got []Sample
+		decodedBefore := 0
+		for it.Next() {
+			if s := it.At(); s.T >= at {
+				got = append(got, s)
+			} else {
+				decodedBefore++
+			}
+		}
+		var want []Sample
+		for _, s := range samples {
+			if s.T >= at {
+				want = append(want, s)
+			}
+		}
+		if it.Err() != nil || len(got) != len(want) || (len(want) > 0 && got[0] != want[0]) {
+			t.Fatalf("from %d: %d samples (first %v), want %d (first %v), %v", at, len(got), got[:min(1, len(got))], len(want), want[:min(1, len(want))], it.Err())
+		}
+		if perSegment := int(SegmentWidth / 5_000_000); decodedBefore > perSegment { // the chunk holding it (or before a gap)
+			t.Errorf("from %d: %d samples before it decoded, want at most one segment's %d", at, decodedBefore, perSegment)
+		}
+	}
+}

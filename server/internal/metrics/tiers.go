@@ -79,6 +79,7 @@ func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData) (groupBuckets
 	from, to := q.From.UnixMicro(), q.To.UnixMicro()
 	bk := bucketer{step: q.Step.Microseconds()}
 	keep := isPercentile(q.Agg)
+	useRollups := usesRollups(q)
 	buckets := groupBuckets{}
 	var missing []WindowKey
 	for _, id := range g.SeriesIDs {
@@ -98,20 +99,8 @@ func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData) (groupBuckets
 			buckets.at(bk.start(p.T)).add(p.T, p.V, id, keep)
 		}
 		for _, w := range d.Windows {
-			if w.Data == nil {
-				if ok := addRollups(buckets, bk, w, id, from, to); ok {
-					continue
-				}
+			if !addWindow(buckets, bk, w, id, from, to, keep, useRollups && !overrides(d.Raw, w), overridden) {
 				missing = append(missing, WindowKey{id, w.Start})
-				continue
-			}
-			it := chunks.NewIterator(w.Data)
-			for it.Next() {
-				p := it.At()
-				if p.T < from || p.T > to || overridden[p.T] || chunks.IsStaleMarker(p.V) {
-					continue
-				}
-				buckets.at(bk.start(p.T)).add(p.T, p.V, id, keep)
 			}
 		}
 	}
@@ -126,20 +115,78 @@ func isPercentile(agg Agg) bool {
 	return false
 }
 
-// addRollups folds a window in through its rollup buckets; false when they
-// cannot stand for its samples (a bucket's sum overflowed, or it is corrupt).
-func addRollups(buckets groupBuckets, bk bucketer, w WindowData, id, from, to int64) bool {
-	rolled, err := chunks.DecodeRollups(w.Start, w.Rollup)
-	if err != nil {
-		return false
+// addWindow folds a compacted window in: through its rollup buckets where
+// they stand for their samples (rollups: the query composes from them; a
+// bucket wholly in [from, to] whose sum did not overflow), the other buckets
+// through the samples, decoding only from the first of them on. false: it
+// needs the window's samples, which did not come.
+func addWindow(buckets groupBuckets, bk bucketer, w WindowData, id, from, to int64, keep, rollups bool, overridden map[int64]bool) bool {
+	var rolled []chunks.Bucket
+	if rollups {
+		rolled, _ = chunks.DecodeRollups(w.Start, w.Rollup) // corrupt rollups: read the samples
 	}
-	for _, b := range rolled {
-		if b.Overflow || b.Start < from || b.Start+chunks.RollupWidth-1 > to {
-			return false
+	var fromSamples map[int64]bool // buckets (starts) read from the samples
+	if rolled != nil {
+		for _, b := range rolled {
+			switch {
+			case b.LastT < from || b.Start > to:
+			case !b.Overflow && b.Start >= from && b.LastT <= to:
+				buckets.at(bk.start(b.Start)).addBucket(b, id)
+			default:
+				if fromSamples == nil {
+					fromSamples = map[int64]bool{}
+				}
+				fromSamples[b.Start] = true
+			}
+		}
+		if fromSamples == nil {
+			return true
 		}
 	}
-	for _, b := range rolled {
-		buckets.at(bk.start(b.Start)).addBucket(b, id)
+	if w.Data == nil {
+		return false
+	}
+	it := chunks.NewIterator(w.Data)
+	if fromSamples != nil {
+		first := to
+		for start := range fromSamples {
+			first = min(first, start)
+		}
+		it.SkipBefore(max(from, first))
+	} else {
+		it.SkipBefore(from)
+	}
+	for it.Next() {
+		p := it.At()
+		if p.T > to {
+			break
+		}
+		if p.T < from || overridden[p.T] || chunks.IsStaleMarker(p.V) {
+			continue
+		}
+		if fromSamples != nil && !fromSamples[p.T-floorMod(p.T, chunks.RollupWidth)] {
+			continue // its bucket came from the rollups
+		}
+		buckets.at(bk.start(p.T)).add(p.T, p.V, id, keep)
 	}
 	return true
+}
+
+// overrides says whether raw points fall in a window's compacted time (late
+// points): they replace samples, so its rollups do not stand for it.
+func overrides(raw []chunks.Sample, w WindowData) bool {
+	for _, p := range raw {
+		if p.T >= w.MinT && p.T <= w.MaxT {
+			return true
+		}
+	}
+	return false
+}
+
+func floorMod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
 }

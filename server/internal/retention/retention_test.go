@@ -55,8 +55,8 @@ func count(t *testing.T, st testStore, sql string, args ...any) int {
 }
 
 // now is the pruner's clock: 30-day metrics retention puts the cut-off at
-// 2026-02-01T12:40:00Z, in the middle of a window's raw partition.
-var now = time.Date(2026, 3, 3, 12, 40, 0, 0, time.UTC)
+// 2026-02-01T12:42:30Z, in the middle of a raw window's partition.
+var now = time.Date(2026, 3, 3, 12, 42, 30, 0, time.UTC)
 
 func TestMetricsRetention(t *testing.T) {
 	t.Parallel()
@@ -88,7 +88,7 @@ func TestMetricsRetention(t *testing.T) {
 	}
 	var wantDropped []string
 	for d := 5; d >= 1; d-- {
-		wantDropped = append(wantDropped, "metric_points_w"+cutoff.AddDate(0, 0, -d).Truncate(30*time.Minute).Format("200601021504"))
+		wantDropped = append(wantDropped, "metric_points_w"+cutoff.AddDate(0, 0, -d).Truncate(store.RawWindow).Format("200601021504"))
 	}
 	sort.Strings(res.DroppedPartitions)
 	if fmt.Sprint(res.DroppedPartitions) != fmt.Sprint(wantDropped) {

@@ -12,13 +12,22 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/server/internal/chunks"
 )
 
-// ChunkWindow is the time one chunk row covers for one series. Windows are
-// aligned to the epoch and divide a day, so a window never spans partitions.
-const ChunkWindow = 30 * time.Minute
+// ChunkWindow is the time one chunk row covers for one series (the length of
+// a Prometheus block). Windows are aligned to the epoch and divide a day, so
+// a window never spans partitions. A long window keeps the rows a long range
+// reads few: a day is 12 rows per series.
+const ChunkWindow = 2 * time.Hour
 
-// CompactionGrace is how long after its end a window stays raw, so that
-// points arriving a little late still land before it is compacted. Raw rows
-// therefore hold between CompactionGrace and ChunkWindow + CompactionGrace of
+// RawWindow is the width of a raw partition: the unit the compactor moves
+// from raw rows into chunks. The window being filled is compacted a raw
+// window at a time, its chunk re-encoded with the new samples, so the hot
+// window stays short while chunks stay long.
+const RawWindow = 5 * time.Minute
+
+// CompactionGrace is how long after its end a raw window stays raw, so that
+// points arriving a little late (an OpenTelemetry exporter's minute, a
+// remote-write queue's backlog) still land before it is compacted. Raw rows
+// therefore hold between CompactionGrace and RawWindow + CompactionGrace of
 // the most recent data: the hot window.
 const CompactionGrace = 2 * time.Minute
 
@@ -35,15 +44,16 @@ type CompactionResult struct {
 	Complete bool
 }
 
-// ClosedBefore is the end of the newest window that may be compacted at now.
+// ClosedBefore is the end of the newest raw window that may be compacted at now.
 func ClosedBefore(now time.Time) time.Time {
-	return now.Add(-CompactionGrace).UTC().Truncate(ChunkWindow)
+	return now.Add(-CompactionGrace).UTC().Truncate(RawWindow)
 }
 
-// Compact turns the raw points of closed windows (before ClosedBefore(now))
-// into chunk rows: each window of each series becomes one row holding its
-// samples (XOR) and 5-minute rollups. Points that arrive late for a window
-// already compacted are merged into its chunk, the raw point winning over the
+// Compact turns the raw points of closed raw windows (before
+// ClosedBefore(now)) into chunk rows: each chunk window of each series is
+// one row holding its samples (XOR) and 5-minute rollups. Points for a chunk
+// window that already has a row (the window being filled, or late points)
+// are merged into it and the row re-encoded, the raw point winning over the
 // chunk's one at the same time (last write wins). Each transaction writes
 // chunks and deletes exactly the raw rows they were built from, so a crash at
 // any point loses and duplicates nothing. Raw partitions left empty are
@@ -56,6 +66,10 @@ func (s *Store) Compact(ctx context.Context, now time.Time, budget time.Duration
 	if err != nil {
 		return res, err
 	}
+	// The chunk windows that closed raw windows fall in, each compacted once
+	// per pass: a chunk row is written once, however many raw windows it takes in.
+	names := map[uint32]string{}
+	var windows []time.Time
 	for _, p := range parts {
 		if !p.Start.Before(closed) {
 			// The hot window: keep its statistics current, so that queries over
@@ -65,90 +79,103 @@ func (s *Store) Compact(ctx context.Context, now time.Time, budget time.Duration
 			}
 			continue
 		}
+		names[p.oid] = p.Name
+		for w := p.Start.Truncate(ChunkWindow); w.Before(p.End) && w.Before(closed); w = w.Add(ChunkWindow) {
+			if n := len(windows); n == 0 || windows[n-1].Before(w) {
+				windows = append(windows, w)
+			}
+		}
+	}
+	for _, w := range windows {
 		if time.Now().After(deadline) {
 			return res, nil
 		}
-		if err := s.compactPartition(ctx, p, closed, deadline, &res); err != nil {
+		to := w.Add(ChunkWindow)
+		if closed.Before(to) {
+			to = closed
+		}
+		if err := s.compactWindow(ctx, w, to, names, deadline, &res); err != nil {
 			return res, err
 		}
-		if !p.End.After(closed) { // wholly closed: its space goes back once it is empty
-			dropped, err := s.dropPartition(ctx, p, true)
-			if err != nil {
-				return res, err
-			}
-			if dropped {
-				res.DroppedPartitions = append(res.DroppedPartitions, p.Name)
-			}
+	}
+	for _, p := range parts {
+		if p.End.After(closed) || time.Now().After(deadline) {
+			continue
+		}
+		// Wholly closed: its space goes back once it is empty.
+		dropped, err := s.dropPartition(ctx, p, true)
+		if err != nil {
+			return res, err
+		}
+		if dropped {
+			res.DroppedPartitions = append(res.DroppedPartitions, p.Name)
 		}
 	}
-	res.Complete = true
+	res.Complete = !time.Now().After(deadline)
 	return res, nil
 }
 
-// compactPartition compacts the closed rows of one raw partition, a batch of series at a time.
-func (s *Store) compactPartition(ctx context.Context, p Partition, closed, deadline time.Time, res *CompactionResult) error {
-	table := pgx.Identifier{p.Name}.Sanitize()
-	rows, err := s.pool.Query(ctx, "SELECT DISTINCT series_id FROM "+table+" WHERE ts < $1 ORDER BY 1", closed)
+// compactWindow compacts the raw rows in [from, to) of one chunk window, a
+// batch of series at a time.
+func (s *Store) compactWindow(ctx context.Context, from, to time.Time, names map[uint32]string, deadline time.Time, res *CompactionResult) error {
+	rows, err := s.pool.Query(ctx, "SELECT DISTINCT series_id FROM metric_points WHERE ts >= $1 AND ts < $2 ORDER BY 1", from, to)
 	if err != nil {
-		return classify(fmt.Errorf("compact %s: %w", p.Name, err))
+		return classify(fmt.Errorf("compact %s: %w", from.Format(time.RFC3339), err))
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return classify(fmt.Errorf("compact %s: %w", p.Name, err))
+		return classify(fmt.Errorf("compact %s: %w", from.Format(time.RFC3339), err))
 	}
 	for len(ids) > 0 && time.Now().Before(deadline) {
 		batch := ids[:min(len(ids), compactSeriesPerTx)]
 		ids = ids[len(batch):]
-		if err := s.compactBatch(ctx, table, batch, closed, res); err != nil {
-			return classify(fmt.Errorf("compact %s: %w", p.Name, err))
+		if err := s.compactBatch(ctx, batch, from, to, names, res); err != nil {
+			return classify(fmt.Errorf("compact %s: %w", from.Format(time.RFC3339), err))
 		}
 	}
 	return nil
 }
 
-// rawRow is a raw point and where it is, so that exactly this version of it is deleted.
+// rawRow is a raw point and where it is (its partition and row version), so
+// that exactly this version of it is deleted.
 type rawRow struct {
 	series int64
 	ts     time.Time
 	value  float64
+	table  uint32
 	ctid   pgtype.TID
 }
 
-// window is one series' window being compacted.
+// window is one series' chunk window being compacted.
 type window struct {
 	series  int64
 	start   time.Time
 	raw     []chunks.Sample
-	ctids   []pgtype.TID
 	samples []chunks.Sample // raw merged with the existing chunk
 }
 
-func (s *Store) compactBatch(ctx context.Context, table string, ids []int64, closed time.Time, res *CompactionResult) error {
-	rows, err := s.pool.Query(ctx, "SELECT series_id, ts, value, ctid FROM "+table+
-		" WHERE series_id = ANY($1) AND ts < $2 ORDER BY series_id, ts", ids, closed)
+func (s *Store) compactBatch(ctx context.Context, ids []int64, from, to time.Time, names map[uint32]string, res *CompactionResult) error {
+	rows, err := s.pool.Query(ctx, `SELECT series_id, ts, value, tableoid::oid, ctid FROM metric_points
+		WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3 ORDER BY series_id, ts`, ids, from, to)
 	if err != nil {
 		return err
 	}
 	var windows []*window
+	ctids := map[uint32][]pgtype.TID{} // per raw partition
 	var r rawRow
-	_, err = pgx.ForEachRow(rows, []any{&r.series, &r.ts, &r.value, &r.ctid}, func() error {
-		start := r.ts.UTC().Truncate(ChunkWindow)
-		if n := len(windows); n == 0 || windows[n-1].series != r.series || !windows[n-1].start.Equal(start) {
-			windows = append(windows, &window{series: r.series, start: start})
+	_, err = pgx.ForEachRow(rows, []any{&r.series, &r.ts, &r.value, &r.table, &r.ctid}, func() error {
+		if n := len(windows); n == 0 || windows[n-1].series != r.series {
+			windows = append(windows, &window{series: r.series, start: from})
 		}
 		w := windows[len(windows)-1]
 		w.raw = append(w.raw, chunks.Sample{T: r.ts.UnixMicro(), V: r.value})
-		w.ctids = append(w.ctids, r.ctid)
+		ctids[r.table] = append(ctids[r.table], r.ctid)
 		return nil
 	})
 	if err != nil || len(windows) == 0 {
 		return err
 	}
-	var days []time.Time
-	for _, w := range windows {
-		days = append(days, w.start)
-	}
-	if err := s.ensurePartitions(ctx, chunkPartitions, days); err != nil {
+	if err := s.ensurePartitions(ctx, chunkPartitions, []time.Time{from}); err != nil {
 		return err
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -159,15 +186,21 @@ func (s *Store) compactBatch(ctx context.Context, table string, ids []int64, clo
 		if err := writeChunks(ctx, tx, windows); err != nil {
 			return err
 		}
-		var ctids []pgtype.TID
 		var points int64
-		for _, w := range windows {
-			ctids = append(ctids, w.ctids...)
-			points += int64(len(w.raw))
+		for table, list := range ctids {
+			name, ok := names[table]
+			if !ok {
+				return fmt.Errorf("raw rows in partition %d, which was not closed when the pass began", table)
+			}
+			tag, err := tx.Exec(ctx, "DELETE FROM "+pgx.Identifier{name}.Sanitize()+" WHERE ctid = ANY($1)", list)
+			if err != nil {
+				return err
+			}
+			points += tag.RowsAffected()
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE ctid = ANY($1)", ctids); err != nil {
-			return err
-		}
+		// A row upserted between the read and the delete has a new version,
+		// which the delete misses: it stays raw, wins over the chunk's value
+		// when read, and is merged at the next pass.
 		res.Points += points
 		res.Chunks += int64(len(windows))
 		res.Merged += merged

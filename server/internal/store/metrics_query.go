@@ -158,8 +158,11 @@ func (sd *seriesData) list() []metrics.SeriesData {
 // windows go into late, to be read point by point.
 // rawPartialsSQL aggregates the raw points of series ($1) in a range ($2,
 // $3) per query bucket ($4) and chunk window ($5), computing only what agg
-// uses (each aggregate costs per row); compacted says whether the window was
-// compacted (then its raw points are late points, read one by one).
+// uses (each aggregate costs per row). compacted says whether some raw point
+// of the window is not newer than the window's chunk: late points, which may
+// replace compacted samples and so are read one by one with the window's
+// samples. Raw points newer than the chunk (the window being filled) simply
+// add to it.
 func rawPartialsSQL(agg metrics.Agg) string {
 	sum, lo, hi, last := "0::float8", "0::float8", "0::float8", "ARRAY[0, 0]::float8[]"
 	switch agg {
@@ -177,23 +180,27 @@ func rawPartialsSQL(agg metrics.Agg) string {
 		WITH g AS (
 			SELECT series_id, date_bin($5::interval, ts, '1970-01-01T00:00:00Z') AS win,
 			       date_bin($4::interval, ts, '1970-01-01T00:00:00Z') AS bucket,
-			       count(*) AS n, ` + sum + ` AS total, ` + lo + ` AS lo, ` + hi + ` AS hi, ` + last + ` AS last, max(ts) AS latest
+			       count(*) AS n, ` + sum + ` AS total, ` + lo + ` AS lo, ` + hi + ` AS hi, ` + last + ` AS last,
+			       max(ts) AS latest, min(ts) AS first
 			FROM metric_points
 			WHERE series_id = ANY($1::bigint[]) AND ts >= $2::timestamptz AND ts <= $3::timestamptz
 			  AND ` + notStaleMarker + `
-			GROUP BY 1, 2, 3)
-		SELECT g.series_id, g.win, g.bucket, g.n, g.total, g.lo, g.hi, g.last[2] AS last_v, g.last[1]::bigint AS last_t, g.latest,
+			GROUP BY 1, 2, 3),
+		w AS (SELECT g.*, min(g.first) OVER (PARTITION BY g.series_id, g.win) AS win_first FROM g)
+		SELECT w.series_id, w.win, w.bucket, w.n, w.total, w.lo, w.hi, w.last[2] AS last_v, w.last[1]::bigint AS last_t, w.latest,
 		       ch.compacted IS NOT NULL AS compacted
-		FROM g LEFT JOIN LATERAL ( -- a probe of the chunks' key per window (EXISTS may hash the whole table)
-			SELECT true AS compacted FROM metric_chunks c WHERE c.series_id = g.series_id AND c.start_ts = g.win LIMIT 1) ch ON true`
+		FROM w LEFT JOIN LATERAL ( -- a probe of the chunks' key per window (EXISTS may hash the whole table)
+			SELECT true AS compacted FROM metric_chunks c
+			WHERE c.series_id = w.series_id AND c.start_ts = w.win AND c.max_ts >= w.win_first LIMIT 1) ch ON true`
 }
 
 // chunksSQL selects the compacted windows of series ($1) overlapping a range
-// ($2, $3); when the parameter named by rollups is true, those wholly inside
-// it come without their samples (window names the window width's parameter).
+// ($2, $3); when the parameter named by rollups is true, those whose samples
+// all lie inside it come without their samples (window names the window
+// width's parameter).
 func chunksSQL(rollups, window string) string {
 	return `SELECT c.series_id, c.start_ts, c.min_ts, c.max_ts, c.count, c.rollup,
-			CASE WHEN ` + rollups + `::boolean AND c.start_ts >= $2::timestamptz AND c.start_ts + ` + window + `::interval <= $3::timestamptz + interval '1 microsecond'
+			CASE WHEN ` + rollups + `::boolean AND c.start_ts >= $2::timestamptz AND c.max_ts <= $3::timestamptz
 			     THEN NULL ELSE c.data END AS data
 		FROM metric_chunks c
 		WHERE c.series_id = ANY($1::bigint[]) AND c.start_ts > $2::timestamptz - ` + window + `::interval AND c.start_ts <= $3::timestamptz

@@ -28,7 +28,7 @@ type partitioning struct {
 var (
 	// Raw partitions fill within minutes: have them analysed early, so that
 	// queries over the hot window are planned from real row counts.
-	rawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_w", width: ChunkWindow, layout: "200601021504",
+	rawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_w", width: RawWindow, layout: "200601021504",
 		with: "autovacuum_analyze_threshold = 2000, autovacuum_analyze_scale_factor = 0.05"}
 	// legacyRawPartitions are the daily raw partitions of schema versions before the tiers.
 	legacyRawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_p", width: 24 * time.Hour, layout: "20060102"}
@@ -138,11 +138,11 @@ func (s *Store) forgetPartitions(times []time.Time) {
 	}
 }
 
-// EnsurePartitionsAhead creates the raw partitions of the next two hours and
+// EnsurePartitionsAhead creates the raw partitions of the next half hour and
 // the chunk partitions of today and the next `days` days.
 func (s *Store) EnsurePartitionsAhead(ctx context.Context, now time.Time, days int) error {
 	var windows []time.Time
-	for w := time.Duration(0); w <= 2*time.Hour; w += ChunkWindow {
+	for w := time.Duration(0); w <= 30*time.Minute; w += RawWindow {
 		windows = append(windows, now.Add(w))
 	}
 	if err := s.EnsurePartitions(ctx, windows...); err != nil {
@@ -160,6 +160,7 @@ type Partition struct {
 	Name       string
 	Start, End time.Time
 	parent     string
+	oid        uint32 // the table's (tableoid of its rows)
 }
 
 // Day is the UTC day the partition starts in.
@@ -179,27 +180,29 @@ func (s *Store) ListChunkPartitions(ctx context.Context) ([]Partition, error) {
 
 func listPartitions(ctx context.Context, db querier, parent string) ([]Partition, error) {
 	rows, err := db.Query(ctx, `
-		SELECT c.relname FROM pg_inherits i
+		SELECT c.oid, c.relname FROM pg_inherits i
 		JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = $1::regclass
 		ORDER BY c.relname`, parent)
 	if err != nil {
 		return nil, err
 	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, err
-	}
 	var out []Partition
-	for _, n := range names {
+	var oid uint32
+	var n string
+	_, err = pgx.ForEachRow(rows, []any{&oid, &n}, func() error {
 		for _, p := range []partitioning{rawPartitions, legacyRawPartitions, chunkPartitions} {
 			if p.parent != parent || !strings.HasPrefix(n, p.prefix) {
 				continue
 			}
 			if start, err := time.Parse(p.layout, n[len(p.prefix):]); err == nil {
-				out = append(out, Partition{Name: n, Start: start, End: start.Add(p.width), parent: parent})
+				out = append(out, Partition{Name: n, Start: start, End: start.Add(p.width), parent: parent, oid: oid})
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out, nil

@@ -94,9 +94,10 @@ func TestPartitionsAheadAndOnDemand(t *testing.T) {
 	for _, p := range parts {
 		names = append(names, p.Name)
 	}
-	// Raw points by compaction window: the next two hours ahead, and the back-filled one.
-	want := []string{"metric_points_w202601100500", "metric_points_w202602142330", "metric_points_w202602150000",
-		"metric_points_w202602150030", "metric_points_w202602150100", "metric_points_w202602150130"}
+	// Raw points by raw window: the next half hour ahead, and the back-filled one.
+	want := []string{"metric_points_w202601100500", "metric_points_w202602142330", "metric_points_w202602142335",
+		"metric_points_w202602142340", "metric_points_w202602142345", "metric_points_w202602142350",
+		"metric_points_w202602142355", "metric_points_w202602150000"}
 	if fmt.Sprint(names) != fmt.Sprint(want) {
 		t.Fatalf("partitions %v, want %v", names, want)
 	}

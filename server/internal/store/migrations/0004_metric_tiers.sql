@@ -1,13 +1,14 @@
 -- Metrics in tiers. Recent points stay raw in metric_points (now partitioned
--- by 30-minute window: once a window is compacted its partition is empty and
--- dropped, which gives its space back). Each closed 30-minute window of a series becomes one row
--- of metric_chunks: its samples in Prometheus' XOR encoding, and 5-minute
--- rollups (count, sum, min, max, last) for long ranges. metric_latest holds
--- the newest point of every series.
+-- by 5-minute raw window: once a raw window is compacted its partition is
+-- empty and dropped, which gives its space back). Each 2-hour chunk window
+-- of a series is one row of metric_chunks, re-encoded as raw windows are
+-- added to it: its samples in Prometheus' XOR encoding, and 5-minute rollups
+-- (count, sum, min, max, last) for long ranges. metric_latest holds the
+-- newest point of every series.
 
 CREATE TABLE metric_chunks (
     series_id bigint      NOT NULL,
-    start_ts  timestamptz NOT NULL, -- the window's start (a multiple of 30 minutes)
+    start_ts  timestamptz NOT NULL, -- the window's start (a multiple of 2 hours)
     min_ts    timestamptz NOT NULL,
     max_ts    timestamptz NOT NULL,
     count     integer     NOT NULL,
