@@ -191,7 +191,7 @@ func (b *bench) rawCopy(ctx context.Context) error {
 	}
 	defer st.Close()
 	var hours []time.Time
-	for h := b.start; !h.After(b.end.Add(time.Hour)); h = h.Add(store.ChunkWindow) {
+	for h := b.start; !h.After(b.end.Add(time.Hour)); h = h.Add(store.RawWindow) {
 		hours = append(hours, h)
 	}
 	if err := st.EnsurePartitions(ctx, hours...); err != nil {
