@@ -11,10 +11,12 @@ import (
 )
 
 // latestFlushInterval is how long a committed point may wait before
-// metric_latest shows it: the newest value of every series is written at
-// most this often, so its cost follows the number of series, not the rate of
-// points (one row update costs about as much as one point's COPY).
-const latestFlushInterval = 100 * time.Millisecond
+// metric_latest shows it to other processes (this one's reads flush first):
+// the newest value of every series is written at most this often, so its
+// cost follows the number of series, not the rate of points (one row update
+// costs about as much as one point's COPY). A second is far inside the
+// router's 15 s staleness limit.
+const latestFlushInterval = time.Second
 
 // latestWriter coalesces the newest committed point of each series and
 // writes them to metric_latest in the background. Reads through this store
