@@ -284,7 +284,9 @@ func (b *bench) ingest(_ context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ingest: postgres used %.1f CPU-s, xtrace %.1f CPU-s\n", treeCPU(b.cluster.Pid())-pgCPU0, treeCPU(b.server.Process.Pid)-srvCPU0)
+	pgCPU, srvCPU := treeCPU(b.cluster.Pid())-pgCPU0, treeCPU(b.server.Process.Pid)-srvCPU0
+	fmt.Printf("ingest: postgres used %.1f CPU-s, xtrace %.1f CPU-s\n", pgCPU, srvCPU)
+	b.result["ingest_postgres_cpu_s"], b.result["ingest_xtrace_cpu_s"] = round(pgCPU, 2), round(srvCPU, 2)
 	if commits, seconds, err := commitStats(b.base); err == nil && commits > 0 {
 		fmt.Printf("server: %d group commits, %.0f points per commit, %.1f ms per commit on average\n",
 			int(commits), float64(b.points())/commits, seconds/commits*1000)
@@ -465,6 +467,8 @@ func (b *bench) report() error {
 		fmt.Printf("%-40s %4.2f / %4.2f / %5.2f\n", "PromQL "+name+" p50/p95/p99 (ms)",
 			r["promql_"+name+"_p50_ms"], r["promql_"+name+"_p95_ms"], r["promql_"+name+"_p99_ms"])
 	}
+	line("metric points per PostgreSQL CPU-second", r["points_per_postgres_cpu_s"], "%14.0f", "(ingest + compaction: the capacity plan's P_pg)")
+	line("metric points per xtrace CPU-second", r["points_per_xtrace_cpu_s"], "%14.0f", "(ingest + compaction: P_x)")
 	line("traces per CPU-second (pg + xtrace)", r["traces_per_cpu_s"], "%14.0f", fmt.Sprintf("(%.0f per PostgreSQL CPU-second)", r["traces_per_postgres_cpu_s"]))
 	line("bytes per trace on disk", r["bytes_per_trace"], "%14.0f", fmt.Sprintf("(%.0f observations per trace; tables + indexes)", r["observations_per_trace"]))
 	if b.o.replica {

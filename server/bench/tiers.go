@@ -34,16 +34,23 @@ func (b *bench) compact(ctx context.Context) error {
 	}
 	took := time.Since(began)
 	cpu := (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	pgCPU := treeCPU(b.cluster.Pid()) - pgCPU0
 	after, err := st.MetricStorage(ctx)
 	if err != nil {
 		return err
 	}
 	compacted := before.RawPoints - after.RawPoints
 	fmt.Printf("compaction: %d points in %s; xtrace used %.1f CPU-s, postgres %.1f CPU-s; %d points stay raw (the hot window)\n",
-		compacted, took.Round(time.Millisecond), cpu, treeCPU(b.cluster.Pid())-pgCPU0, after.RawPoints)
+		compacted, took.Round(time.Millisecond), cpu, pgCPU, after.RawPoints)
 	if compacted > 0 {
 		b.result["compaction_points_per_s"] = round(float64(compacted)/took.Seconds(), 0)
 		b.result["compaction_cpu_s_per_million_points"] = round(cpu/float64(compacted)*1e6, 2)
+	}
+	// What a point costs over its life in the store: its ingest, plus its
+	// share of compaction (every point is compacted once).
+	if pts := float64(b.points()); pts > 0 {
+		b.result["points_per_postgres_cpu_s"] = round(pts/(b.result["ingest_postgres_cpu_s"]+pgCPU), 0)
+		b.result["points_per_xtrace_cpu_s"] = round(pts/(b.result["ingest_xtrace_cpu_s"]+cpu), 0)
 	}
 	b.result["fleet_ingest_points_per_s"] = round(float64(len(b.fleet))/b.o.interval.Seconds(), 0)
 	return nil
