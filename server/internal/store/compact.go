@@ -175,7 +175,7 @@ func (s *Store) compactBatch(ctx context.Context, ids []int64, from, to time.Tim
 	if err != nil || len(windows) == 0 {
 		return err
 	}
-	if err := s.ensurePartitions(ctx, chunkPartitions, []time.Time{from}); err != nil {
+	if err := s.ensurePartitions(ctx, chunkPartitions, []time.Time{from}, 1); err != nil {
 		return err
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

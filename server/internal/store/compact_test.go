@@ -97,8 +97,18 @@ func TestCompactionKeepsEveryPointAndFreesRawRows(t *testing.T) {
 			ts = ts.Add(5*time.Second + time.Duration(rng.Intn(1000))*time.Microsecond)
 		}
 	}
-	if err := s.WritePoints(ctx, "default", pts); err != nil {
-		t.Fatal(err)
+	// Pushed as a live fleet pushes them: a raw window after another, each
+	// in its own partition (TestBackfillPartitionsPerChunkWindow covers one
+	// write of them all).
+	byWindow := map[time.Time][]metrics.Point{}
+	for _, p := range pts {
+		w := p.Time.Truncate(RawWindow)
+		byWindow[w] = append(byWindow[w], p)
+	}
+	for w := now.Add(-3 * time.Hour); w.Before(now); w = w.Add(RawWindow) {
+		if err := s.WritePoints(ctx, "default", byWindow[w]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	want := pointLines(pts)
 	res, err := s.Compact(ctx, now, time.Minute)

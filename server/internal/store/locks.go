@@ -93,3 +93,10 @@ func lockTx(ctx context.Context, tx pgx.Tx, id lockID) error {
 	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", id)
 	return err
 }
+
+// lockTxShared takes lock id in shared mode until the transaction ends: it
+// waits for an exclusive holder and keeps one out, but not other sharers.
+func lockTxShared(ctx context.Context, tx pgx.Tx, id lockID) error {
+	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1)", id)
+	return err
+}

@@ -46,7 +46,8 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 	if err != nil {
 		return err
 	}
-	if len(missing.names) == 0 {
+	late := hasLatePoints(points, time.Now())
+	if len(missing.names) == 0 && !late {
 		// Fast path: one COPY, atomic on its own (no explicit transaction,
 		// fewer round trips). It fails as a whole when the group repeats an
 		// existing (series, ts); then upsert.
@@ -65,11 +66,21 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 	}
 	today := dayOf(time.Now())
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		found, err := upsertSeries(ctx, tx, project, missing.names, missing.labels, today)
-		if err != nil {
-			return err
+		if late {
+			// The compactor drops closed raw partitions it has emptied; it
+			// holds this lock exclusively while it checks and detaches one,
+			// so no late point can land in a partition on its way out.
+			if err := lockTxShared(ctx, tx, lockPartitions); err != nil {
+				return err
+			}
 		}
-		missing.assign(found, ids)
+		if len(missing.names) > 0 {
+			found, err := upsertSeries(ctx, tx, project, missing.names, missing.labels, today)
+			if err != nil {
+				return err
+			}
+			missing.assign(found, ids)
+		}
 		order := seriesOrder(points, ids)
 		// A savepoint: when the group repeats stored points, only the COPY is undone.
 		copyErr := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
@@ -89,6 +100,23 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 		s.series.put(seriesKey{project, missing.names[j], missing.labels[j]}, cachedSeries{id: ids[missing.at[j][0]], seen: today})
 	}
 	return nil
+}
+
+// lateMargin is how long before the compactor may close a raw window (its
+// end plus CompactionGrace) a write into it starts to count as late: room
+// for clocks that differ between replicas.
+const lateMargin = time.Minute
+
+// hasLatePoints says whether any point falls in a raw window that the
+// compactor may already be closing, by now.
+func hasLatePoints(points []metrics.Point, now time.Time) bool {
+	limit := now.Add(-CompactionGrace + lateMargin)
+	for i := range points {
+		if !rawPartitions.start(points[i].Time).Add(RawWindow).After(limit) {
+			return true
+		}
+	}
+	return false
 }
 
 // pointWindows returns one time per raw partition (window) of the points.

@@ -40,7 +40,32 @@ var (
 
 func (p partitioning) start(t time.Time) time.Time { return t.UTC().Truncate(p.width) }
 
-func (p partitioning) name(start time.Time) string { return p.prefix + start.UTC().Format(p.layout) }
+// name is the partition's table name: its prefix and start, and its end too
+// when it is wider than one window (a back-fill's partition).
+func (p partitioning) name(start, end time.Time) string {
+	n := p.prefix + start.UTC().Format(p.layout)
+	if !end.Equal(start.Add(p.width)) {
+		n += "_" + end.UTC().Format(p.layout)
+	}
+	return n
+}
+
+// bounds reads a partition's range back from its name.
+func (p partitioning) bounds(name string) (start, end time.Time, ok bool) {
+	if !strings.HasPrefix(name, p.prefix) {
+		return start, end, false
+	}
+	from, to, wide := strings.Cut(name[len(p.prefix):], "_")
+	start, err := time.Parse(p.layout, from)
+	if err != nil {
+		return start, end, false
+	}
+	if !wide {
+		return start, start.Add(p.width), true
+	}
+	end, err = time.Parse(p.layout, to)
+	return start, end, err == nil && end.After(start)
+}
 
 // partitionKey identifies a partition in the cache of known ones.
 type partitionKey struct {
@@ -54,16 +79,26 @@ func dayOf(t time.Time) time.Time { return chunkPartitions.start(t) }
 // that it never holds up readers and writers behind it for long.
 const partitionLockTimeout = "2s"
 
-// EnsurePartitions creates the raw partitions (windows) that hold the given times.
+// narrowWindowsPerWrite is how many missing raw windows a write may get a
+// partition each. A write that needs more is a back-fill: its missing windows
+// in one chunk window share a partition, so that one push spanning the whole
+// retention creates a partition per chunk window (12 a day), not per raw
+// window (288 a day), and a partition count an attacker cannot multiply.
+const narrowWindowsPerWrite = 2
+
+// EnsurePartitions creates the raw partitions (windows) that hold the given
+// times: a partition per raw window, or, for a back-fill, one per chunk window.
 func (s *Store) EnsurePartitions(ctx context.Context, times ...time.Time) error {
-	return s.ensurePartitions(ctx, rawPartitions, times)
+	return s.ensurePartitions(ctx, rawPartitions, times, narrowWindowsPerWrite)
 }
 
 // ensurePartitions creates the partitions of p that hold the given times.
-// Known partitions cost nothing. Each is created as a table of its own and
-// then attached, which locks the parent only in SHARE UPDATE EXCLUSIVE mode:
-// reads and writes of other partitions go on while it happens.
-func (s *Store) ensurePartitions(ctx context.Context, p partitioning, times []time.Time) error {
+// Known partitions cost nothing. When more than narrow windows are missing,
+// those of one chunk window are covered together. Each partition is created
+// as a table of its own and then attached, which locks the parent only in
+// SHARE UPDATE EXCLUSIVE mode: reads and writes of other partitions go on
+// while it happens.
+func (s *Store) ensurePartitions(ctx context.Context, p partitioning, times []time.Time, narrow int) error {
 	var missing []time.Time
 	seen := map[time.Time]bool{}
 	for _, t := range times {
@@ -77,56 +112,89 @@ func (s *Store) ensurePartitions(ctx context.Context, p partitioning, times []ti
 		}
 	}
 	sort.Slice(missing, func(i, j int) bool { return missing[i].Before(missing[j]) })
-	for _, start := range missing {
-		if err := s.createPartition(ctx, p, start); err != nil {
-			return classify(fmt.Errorf("create partition %s: %w", p.name(start), err))
+	for i := 0; i < len(missing); {
+		from, to := missing[i], missing[i].Add(p.width)
+		i++
+		if len(missing) > narrow && p.width < ChunkWindow {
+			for ; i < len(missing) && missing[i].Truncate(ChunkWindow).Equal(from.Truncate(ChunkWindow)); i++ {
+				to = missing[i].Add(p.width)
+			}
 		}
-		s.partitions.Store(partitionKey{p.parent, start}, struct{}{})
+		if err := s.createPartitions(ctx, p, from, to); err != nil {
+			return classify(fmt.Errorf("create partition %s: %w", p.name(from, to), err))
+		}
+		for w := from; w.Before(to); w = w.Add(p.width) {
+			s.partitions.Store(partitionKey{p.parent, w}, struct{}{})
+		}
 	}
 	return nil
 }
 
-// createPartition creates and attaches one partition unless it exists, in a
-// short transaction of its own.
-func (s *Store) createPartition(ctx context.Context, p partitioning, start time.Time) error {
-	name := p.name(start)
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
+// createPartitions covers [from, to) with partitions of p: every run of
+// windows no partition holds yet gets one, each in a short transaction.
+func (s *Store) createPartitions(ctx context.Context, p partitioning, from, to time.Time) error {
+	for from.Before(to) {
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
+				return err
+			}
+			if err := lockTx(ctx, tx, lockPartitions); err != nil {
+				return err
+			}
+			defer s.exclusiveSection(ctx, lockPartitions)() // the lock lasts until commit, after this
+			parts, err := listPartitions(ctx, tx, p.parent)
+			if err != nil {
+				return err
+			}
+			// The first run of windows that no partition (ours, another
+			// replica's, or a legacy daily one) holds.
+			start, end := uncoveredRun(parts, p.width, from, to)
+			if !start.Before(end) {
+				from = to
+				return nil
+			}
+			table := pgx.Identifier{p.name(start, end)}.Sanitize()
+			create := "CREATE TABLE IF NOT EXISTS " + table + " (LIKE " + p.parent + " INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"
+			if p.with != "" {
+				create += " WITH (" + p.with + ")"
+			}
+			if _, err := tx.Exec(ctx, create); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
+				p.parent, table, start.Format(time.RFC3339), end.Format(time.RFC3339))); err != nil {
+				return err
+			}
+			from = end
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		if err := lockTx(ctx, tx, lockPartitions); err != nil {
-			return err
-		}
-		defer s.exclusiveSection(ctx, lockPartitions)() // the lock lasts until commit, after this
-		if covered, err := partitionCovers(ctx, tx, p.parent, start); err != nil || covered {
-			return err // a partition (ours, or a legacy daily one) already holds this time
-		}
-		table := pgx.Identifier{name}.Sanitize()
-		create := "CREATE TABLE IF NOT EXISTS " + table + " (LIKE " + p.parent + " INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"
-		if p.with != "" {
-			create += " WITH (" + p.with + ")"
-		}
-		if _, err := tx.Exec(ctx, create); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
-			p.parent, table, start.Format(time.RFC3339), start.Add(p.width).Format(time.RFC3339)))
-		return err
-	})
+	}
+	return nil
 }
 
-// partitionCovers says whether an attached partition of parent holds time t.
-func partitionCovers(ctx context.Context, tx pgx.Tx, parent string, t time.Time) (bool, error) {
-	parts, err := listPartitions(ctx, tx, parent)
-	if err != nil {
-		return false, err
-	}
-	for _, p := range parts {
-		if !t.Before(p.Start) && t.Before(p.End) {
-			return true, nil
+// uncoveredRun is the first run of width-wide windows in [from, to) that no
+// partition holds; start == end when every window is held.
+func uncoveredRun(parts []Partition, width time.Duration, from, to time.Time) (start, end time.Time) {
+	covered := func(w time.Time) bool {
+		for _, p := range parts {
+			if !w.Before(p.Start) && w.Before(p.End) {
+				return true
+			}
 		}
+		return false
 	}
-	return false, nil
+	start = from
+	for start.Before(to) && covered(start) {
+		start = start.Add(width)
+	}
+	end = start
+	for end.Before(to) && !covered(end) {
+		end = end.Add(width)
+	}
+	return start, end
 }
 
 // forgetPartitions drops what this replica knows of the raw partitions of
@@ -145,14 +213,15 @@ func (s *Store) EnsurePartitionsAhead(ctx context.Context, now time.Time, days i
 	for w := time.Duration(0); w <= 30*time.Minute; w += RawWindow {
 		windows = append(windows, now.Add(w))
 	}
-	if err := s.EnsurePartitions(ctx, windows...); err != nil {
+	// The hot window's partitions are one raw window each, however many.
+	if err := s.ensurePartitions(ctx, rawPartitions, windows, len(windows)); err != nil {
 		return err
 	}
 	var dayTimes []time.Time
 	for i := 0; i <= days; i++ {
 		dayTimes = append(dayTimes, now.AddDate(0, 0, i))
 	}
-	return s.ensurePartitions(ctx, chunkPartitions, dayTimes)
+	return s.ensurePartitions(ctx, chunkPartitions, dayTimes, len(dayTimes))
 }
 
 // Partition is one time partition of a metric table.
@@ -192,11 +261,11 @@ func listPartitions(ctx context.Context, db querier, parent string) ([]Partition
 	var n string
 	_, err = pgx.ForEachRow(rows, []any{&oid, &n}, func() error {
 		for _, p := range []partitioning{rawPartitions, legacyRawPartitions, chunkPartitions} {
-			if p.parent != parent || !strings.HasPrefix(n, p.prefix) {
+			if p.parent != parent {
 				continue
 			}
-			if start, err := time.Parse(p.layout, n[len(p.prefix):]); err == nil {
-				out = append(out, Partition{Name: n, Start: start, End: start.Add(p.width), parent: parent, oid: oid})
+			if start, end, ok := p.bounds(n); ok {
+				out = append(out, Partition{Name: n, Start: start, End: end, parent: parent, oid: oid})
 			}
 		}
 		return nil
@@ -235,6 +304,18 @@ func (s *Store) dropPartition(ctx context.Context, p Partition, ifEmpty bool) (d
 	defer unlock()
 	defer s.exclusiveSection(ctx, lockPartitions)()
 	table := pgx.Identifier{p.Name}.Sanitize()
+	if ifEmpty {
+		// Late writes hold this lock shared until they commit, so a partition
+		// empty now stays empty while it is detached: its rows never vanish
+		// from readers for the time of a detach and re-attach.
+		var hasRows bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+table+")").Scan(&hasRows); err != nil && !isUndefinedTable(err) {
+			return false, classify(err)
+		}
+		if hasRows {
+			return false, nil
+		}
+	}
 	if _, err := conn.Exec(ctx, "ALTER TABLE "+parent+" DETACH PARTITION "+table+" CONCURRENTLY"); err != nil {
 		var pgErr *pgconn.PgError
 		switch {
@@ -247,10 +328,13 @@ func (s *Store) dropPartition(ctx context.Context, p Partition, ifEmpty bool) (d
 			return false, classify(fmt.Errorf("detach partition %s: %w", p.Name, err))
 		}
 	}
-	s.partitions.Delete(partitionKey{parent, p.Start})
+	for w := p.Start; w.Before(p.End); w = w.Add(RawWindow) { // every window it held (a chunk partition: its day)
+		s.partitions.Delete(partitionKey{parent, w})
+	}
 	if ifEmpty {
 		// Detached, nobody can write into it any more: if a late point got in
-		// before, keep the partition (attached again) for the next compaction.
+		// all the same (a writer whose clock is far behind), keep the
+		// partition (attached again) for the next compaction.
 		var hasRows bool
 		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+table+")").Scan(&hasRows); err != nil && !isUndefinedTable(err) {
 			return false, classify(err)

@@ -124,6 +124,66 @@ func TestPartitionsAheadAndOnDemand(t *testing.T) {
 	}
 }
 
+// TestBackfillPartitionsPerChunkWindow: a write that needs many raw windows
+// (a back-fill) gets one partition per chunk window for the windows it
+// needs, around the partitions that already exist, not one per raw window.
+func TestBackfillPartitionsPerChunkWindow(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	at := func(hhmm string) time.Time {
+		ts, err := time.Parse("2006-01-02 15:04", "2026-01-20 "+hhmm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	// A late point first: its own raw window.
+	if err := s.WritePoints(ctx, "default", []metrics.Point{pt("x", nil, 0, at("00:30"))}); err != nil {
+		t.Fatal(err)
+	}
+	var backfill []metrics.Point
+	for _, hhmm := range []string{"00:00", "00:05", "00:15", "00:35", "01:55", "03:00"} {
+		backfill = append(backfill, pt("x", nil, 1, at(hhmm)))
+	}
+	if err := s.WritePoints(ctx, "default", backfill); err != nil {
+		t.Fatal(err)
+	}
+	// 00:10 lies between windows of the back-fill: the partition of that gap holds it too.
+	if err := s.WritePoints(ctx, "default", []metrics.Point{pt("x", nil, 2, at("00:10"))}); err != nil {
+		t.Fatal(err)
+	}
+	parts, err := s.ListPartitions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range parts {
+		got = append(got, fmt.Sprintf("%s [%s, %s)", p.Name, p.Start.Format("15:04"), p.End.Format("15:04")))
+	}
+	want := []string{
+		"metric_points_w202601200000_202601200030 [00:00, 00:30)",
+		"metric_points_w202601200030 [00:30, 00:35)",
+		"metric_points_w202601200035_202601200200 [00:35, 02:00)",
+		"metric_points_w202601200300 [03:00, 03:05)",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("partitions\n%v\nwant\n%v", got, want)
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_points").Scan(&n); err != nil || n != 8 {
+		t.Fatalf("points %d (%v), want 8", n, err)
+	}
+	// Compaction empties and drops them like any raw partition.
+	res, err := s.Compact(ctx, at("06:00"), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.DroppedPartitions) != 4 || res.Points != 8 {
+		t.Fatalf("compaction: %+v, want 8 points and the 4 partitions dropped", res)
+	}
+}
+
 func TestMetricsViewHasTheOriginalColumns(t *testing.T) {
 	t.Parallel()
 	s := migrated(t)
