@@ -190,12 +190,12 @@ func (b *bench) rawCopy(ctx context.Context) error {
 		return err
 	}
 	defer st.Close()
-	var hours []time.Time
-	for h := b.start; !h.After(b.end.Add(time.Hour)); h = h.Add(store.RawWindow) {
-		hours = append(hours, h)
-	}
-	if err := st.EnsurePartitions(ctx, hours...); err != nil {
-		return err
+	// One raw window at a time, as the server's pushes create them (one
+	// call for all would be a back-fill: a partition per chunk window).
+	for w := b.start; !w.After(b.end.Add(time.Hour)); w = w.Add(store.RawWindow) {
+		if err := st.EnsurePartitions(ctx, w); err != nil {
+			return err
+		}
 	}
 	probe := make([]metrics.Point, len(b.fleet))
 	for i, s := range b.fleet {

@@ -100,7 +100,8 @@ func commitStats(base string) (count, sum float64, err error) {
 	return count, sum, nil
 }
 
-// treeCPU returns the user+system CPU seconds of pid and its children (Linux /proc).
+// treeCPU returns the user+system CPU seconds of pid and its children, live
+// and exited (Linux /proc).
 func treeCPU(pid int) float64 {
 	total := 0.0
 	entries, _ := os.ReadDir("/proc")
@@ -126,6 +127,13 @@ func treeCPU(pid int) float64 {
 		ut, _ := strconv.ParseFloat(f[11], 64)
 		st, _ := strconv.ParseFloat(f[12], 64)
 		total += (ut + st) / 100 // USER_HZ
+		if p == pid && len(f) >= 15 {
+			// cutime, cstime: the children that exited (PostgreSQL backends
+			// whose connections closed), so the total never goes down.
+			cut, _ := strconv.ParseFloat(f[13], 64)
+			cst, _ := strconv.ParseFloat(f[14], 64)
+			total += (cut + cst) / 100
+		}
 	}
 	return total
 }
