@@ -80,6 +80,9 @@ type Options struct {
 // StartAPIServer starts kube-apiserver and etcd and stops them when the test ends.
 func StartAPIServer(t testing.TB, opts Options) *APIServer {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the Kubernetes binaries (bin/k8s): make test builds and runs them")
+	}
 	api, stop, err := Start(opts, t.TempDir())
 	if err != nil {
 		t.Fatalf("testcluster: %v", err)
@@ -138,6 +141,9 @@ const FakeNodeName = "kwok-node-0"
 // kube-scheduler and kwok, and registers one fake Node with room for 110 pods.
 func StartSimulated(t testing.TB, opts Options) *APIServer {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the Kubernetes binaries (bin/k8s): make test builds and runs them")
+	}
 	api := StartAPIServer(t, opts)
 	logDir := t.TempDir()
 	kc := api.KubeconfigPath
