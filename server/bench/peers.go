@@ -163,52 +163,62 @@ func (b *bench) measurePeer(_ context.Context, p peer) error {
 
 // remoteWriteInOrder sends the fleet profile by remote-write with o.clients
 // writers, each owning a share of the series and sending them in time order:
-// Prometheus rejects a sample older than its series' newest.
+// Prometheus rejects a sample older than its series' newest. The writers go
+// in rounds of peerRoundSteps steps, so that no series falls behind the
+// others by more than that: Prometheus also rejects samples more than an hour
+// older than the newest of any series.
 func (b *bench) remoteWriteInOrder(url string) (time.Duration, error) {
+	const peerRoundSteps = 120 // 10 minutes of data at 5 s
 	model := newValueModel(b.fleet)
 	client := &http.Client{Timeout: 60 * time.Second}
-	var wg sync.WaitGroup
-	errs := make(chan error, b.o.clients)
 	began := time.Now()
-	for w := 0; w < b.o.clients; w++ {
-		wg.Go(func() {
-			var req prompb.WriteRequest
-			flush := func() error {
-				body, err := remotewrite.Encode(&req)
-				if err != nil {
-					return err
-				}
-				req.Timeseries = req.Timeseries[:0]
-				return postRemoteWrite(client, url, body)
-			}
-			for step := 0; step < b.o.steps; step++ {
-				ms := b.start.Add(time.Duration(step) * b.o.interval).UnixMilli()
-				for si := w; si < len(b.fleet); si += b.o.clients {
-					s := b.fleet[si]
-					ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: s.name}},
-						Samples: []prompb.Sample{{Timestamp: ms, Value: model.value(si)}}}
-					for k, v := range s.labels {
-						ts.Labels = append(ts.Labels, prompb.Label{Name: k, Value: v})
+	for round := 0; round < b.o.steps; round += peerRoundSteps {
+		last := min(round+peerRoundSteps, b.o.steps)
+		var wg sync.WaitGroup
+		errs := make(chan error, b.o.clients)
+		for w := 0; w < b.o.clients; w++ {
+			wg.Go(func() {
+				var req prompb.WriteRequest
+				flush := func() error {
+					body, err := remotewrite.Encode(&req)
+					if err != nil {
+						return err
 					}
-					req.Timeseries = append(req.Timeseries, ts)
-					if len(req.Timeseries) == b.o.batch {
-						if err := flush(); err != nil {
-							errs <- err
-							return
+					req.Timeseries = req.Timeseries[:0]
+					return postRemoteWrite(client, url, body)
+				}
+				for step := round; step < last; step++ {
+					ms := b.start.Add(time.Duration(step) * b.o.interval).UnixMilli()
+					for si := w; si < len(b.fleet); si += b.o.clients {
+						s := b.fleet[si]
+						ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: s.name}},
+							Samples: []prompb.Sample{{Timestamp: ms, Value: model.value(si)}}}
+						for k, v := range s.labels {
+							ts.Labels = append(ts.Labels, prompb.Label{Name: k, Value: v})
+						}
+						req.Timeseries = append(req.Timeseries, ts)
+						if len(req.Timeseries) == b.o.batch {
+							if err := flush(); err != nil {
+								errs <- err
+								return
+							}
 						}
 					}
 				}
-			}
-			if len(req.Timeseries) > 0 {
-				if err := flush(); err != nil {
-					errs <- err
+				if len(req.Timeseries) > 0 {
+					if err := flush(); err != nil {
+						errs <- err
+					}
 				}
-			}
-		})
+			})
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			return time.Since(began), err
+		}
 	}
-	wg.Wait()
-	close(errs)
-	return time.Since(began), <-errs
+	return time.Since(began), nil
 }
 
 func postRemoteWrite(client *http.Client, url string, body []byte) error {
