@@ -99,6 +99,22 @@ func openDatabase(ctx context.Context, maxConns int32) (*config.Config, *slog.Lo
 	return cfg, newLogger(cfg, os.Stderr), st, nil
 }
 
+// openMigrated opens the database for a one-off pass (retention,
+// compaction) and brings its schema up to date first.
+func openMigrated(ctx context.Context) (*config.Config, *slog.Logger, *store.Store, error) {
+	cfg, log, st, err := openDatabase(ctx, 4)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if _, err := st.Migrate(mctx); err != nil {
+		st.Close()
+		return nil, nil, nil, fmt.Errorf("database not reachable or not migratable: %w", err)
+	}
+	return cfg, log, st, nil
+}
+
 func migrate(ctx context.Context) error {
 	_, log, st, err := openDatabase(ctx, 2)
 	if err != nil {
@@ -118,16 +134,11 @@ func migrate(ctx context.Context) error {
 // retentionPass runs one pass: expired metric partitions, points, series,
 // traces. Safe next to serving replicas and other passes (advisory lock).
 func retentionPass(ctx context.Context) error {
-	cfg, log, st, err := openDatabase(ctx, 4)
+	cfg, log, st, err := openMigrated(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if _, err := st.Migrate(mctx); err != nil {
-		return fmt.Errorf("database not reachable or not migratable: %w", err)
-	}
 	p := &retention.Pruner{Store: st, Log: log, MetricsDays: cfg.MetricsRetentionDays, TracesDays: cfg.TracesRetentionDays}
 	_, err = p.RunOnce(ctx)
 	return err
@@ -137,16 +148,11 @@ func retentionPass(ctx context.Context) error {
 // background; this is for catching up at once, and for benchmarks). Safe next
 // to serving replicas: they skip their turn while it runs.
 func compactPass(ctx context.Context) error {
-	_, log, st, err := openDatabase(ctx, 4)
+	_, log, st, err := openMigrated(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if _, err := st.Migrate(mctx); err != nil {
-		return fmt.Errorf("database not reachable or not migratable: %w", err)
-	}
 	c := &compaction.Compactor{Store: st, Log: log, Budget: 24 * time.Hour}
 	res, err := c.RunOnce(ctx)
 	if err == nil && res.Skipped {
