@@ -314,3 +314,69 @@ func TestLatestValuesAdvanceOnlyForward(t *testing.T) {
 		t.Fatalf("after repair: %+v, want 3 at +10s", l)
 	}
 }
+
+// TestInterruptedDetachIsFinishedAndItsRowsShownAgain: a detach cut short
+// (the process died between its two steps) leaves a partition pending, its
+// rows hidden from every reader; the next compaction pass finishes the
+// detach and attaches the partition back when it holds rows.
+func TestInterruptedDetachIsFinishedAndItsRowsShownAgain(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	old := time.Date(2026, 2, 14, 9, 1, 0, 0, time.UTC)
+	if err := s.WritePoints(ctx, "default", []metrics.Point{pt("pending_me", nil, 7, old)}); err != nil {
+		t.Fatal(err)
+	}
+	name := "metric_points_w202602140900"
+	reader, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Release()
+	detacher, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer detacher.Release()
+	// A reader's open transaction makes the detach wait after its first step.
+	if _, err := reader.Exec(ctx, "BEGIN; SELECT count(*) FROM metric_points"); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if err := detacher.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := detacher.Exec(ctx, "ALTER TABLE metric_points DETACH PARTITION "+name+" CONCURRENTLY")
+		done <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for count(t, s, "SELECT count(*) FROM pg_inherits WHERE inhrelid = '"+name+"'::regclass AND inhdetachpending") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the detach never became pending")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := s.pool.Exec(ctx, "SELECT pg_cancel_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the detach was not interrupted")
+	}
+	if _, err := reader.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "SELECT count(*) FROM metrics WHERE name = 'pending_me'"); n != 0 {
+		t.Fatalf("setup: the pending partition's point is visible (%d); the test proves nothing", n)
+	}
+	if _, err := s.Compact(ctx, old.Add(time.Hour), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "SELECT count(*) FROM pg_inherits WHERE inhdetachpending"); n != 0 {
+		t.Fatalf("%d partitions still pending a detach", n)
+	}
+	if n := count(t, s, "SELECT count(*) FROM metrics WHERE name = 'pending_me'"); n != 1 {
+		t.Fatalf("the point is visible %d times after compaction, want 1", n)
+	}
+}

@@ -308,11 +308,19 @@ func (s *Store) dropPartition(ctx context.Context, p Partition, ifEmpty bool) (d
 		// Late writes hold this lock shared until they commit, so a partition
 		// empty now stays empty while it is detached: its rows never vanish
 		// from readers for the time of a detach and re-attach.
-		var hasRows bool
+		//
+		// A detach interrupted by a crash left the partition pending: its
+		// rows are hidden from readers until the detach is finished below
+		// (and the partition attached back if it holds rows).
+		var pending, hasRows bool
+		if err := conn.QueryRow(ctx, "SELECT coalesce((SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = to_regclass($1)), false)",
+			table).Scan(&pending); err != nil {
+			return false, classify(err)
+		}
 		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+table+")").Scan(&hasRows); err != nil && !isUndefinedTable(err) {
 			return false, classify(err)
 		}
-		if hasRows {
+		if hasRows && !pending {
 			return false, nil
 		}
 	}
