@@ -22,11 +22,9 @@ func TestAckedWritesSurviveADatabaseCrash(t *testing.T) {
 	s := servertest.Start(t, servertest.Options{DatabaseURL: dbURL})
 
 	var (
-		mu       sync.Mutex
-		acked    = map[string]bool{} // series label "c<client>-b<batch>"
-		statuses = map[int]int{}
-		stop     atomic.Bool
-		wg       sync.WaitGroup
+		out  servertest.Outcomes // ids: series label "c<client>-b<batch>"
+		stop atomic.Bool
+		wg   sync.WaitGroup
 	)
 	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
 	for c := 0; c < 4; c++ {
@@ -50,38 +48,28 @@ func TestAckedWritesSurviveADatabaseCrash(t *testing.T) {
 						"observations": []map[string]any{{"id": id + "-o1"}, {"id": id + "-o2", "type": "GENERATION"}},
 					})
 				}
-				mu.Lock()
-				if err != nil {
-					statuses[-1]++
-				} else {
-					statuses[resp.Status]++
-					if resp.Status == 200 {
-						acked[id] = true
-					}
-				}
-				mu.Unlock()
+				out.Record(id, resp, err)
 				time.Sleep(2 * time.Millisecond)
 			}
 		}(c)
 	}
 
-	waitFor(t, 10*time.Second, "some acknowledged pushes", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 20 })
+	servertest.WaitFor(t, 10*time.Second, "some acknowledged pushes", func() bool { return out.Count(200) >= 20 })
 	cluster.Crash()
-	waitFor(t, 15*time.Second, "readyz to report 503", func() bool {
+	servertest.WaitFor(t, 15*time.Second, "readyz to report 503", func() bool {
 		r, err := s.Try("GET", "/readyz", nil)
 		return err == nil && r.Status == http.StatusServiceUnavailable
 	})
-	waitFor(t, 15*time.Second, "pushes to fail with 503", func() bool { mu.Lock(); defer mu.Unlock(); return statuses[503] >= 4 })
+	servertest.WaitFor(t, 15*time.Second, "pushes to fail with 503", func() bool { return out.Count(503) >= 4 })
 
 	cluster.Restart()
 	s.WaitReady(t, 30*time.Second)
-	mu.Lock()
-	ackedBefore := len(acked)
-	mu.Unlock()
-	waitFor(t, 15*time.Second, "pushes to succeed again", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) > ackedBefore+5 })
+	ackedBefore := out.Count(200)
+	servertest.WaitFor(t, 15*time.Second, "pushes to succeed again", func() bool { return out.Count(200) > ackedBefore+5 })
 	stop.Store(true)
 	wg.Wait()
 
+	statuses, acked := out.Statuses(), out.Acked()
 	for code := range statuses {
 		if code != 200 && code != 503 && code != 429 {
 			t.Errorf("unexpected outcome %d (%d times); want only 200, 503 or 429", code, statuses[code])
@@ -139,16 +127,5 @@ func TestServerStartsBeforeTheDatabase(t *testing.T) {
 	s.WaitReady(t, 30*time.Second)
 	if r := s.Do(t, "POST", "/v1/metrics/batch", `{"metrics":[{"name":"x","value":1}]}`); r.Status != 200 {
 		t.Fatalf("push after recovery: %d %s", r.Status, r.Body)
-	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

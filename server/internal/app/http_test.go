@@ -181,13 +181,13 @@ func TestGracefulShutdown(t *testing.T) {
 			results <- r.Status
 		}(i)
 	}
-	waitFor(t, 10*time.Second, "pushes to wait on the lock", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "pushes to wait on the lock", func() bool {
 		// pg_locks, not pg_stat_activity: the latter is a snapshot fixed for the rest of tx.
 		return db.Int("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted") >= 2 // both queues have a transaction waiting
 	})
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.Stop() }()
-	waitFor(t, 5*time.Second, "readyz 503 during shutdown", func() bool {
+	servertest.WaitFor(t, 5*time.Second, "readyz 503 during shutdown", func() bool {
 		r, err := s.Try("GET", "/readyz", nil)
 		return err == nil && r.Status == http.StatusServiceUnavailable
 	})
@@ -231,7 +231,7 @@ func TestFullQueueAnswers429(t *testing.T) {
 			blocked <- r.Status
 		}(i)
 	}
-	waitFor(t, 10*time.Second, "three pushes waiting in the queue", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "three pushes waiting in the queue", func() bool {
 		m := s.Do(t, "GET", "/metrics", nil)
 		return strings.Contains(string(m.Body), `xtrace_ingest_queue_items{queue="metrics"} 3`)
 	})

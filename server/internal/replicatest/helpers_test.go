@@ -48,7 +48,7 @@ func startReplicated(t *testing.T, env map[string]string) *replicated {
 // waitState waits until /metrics shows the replica in state.
 func (r *replicated) waitState(t *testing.T, state string) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "replica state "+state, func() bool {
+	servertest.WaitFor(t, 30*time.Second, "replica state "+state, func() bool {
 		return scrape(t, r.server)[`xtrace_db_replica_state{pool="`+r.replica+`",state="`+state+`"}`] == 1
 	})
 }
@@ -125,7 +125,7 @@ func (l *logSink) all(match func(map[string]any) bool) []map[string]any {
 func (l *logSink) waitFor(t *testing.T, match func(map[string]any) bool) map[string]any {
 	t.Helper()
 	var found map[string]any
-	waitFor(t, 10*time.Second, "a log line", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "a log line", func() bool {
 		if m := l.all(match); len(m) > 0 {
 			found = m[0]
 			return true
@@ -133,15 +133,4 @@ func (l *logSink) waitFor(t *testing.T, match func(map[string]any) bool) map[str
 		return false
 	})
 	return found
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

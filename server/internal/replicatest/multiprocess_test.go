@@ -161,20 +161,20 @@ func TestThreeProcessesOnOneDatabase(t *testing.T) {
 	}
 
 	acked := func() int { mu.Lock(); defer mu.Unlock(); return len(ackedPoints) }
-	waitFor(t, 60*time.Second, "writes through all three", func() bool { return acked() >= 3*nodes*30 })
+	servertest.WaitFor(t, 60*time.Second, "writes through all three", func() bool { return acked() >= 3*nodes*30 })
 
 	// One pod dies without warning and comes back.
 	victim := f.procs[1]
 	victim.proc.Kill()
 	victim.killed = time.Now()
 	before := acked()
-	waitFor(t, 60*time.Second, "writes to go on through the others", func() bool { return acked() >= before+10*nodes })
+	servertest.WaitFor(t, 60*time.Second, "writes to go on through the others", func() bool { return acked() >= before+10*nodes })
 	restarted := f.start("b2")
 	f.mu.Lock()
 	f.procs[1] = restarted
 	f.mu.Unlock()
 	before = acked()
-	waitFor(t, 60*time.Second, "writes through the restarted process", func() bool {
+	servertest.WaitFor(t, 60*time.Second, "writes through the restarted process", func() bool {
 		return acked() >= before+20*nodes && len(restarted.logs.all(isRequest("POST /v1/metrics/batch", 200))) >= 3 &&
 			len(restarted.logs.all(isRequest("GET /api/public/metrics/query", 200))) >= 1
 	})

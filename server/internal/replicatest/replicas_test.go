@@ -110,7 +110,7 @@ func TestEveryReadRouteIsServedByTheReplica(t *testing.T) {
 	// A write reaches the replica's readers.
 	acked := time.Now()
 	seed(t, r.server, "kv_cache_usage", "trace-2")
-	waitFor(t, 30*time.Second, "the new write to be readable", func() bool {
+	servertest.WaitFor(t, 30*time.Second, "the new write to be readable", func() bool {
 		resp := r.server.Do(t, "GET", seedQuery("kv_cache_usage"), nil)
 		return resp.Status == 200 && strings.Contains(string(resp.Body), `"series_count":1`)
 	})
@@ -263,7 +263,7 @@ func (l *load) finish() (map[int]int, []string) {
 func (l *load) waitReads(t *testing.T, n int64, what string) {
 	t.Helper()
 	target := l.ok.Load() + n
-	waitFor(t, 30*time.Second, what, func() bool { return l.ok.Load() >= target })
+	servertest.WaitFor(t, 30*time.Second, what, func() bool { return l.ok.Load() >= target })
 }
 
 var seededReads = []string{seedQuery("gpu_utilization"), "/api/public/traces/trace-1", "/api/public/traces", "/api/public/metrics/labels?name=gpu_utilization"}
@@ -280,7 +280,7 @@ func TestReplicaKilledAndRestarted(t *testing.T) {
 	defer reads.finish()
 	replicaReads := func() float64 { return scrape(t, r.server)[`xtrace_db_pool_reads_total{pool="`+r.replica+`"}`] }
 	primaryReads := func() float64 { return scrape(t, r.server)[`xtrace_db_pool_reads_total{pool="primary"}`] }
-	waitFor(t, 30*time.Second, "reads on the replica", func() bool { return replicaReads() > 20 })
+	servertest.WaitFor(t, 30*time.Second, "reads on the replica", func() bool { return replicaReads() > 20 })
 
 	r.db.Replica.Crash()
 	r.waitState(t, "down")
@@ -295,7 +295,7 @@ func TestReplicaKilledAndRestarted(t *testing.T) {
 	}
 	r.waitState(t, "serving")
 	before = replicaReads()
-	waitFor(t, 30*time.Second, "reads on the restarted replica", func() bool { return replicaReads() > before+20 })
+	servertest.WaitFor(t, 30*time.Second, "reads on the restarted replica", func() bool { return replicaReads() > before+20 })
 
 	statuses, failures := reads.finish()
 	if len(failures) > 0 {
@@ -317,9 +317,7 @@ func TestPrimaryKilledWhileTheReplicaLives(t *testing.T) {
 	defer reads.finish()
 
 	var (
-		mu     sync.Mutex
-		acked  = map[string]bool{}
-		writes = map[int]int{}
+		writes servertest.Outcomes
 		stop   atomic.Bool
 		wg     sync.WaitGroup
 	)
@@ -335,56 +333,43 @@ func TestPrimaryKilledWhileTheReplicaLives(t *testing.T) {
 						"timestamp": seedTime.Add(time.Duration(i) * time.Second).Format(time.RFC3339)})
 				}
 				resp, err := r.server.Try("POST", "/v1/metrics/batch", map[string]any{"metrics": pts})
-				mu.Lock()
-				if err != nil {
-					writes[-1]++
-				} else {
-					writes[resp.Status]++
-					if resp.Status == 200 {
-						acked[id] = true
-					}
-				}
-				mu.Unlock()
+				writes.Record(id, resp, err)
 				time.Sleep(5 * time.Millisecond)
 			}
 		}(c)
 	}
 	defer func() { stop.Store(true); wg.Wait() }()
-	count := func(code int) int { mu.Lock(); defer mu.Unlock(); return writes[code] }
-	waitFor(t, 30*time.Second, "acknowledged writes", func() bool { return count(200) >= 20 })
+	servertest.WaitFor(t, 30*time.Second, "acknowledged writes", func() bool { return writes.Count(200) >= 20 })
 
 	r.db.Primary.Crash()
-	waitFor(t, 30*time.Second, "writes to get 503", func() bool { return count(503) >= 3 })
+	servertest.WaitFor(t, 30*time.Second, "writes to get 503", func() bool { return writes.Count(503) >= 3 })
 	reads.waitReads(t, 40, "reads with the primary down")
 	ready := r.server.Do(t, "GET", "/readyz", nil)
 	if ready.Status != 200 || !strings.Contains(string(ready.Body), `"primary"`) {
 		t.Errorf("/readyz with the primary down and the replica serving: %d %s; want 200 saying the primary is unavailable", ready.Status, ready.Body)
 	}
-	mu.Lock()
-	ackedAtCrash := len(acked)
-	mu.Unlock()
+	ackedAtCrash := writes.Acked()
 	onReplica := storedBatches(t, r.db.ReplicaURL())
 	missing := 0
-	mu.Lock()
-	for id := range acked {
+	for id := range ackedAtCrash {
 		if onReplica[id] != 10 {
 			missing++
 		}
 	}
-	mu.Unlock()
-	t.Logf("primary killed: %d acknowledged batches, %d of them not yet on the replica (asynchronous replication)", ackedAtCrash, missing)
+	t.Logf("primary killed: %d acknowledged batches, %d of them not yet on the replica (asynchronous replication)", len(ackedAtCrash), missing)
 
 	if err := r.db.Primary.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "writes to succeed again", func() bool { return count(200) > ackedAtCrash+5 })
+	servertest.WaitFor(t, 30*time.Second, "writes to succeed again", func() bool { return writes.Count(200) > len(ackedAtCrash)+5 })
 	stop.Store(true)
 	wg.Wait()
 	statuses, failures := reads.finish()
 	if len(failures) > 0 {
 		t.Fatalf("%d of %d reads failed while the primary was down; first: %s", len(failures), sum(statuses), failures[0])
 	}
-	for code, n := range writes {
+	acked := writes.Acked()
+	for code, n := range writes.Statuses() {
 		if code != 200 && code != 503 {
 			t.Errorf("writes answered %d %d times; want only 200 or 503", code, n)
 		}
@@ -398,7 +383,7 @@ func TestPrimaryKilledWhileTheReplicaLives(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("writes: %v; reads: %v; all %d acknowledged batches stored on both", writes, statuses, len(acked))
+	t.Logf("writes: %v; reads: %v; all %d acknowledged batches stored on both", writes.Statuses(), statuses, len(acked))
 }
 
 // storedBatches counts the points of each "outage" batch, through the
