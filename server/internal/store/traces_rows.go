@@ -169,28 +169,23 @@ func insertSQL(kind traces.Kind, first int) string {
 // fieldsJSON writes an entity's fields as a JSON object. The values are
 // valid JSON already (they were parsed); jsonb orders the keys itself.
 func fieldsJSON(fields map[string]json.RawMessage) json.RawMessage {
-	b := make([]byte, 0, 256)
-	b = append(b, '{')
-	for k, v := range fields {
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		b = appendKey(b, k)
-		b = append(b, v...)
-	}
-	return append(b, '}')
+	return objectJSON(fields, 256, func(b []byte, v json.RawMessage) []byte { return append(b, v...) })
 }
 
 // stampsJSON writes the per-field stamps as a JSON object.
 func stampsJSON(stamps map[string]traces.Stamp) json.RawMessage {
-	b := make([]byte, 0, 128)
+	return objectJSON(stamps, 128, func(b []byte, v traces.Stamp) []byte { return strconv.AppendInt(b, int64(v), 10) })
+}
+
+// objectJSON writes m as a JSON object, each value by appendValue.
+func objectJSON[V any](m map[string]V, size int, appendValue func([]byte, V) []byte) json.RawMessage {
+	b := make([]byte, 0, size)
 	b = append(b, '{')
-	for k, v := range stamps {
+	for k, v := range m {
 		if len(b) > 1 {
 			b = append(b, ',')
 		}
-		b = appendKey(b, k)
-		b = strconv.AppendInt(b, int64(v), 10)
+		b = appendValue(appendKey(b, k), v)
 	}
 	return append(b, '}')
 }
