@@ -78,6 +78,18 @@ func Stop(cmd *exec.Cmd) {
 	}
 }
 
+// StopWithin sends sig and waits for exited (closed when cmd.Wait returns)
+// for at most grace, then kills the process and waits for it.
+func StopWithin(cmd *exec.Cmd, sig os.Signal, exited <-chan struct{}, grace time.Duration) {
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
 // WaitOK polls url until it answers 200, the timeout passes, or exited is closed.
 func WaitOK(url string, timeout time.Duration, exited <-chan struct{}) error {
 	deadline := time.Now().Add(timeout)

@@ -93,15 +93,7 @@ func Start(t testing.TB, config string) *Server {
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	t.Cleanup(func() { devproc.StopWithin(cmd, os.Interrupt, exited, 10*time.Second) })
 	if err := devproc.WaitOK(s.URL+"/-/ready", 60*time.Second, exited); err != nil {
 		t.Fatalf("prometheus: %v\n%s", err, s.log)
 	}

@@ -219,13 +219,7 @@ func startProcess(t testing.TB, logDir, path string, args ...string) {
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				<-done
-			}
+			devproc.StopWithin(cmd, syscall.SIGTERM, done, 10*time.Second)
 			logFile.Close()
 			if t.Failed() {
 				if b, err := os.ReadFile(logPath); err == nil {
