@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
@@ -321,23 +321,13 @@ func (b *bench) reportReplica() {
 
 // scrapeMetrics reads the server's /metrics into "name{labels}" → value.
 func scrapeMetrics(base string) map[string]float64 {
-	out := map[string]float64{}
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
-		return out
+		return map[string]float64{}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out
+	return devproc.ParseMetrics(body)
 }
 
 func waitUntil(timeout time.Duration, what string, cond func() bool) error {

@@ -1,16 +1,15 @@
 package replicatest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/servertest"
 )
@@ -67,20 +66,7 @@ func (r *replicated) servedBy(t *testing.T, method, path string, body any, heade
 // scrape reads /metrics into "name{labels}" → value.
 func scrape(t *testing.T, s *servertest.Server) map[string]float64 {
 	t.Helper()
-	out := map[string]float64{}
-	resp := s.Do(t, "GET", "/metrics", nil)
-	sc := bufio.NewScanner(bytes.NewReader(resp.Body))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out
+	return devproc.ParseMetrics(s.Do(t, "GET", "/metrics", nil).Body)
 }
 
 // logSink collects JSON log lines.
