@@ -257,6 +257,13 @@ func TestQueryMatchesIndependentComputation(t *testing.T) {
 		t.Fatalf("compaction: %+v %v", res, err)
 	}
 	checkQueryCombinations(t, s, pts, from, to)
+	// From the first point on: the first window starts before the range but
+	// every sample of it lies inside, so its rollups answer too.
+	first := firstPointOf(pts, "pending_requests")
+	if !first.After(base) {
+		t.Fatal("the test's data must start after its first chunk window's start")
+	}
+	checkQueryCombinations(t, s, pts, first, to)
 
 	// Late points for compacted time: new ones, and new values for stored
 	// times, in each window (10:30–11:00, 12:30–13:00, 14:05–14:25).
@@ -295,6 +302,18 @@ func TestQueryMatchesIndependentComputation(t *testing.T) {
 		t.Fatalf("appending to the window being filled: %+v %v", res, err)
 	}
 	checkQueryCombinations(t, s, pts, from, to)
+	checkQueryCombinations(t, s, pts, firstPointOf(pts, "pending_requests"), to)
+}
+
+// firstPointOf is the time of the oldest point of the metric.
+func firstPointOf(pts []point, name string) time.Time {
+	var first time.Time
+	for _, p := range pts {
+		if p.name == name && (first.IsZero() || p.ts.Before(first)) {
+			first = p.ts
+		}
+	}
+	return first
 }
 
 func checkQueryCombinations(t *testing.T, s *servertest.Server, pts []point, from, to time.Time) {

@@ -117,48 +117,46 @@ func isPercentile(agg Agg) bool {
 
 // addWindow folds a compacted window in: through its rollup buckets where
 // they stand for their samples (rollups: the query composes from them; a
-// bucket wholly in [from, to] whose sum did not overflow), the other buckets
-// through the samples, decoding only from the first of them on. false: it
-// needs the window's samples, which did not come.
+// bucket whose samples all lie in [from, to] and whose sum did not
+// overflow), the other buckets through the samples, decoding only from the
+// first of them to the end of the last. false: it needs the window's
+// samples, which did not come.
 func addWindow(buckets groupBuckets, bk bucketer, w WindowData, id, from, to int64, keep, rollups bool, overridden map[int64]bool) bool {
 	var rolled []chunks.Bucket
 	if rollups {
 		rolled, _ = chunks.DecodeRollups(w.Start, w.Rollup) // corrupt rollups: read the samples
 	}
 	var fromSamples map[int64]bool // buckets (starts) read from the samples
+	end := to                      // the samples are read up to here
 	if rolled != nil {
+		first, last := to, from
 		for _, b := range rolled {
 			switch {
 			case b.LastT < from || b.Start > to:
-			case !b.Overflow && b.Start >= from && b.LastT <= to:
+			// A bucket's samples lie in [its start, LastT], and none is older than the window's first.
+			case !b.Overflow && (b.Start >= from || w.MinT >= from) && b.LastT <= to:
 				buckets.at(bk.start(b.Start)).addBucket(b, id)
 			default:
 				if fromSamples == nil {
 					fromSamples = map[int64]bool{}
 				}
 				fromSamples[b.Start] = true
+				first, last = min(first, b.Start), max(last, b.Start)
 			}
 		}
 		if fromSamples == nil {
 			return true
 		}
+		from, end = max(from, first), min(to, last+chunks.RollupWidth-1)
 	}
 	if w.Data == nil {
 		return false
 	}
 	it := chunks.NewIterator(w.Data)
-	if fromSamples != nil {
-		first := to
-		for start := range fromSamples {
-			first = min(first, start)
-		}
-		it.SkipBefore(max(from, first))
-	} else {
-		it.SkipBefore(from)
-	}
+	it.SkipBefore(from)
 	for it.Next() {
 		p := it.At()
-		if p.T > to {
+		if p.T > end {
 			break
 		}
 		if p.T < from || overridden[p.T] || chunks.IsStaleMarker(p.V) {

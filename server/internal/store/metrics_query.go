@@ -200,7 +200,7 @@ func rawPartialsSQL(agg metrics.Agg) string {
 // width's parameter).
 func chunksSQL(rollups, window string) string {
 	return `SELECT c.series_id, c.start_ts, c.min_ts, c.max_ts, c.count, c.rollup,
-			CASE WHEN ` + rollups + `::boolean AND c.start_ts >= $2::timestamptz AND c.max_ts <= $3::timestamptz
+			CASE WHEN ` + rollups + `::boolean AND c.min_ts >= $2::timestamptz AND c.max_ts <= $3::timestamptz
 			     THEN NULL ELSE c.data END AS data
 		FROM metric_chunks c
 		WHERE c.series_id = ANY($1::bigint[]) AND c.start_ts > $2::timestamptz - ` + window + `::interval AND c.start_ts <= $3::timestamptz
