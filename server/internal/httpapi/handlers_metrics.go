@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -60,8 +61,32 @@ func (a *API) queryMetrics(w http.ResponseWriter, r *http.Request) error {
 		latest := res.LatestTS
 		resp.Meta.LatestTS = &latest
 	}
-	writeJSON(w, http.StatusOK, resp)
+	body, err := resp.appendJSON(make([]byte, 0, 4096))
+	if err != nil {
+		return err
+	}
+	writeJSONBytes(w, http.StatusOK, body)
 	return nil
+}
+
+// appendJSON appends what writeJSON would write for r.
+func (r queryResponse) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"data":[`...)
+	for i, s := range r.Data {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = s.AppendJSON(b); err != nil {
+			return b, err
+		}
+	}
+	meta, err := json.Marshal(r.Meta) // times and numbers: nothing to escape
+	if err != nil {
+		return b, err
+	}
+	b = append(b, `],"meta":`...)
+	return append(append(b, meta...), "}\n"...), nil
 }
 
 // FreshnessWindow is the router's freshness contract (SPEC §1): a series

@@ -1,7 +1,9 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 
 	"math"
 	"slices"
@@ -162,7 +164,10 @@ type Sample struct {
 // (an aggregate that overflowed, or NaN/±Inf samples written by Prometheus),
 // as the string "+Inf", "-Inf" or "NaN" — Prometheus' own spelling.
 func (s Sample) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 64)
+	return s.appendJSON(make([]byte, 0, 64)), nil
+}
+
+func (s Sample) appendJSON(b []byte) []byte {
 	b = append(b, `{"timestamp":"`...)
 	b = s.Timestamp.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","value":`...)
@@ -176,7 +181,44 @@ func (s Sample) MarshalJSON() ([]byte, error) {
 	default:
 		b = strconv.AppendFloat(b, s.Value, 'g', -1, 64)
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
+}
+
+// AppendJSON appends the series as encoding/json (HTML escaping off) writes
+// it, without its reflection and per-sample validation: a router query's
+// answer is mostly samples, and encoding them was a fifth of its CPU.
+func (s Series) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"labels":`...)
+	if s.Labels == nil {
+		b = append(b, "null"...)
+	} else {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s.Labels); err != nil {
+			return b, err
+		}
+		b = append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+	}
+	b = append(b, `,"values":`...)
+	if s.Values == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, v := range s.Values {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = v.appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	latest, err := s.LatestTS.MarshalJSON()
+	if err != nil {
+		return b, err
+	}
+	b = append(b, `,"latest_ts":`...)
+	return append(append(b, latest...), '}'), nil
 }
 
 // Result is the answer to a Query.

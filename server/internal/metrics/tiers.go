@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"math"
 	"time"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/chunks"
@@ -154,6 +155,8 @@ func addWindow(buckets groupBuckets, bk bucketer, w WindowData, id, from, to int
 	}
 	it := chunks.NewIterator(w.Data)
 	it.SkipBefore(from)
+	var cur *accumulator // the bucket of the previous sample: most samples share it
+	curStart := int64(math.MinInt64)
 	for it.Next() {
 		p := it.At()
 		if p.T > end {
@@ -165,7 +168,10 @@ func addWindow(buckets groupBuckets, bk bucketer, w WindowData, id, from, to int
 		if fromSamples != nil && !fromSamples[p.T-floorMod(p.T, chunks.RollupWidth)] {
 			continue // its bucket came from the rollups
 		}
-		buckets.at(bk.start(p.T)).add(p.T, p.V, id, keep)
+		if start := bk.start(p.T); cur == nil || start != curStart {
+			cur, curStart = buckets.at(start), start
+		}
+		cur.add(p.T, p.V, id, keep)
 	}
 	return true
 }
