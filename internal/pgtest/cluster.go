@@ -444,3 +444,27 @@ func ReachableTempDir(prefix string) (string, error) {
 func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
 	return execSQL(ctx, c.URL("postgres"), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 }
+
+// Settle brings c to rest for a measurement: a checkpoint writes the dirty
+// buffers a bulk load left, then it waits (at most timeout) until no
+// autovacuum worker runs. It returns how long that took.
+func (c *Cluster) Settle(ctx context.Context, timeout time.Duration) (time.Duration, error) {
+	began := time.Now()
+	if err := execSQL(ctx, c.URL("postgres"), "CHECKPOINT"); err != nil {
+		return 0, err
+	}
+	for {
+		var workers int
+		if err := queryOnce(ctx, c.URL("postgres"), "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'", nil, &workers); err != nil {
+			return 0, err
+		}
+		if workers == 0 || time.Since(began) > timeout {
+			return time.Since(began), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -107,6 +107,7 @@ func run(o options) error {
 		{"compact", b.compact},
 		{"remote-write ingest", b.remoteWriteIngest},
 		{"storage", b.storage},
+		{"settle", b.settle},
 		{"queries", b.queries},
 		{"PromQL queries", b.promqlQueries},
 		{"trace copy", b.traceCopy},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -136,4 +137,16 @@ func treeCPU(pid int) float64 {
 		}
 	}
 	return total
+}
+
+// settle waits until PostgreSQL is at rest before queries are timed: the
+// bulk loads before (a day of points in minutes, compaction, a second copy by
+// remote-write) leave a checkpoint's worth of dirty buffers and autovacuum
+// work that a fleet writing 760 points/s would spread over hours.
+func (b *bench) settle(ctx context.Context) error {
+	took, err := b.cluster.Settle(ctx, 2*time.Minute)
+	if err == nil {
+		fmt.Printf("postgres settled (checkpoint, autovacuum idle) in %s\n", took.Round(time.Millisecond))
+	}
+	return err
 }
