@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -121,4 +122,42 @@ func connect(t *testing.T, url string) *pgx.Conn {
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
+}
+
+// TestSettleWritesACheckpoint: after writes, Settle leaves a newer
+// checkpoint behind and no autovacuum worker running.
+func TestSettleWritesACheckpoint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, err := Start(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	conn := connect(t, c.URL("postgres"))
+	checkpoint := func() (lsn string) {
+		t.Helper()
+		if err := conn.QueryRow(ctx, "SELECT checkpoint_lsn::text FROM pg_control_checkpoint()").Scan(&lsn); err != nil {
+			t.Fatal(err)
+		}
+		return lsn
+	}
+	before := checkpoint()
+	if _, err := conn.Exec(ctx, "CREATE TABLE t AS SELECT g FROM generate_series(1, 10000) g"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Settle(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var newer bool
+	if err := conn.QueryRow(ctx, "SELECT checkpoint_lsn > $1::pg_lsn FROM pg_control_checkpoint()", before).Scan(&newer); err != nil || !newer {
+		t.Fatalf("checkpoint after Settle: newer than %s = %v (err %v); want a new checkpoint", before, newer, err)
+	}
+	var workers int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'").Scan(&workers); err != nil {
+		t.Fatal(err)
+	}
+	if workers > 0 {
+		t.Logf("%d autovacuum workers started after Settle returned", workers) // possible: autovacuum is not paused
+	}
 }
