@@ -7,12 +7,16 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 )
 
-// CountNewSeries returns how many distinct series of points do not exist yet
-// (so a request can be refused before it creates too many), stopping as soon
-// as the count exceeds limit. Requests with at most limit distinct series
-// need no database round trip.
+// CountNewSeries says whether points would create more than limit series
+// (so a request can be refused before it creates too many): it returns how
+// many distinct series do not exist yet, stopping as soon as the count
+// exceeds limit, or 0 when the request has at most limit distinct series
+// (those need no database round trip, and most need no map either).
 func (s *Store) CountNewSeries(ctx context.Context, project string, points []metrics.Point, limit int) (int, error) {
-	distinct := map[seriesKey]struct{}{}
+	if len(points) <= limit {
+		return 0, nil // fewer points than the limit: fewer new series too
+	}
+	distinct := make(map[seriesKey]struct{}, len(points))
 	for i := range points {
 		distinct[seriesKey{project, points[i].Name, points[i].LabelsJSON}] = struct{}{}
 	}
