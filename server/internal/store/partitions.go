@@ -112,67 +112,82 @@ func (s *Store) ensurePartitions(ctx context.Context, p partitioning, times []ti
 		}
 	}
 	sort.Slice(missing, func(i, j int) bool { return missing[i].Before(missing[j]) })
+	var runs []timeRange
 	for i := 0; i < len(missing); {
-		from, to := missing[i], missing[i].Add(p.width)
+		run := timeRange{missing[i], missing[i].Add(p.width)}
 		i++
 		if len(missing) > narrow && p.width < ChunkWindow {
-			for ; i < len(missing) && missing[i].Truncate(ChunkWindow).Equal(from.Truncate(ChunkWindow)); i++ {
-				to = missing[i].Add(p.width)
+			for ; i < len(missing) && missing[i].Truncate(ChunkWindow).Equal(run.from.Truncate(ChunkWindow)); i++ {
+				run.to = missing[i].Add(p.width)
 			}
 		}
-		if err := s.createPartitions(ctx, p, from, to); err != nil {
-			return classify(fmt.Errorf("create partition %s: %w", p.name(from, to), err))
+		runs = append(runs, run)
+	}
+	for len(runs) > 0 {
+		n := min(len(runs), partitionsPerTransaction)
+		if err := s.createPartitions(ctx, p, runs[:n]); err != nil {
+			return classify(fmt.Errorf("create partitions of %s: %w", p.parent, err))
 		}
-		for w := from; w.Before(to); w = w.Add(p.width) {
-			s.partitions.Store(partitionKey{p.parent, w}, struct{}{})
+		for _, run := range runs[:n] {
+			for w := run.from; w.Before(run.to); w = w.Add(p.width) {
+				s.partitions.Store(partitionKey{p.parent, w}, struct{}{})
+			}
 		}
+		runs = runs[n:]
 	}
 	return nil
 }
 
-// createPartitions covers [from, to) with partitions of p: every run of
-// windows no partition holds yet gets one, each in a short transaction.
-func (s *Store) createPartitions(ctx context.Context, p partitioning, from, to time.Time) error {
-	for from.Before(to) {
-		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
-				return err
-			}
-			if err := lockTx(ctx, tx, lockPartitions); err != nil {
-				return err
-			}
-			defer s.exclusiveSection(ctx, lockPartitions)() // the lock lasts until commit, after this
-			parts, err := listPartitions(ctx, tx, p.parent)
-			if err != nil {
-				return err
-			}
-			// The first run of windows that no partition (ours, another
-			// replica's, or a legacy daily one) holds.
-			start, end := uncoveredRun(parts, p.width, from, to)
-			if !start.Before(end) {
-				from = to
-				return nil
-			}
-			table := pgx.Identifier{p.name(start, end)}.Sanitize()
-			create := "CREATE TABLE IF NOT EXISTS " + table + " (LIKE " + p.parent + " INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"
-			if p.with != "" {
-				create += " WITH (" + p.with + ")"
-			}
-			if _, err := tx.Exec(ctx, create); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
-				p.parent, table, start.Format(time.RFC3339), end.Format(time.RFC3339))); err != nil {
-				return err
-			}
-			from = end
-			return nil
-		})
+// timeRange is [from, to).
+type timeRange struct{ from, to time.Time }
+
+// partitionsPerTransaction bounds the runs one transaction covers: a
+// back-fill over the whole retention needs hundreds of partitions, and one
+// transaction (one lock, one listing) per partition made such a push take
+// seconds; each new table holds a few locks until commit, so not all at once.
+const partitionsPerTransaction = 32
+
+// createPartitions covers each run with partitions of p, in one transaction:
+// every stretch of windows no partition holds yet (ours, another replica's,
+// or a legacy daily one) gets one.
+func (s *Store) createPartitions(ctx context.Context, p partitioning, runs []timeRange) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
+			return err
+		}
+		if err := lockTx(ctx, tx, lockPartitions); err != nil {
+			return err
+		}
+		defer s.exclusiveSection(ctx, lockPartitions)() // the lock lasts until commit, after this
+		parts, err := listPartitions(ctx, tx, p.parent)
 		if err != nil {
 			return err
 		}
-	}
-	return nil
+		for _, run := range runs {
+			for from := run.from; from.Before(run.to); {
+				start, end := uncoveredRun(parts, p.width, from, run.to)
+				if !start.Before(end) {
+					break
+				}
+				name := p.name(start, end)
+				table := pgx.Identifier{name}.Sanitize()
+				create := "CREATE TABLE IF NOT EXISTS " + table + " (LIKE " + p.parent + " INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"
+				if p.with != "" {
+					create += " WITH (" + p.with + ")"
+				}
+				if _, err := tx.Exec(ctx, create); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
+					p.parent, table, start.Format(time.RFC3339), end.Format(time.RFC3339))); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				parts = append(parts, Partition{Name: name, Start: start, End: end, parent: p.parent})
+				from = end
+			}
+		}
+		return nil
+	})
 }
 
 // uncoveredRun is the first run of width-wide windows in [from, to) that no
