@@ -178,8 +178,7 @@ func (s *Store) createPartitions(ctx context.Context, p partitioning, runs []tim
 				if _, err := tx.Exec(ctx, create); err != nil {
 					return fmt.Errorf("%s: %w", name, err)
 				}
-				if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
-					p.parent, table, start.Format(time.RFC3339), end.Format(time.RFC3339))); err != nil {
+				if _, err := tx.Exec(ctx, attachSQL(p.parent, table, start, end)); err != nil {
 					return fmt.Errorf("%s: %w", name, err)
 				}
 				parts = append(parts, Partition{Name: name, Start: start, End: end, parent: p.parent})
@@ -188,6 +187,12 @@ func (s *Store) createPartitions(ctx context.Context, p partitioning, runs []tim
 		}
 		return nil
 	})
+}
+
+// attachSQL attaches table to parent for [start, end).
+func attachSQL(parent, table string, start, end time.Time) string {
+	return fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
+		parent, table, start.Format(time.RFC3339), end.Format(time.RFC3339))
 }
 
 // uncoveredRun is the first run of width-wide windows in [from, to) that no
@@ -319,6 +324,13 @@ func (s *Store) dropPartition(ctx context.Context, p Partition, ifEmpty bool) (d
 	defer unlock()
 	defer s.exclusiveSection(ctx, lockPartitions)()
 	table := pgx.Identifier{p.Name}.Sanitize()
+	hasRows := func() (bool, error) { // a table already gone has none
+		var rows bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+table+")").Scan(&rows); err != nil && !isUndefinedTable(err) {
+			return false, classify(err)
+		}
+		return rows, nil
+	}
 	if ifEmpty {
 		// Late writes hold this lock shared until they commit, so a partition
 		// empty now stays empty while it is detached: its rows never vanish
@@ -327,16 +339,13 @@ func (s *Store) dropPartition(ctx context.Context, p Partition, ifEmpty bool) (d
 		// A detach interrupted by a crash left the partition pending: its
 		// rows are hidden from readers until the detach is finished below
 		// (and the partition attached back if it holds rows).
-		var pending, hasRows bool
+		var pending bool
 		if err := conn.QueryRow(ctx, "SELECT coalesce((SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = to_regclass($1)), false)",
 			table).Scan(&pending); err != nil {
 			return false, classify(err)
 		}
-		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+table+")").Scan(&hasRows); err != nil && !isUndefinedTable(err) {
-			return false, classify(err)
-		}
-		if hasRows && !pending {
-			return false, nil
+		if rows, err := hasRows(); err != nil || (rows && !pending) {
+			return false, err
 		}
 	}
 	if _, err := conn.Exec(ctx, "ALTER TABLE "+parent+" DETACH PARTITION "+table+" CONCURRENTLY"); err != nil {
@@ -358,13 +367,10 @@ func (s *Store) dropPartition(ctx context.Context, p Partition, ifEmpty bool) (d
 		// Detached, nobody can write into it any more: if a late point got in
 		// all the same (a writer whose clock is far behind), keep the
 		// partition (attached again) for the next compaction.
-		var hasRows bool
-		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+table+")").Scan(&hasRows); err != nil && !isUndefinedTable(err) {
-			return false, classify(err)
-		}
-		if hasRows {
-			_, err := conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
-				parent, table, p.Start.Format(time.RFC3339), p.End.Format(time.RFC3339)))
+		if rows, err := hasRows(); err != nil || rows {
+			if err == nil {
+				_, err = conn.Exec(ctx, attachSQL(parent, table, p.Start, p.End))
+			}
 			return false, classify(err)
 		}
 	}
