@@ -184,19 +184,25 @@ func (b *Batcher[T]) work() {
 }
 
 func (b *Batcher[T]) flush(group []*job[T], size int) {
+	results := make([]error, len(group))
 	err := b.commitJobs(group, size)
 	if err != nil && len(group) > 1 && errs.KindOf(err) != errs.Unavailable {
 		// One submission's bad data must not fail the others: commit them one by one.
-		for _, j := range group {
-			j.done <- b.commitJobs([]*job[T]{j}, j.size)
+		for i, j := range group {
+			results[i] = b.commitJobs([]*job[T]{j}, j.size)
 		}
 	} else {
-		for _, j := range group {
-			j.done <- err
+		for i := range results {
+			results[i] = err
 		}
 	}
+	// The queue has room before anyone hears back: a submitter answered
+	// here may submit again at once and must not find it still full.
 	b.queued.Add(-int64(size))
 	b.observeDepth()
+	for i, j := range group {
+		j.done <- results[i]
+	}
 }
 
 func (b *Batcher[T]) commitJobs(group []*job[T], size int) error {
