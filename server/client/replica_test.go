@@ -53,6 +53,12 @@ func TestStrongReadsSeeTheirOwnWrites(t *testing.T) {
 		m := devproc.ParseMetrics([]byte(get(t, base+"/metrics")))
 		return m[`xtrace_db_pool_reads_total{`+replicaPool+`}`], m[`xtrace_db_pool_reads_total{pool="primary"}`]
 	}
+	// The replica can report serving before the server's migrations: it had
+	// replayed all there was. Pausing it before it replays them would leave
+	// it without the tables (its reads fail over to the primary) and without
+	// a replayed commit to date its lag by (unknown lag: skipped), so no read
+	// could ever be answered by it alone.
+	db.WaitCaughtUp(t, 30*time.Second)
 	pgtest.Connect(t, db.Replica.URL("postgres")).Exec("SELECT pg_wal_replay_pause()")
 
 	ctx := context.Background()
