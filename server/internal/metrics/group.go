@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"slices"
 	"sort"
 )
 
@@ -37,6 +38,12 @@ func GroupSeries(series []SeriesRef, groupBy []string, max int) (groups []Group,
 			groups = append(groups, Group{Labels: labels, Canonical: key})
 		}
 		groups[i].SeriesIDs = append(groups[i].SeriesIDs, s.ID)
+	}
+	for _, g := range groups {
+		// A group's sum adds its series in this order: by id, so that the
+		// last bits of an answer never depend on the order the database
+		// returned the series in.
+		slices.Sort(g.SeriesIDs)
 	}
 	sort.Slice(groups, func(i, j int) bool { return groups[i].Canonical < groups[j].Canonical })
 	if len(groups) > max {

@@ -8,9 +8,9 @@ import (
 func TestGroupSeries(t *testing.T) {
 	series := []SeriesRef{
 		{ID: 1, Labels: map[string]string{"node_id": "n2", "gpu_index": "0"}},
-		{ID: 2, Labels: map[string]string{"node_id": "n1", "gpu_index": "1"}},
 		{ID: 3, Labels: map[string]string{"node_id": "n1", "gpu_index": "0"}},
-		{ID: 4, Labels: map[string]string{"gpu_index": "0"}}, // no node_id: joins the group without it
+		{ID: 2, Labels: map[string]string{"node_id": "n1", "gpu_index": "1"}}, // a group's ids come sorted whatever the order found
+		{ID: 4, Labels: map[string]string{"gpu_index": "0"}},                  // no node_id: joins the group without it
 	}
 	// Groups are ordered by their canonical JSON, byte by byte (so "0","node… sorts before "0"}).
 
