@@ -263,12 +263,22 @@ type Source interface {
 	LatestPoints(ctx context.Context, project string, ids []int64) (map[int64]chunks.Sample, error)
 }
 
+// FindReader is a Source that can find a query's series and read them in
+// one round trip.
+type FindReader interface {
+	// FindAndReadSeries is FindSeries(sel) followed, when at most maxRead
+	// series were found, by ReadSeries(req) of them (req.IDs unused). read is
+	// false when the series were not read: the caller reads them itself.
+	FindAndReadSeries(ctx context.Context, project string, sel Selector, req ReadRequest, maxRead int) (
+		found []SeriesRef, data []SeriesData, read bool, err error)
+}
+
 // Run answers q from src (SPEC §3.5): series with points in the window are
 // grouped, the first MaxSeries groups (by their labels' canonical JSON) with
 // points are aggregated, and each keeps its MaxPointsPerSeries most recent
 // buckets.
 func Run(ctx context.Context, src Source, project string, q *Query) (*Result, error) {
-	found, err := src.FindSeries(ctx, project, Selector{Name: q.Name, Labels: q.Labels, From: q.From, To: q.To, Limit: MaxSeriesScanned + 1})
+	found, read, err := findSeries(ctx, src, project, q)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +291,7 @@ func Run(ctx context.Context, src Source, project string, q *Query) (*Result, er
 	for len(groups) > 0 && len(res.Series) < MaxSeries {
 		page := groups[:min(len(groups), MaxSeries-len(res.Series))]
 		groups = groups[len(page):]
-		answered, err := runGroups(ctx, src, project, q, page)
+		answered, err := runGroups(ctx, src, project, q, page, read)
 		if err != nil {
 			return nil, err
 		}
@@ -300,25 +310,56 @@ func Run(ctx context.Context, src Source, project string, q *Query) (*Result, er
 	return res, nil
 }
 
+// findSeries finds q's series. With a FindReader, when the answer holds
+// every series found (at most MaxSeries, so at most MaxSeries groups), their
+// points are read in the same round trip: read holds them by id (nil when
+// not read).
+func findSeries(ctx context.Context, src Source, project string, q *Query) (found []SeriesRef, read map[int64]*SeriesData, err error) {
+	sel := Selector{Name: q.Name, Labels: q.Labels, From: q.From, To: q.To, Limit: MaxSeriesScanned + 1}
+	fr, ok := src.(FindReader)
+	if !ok || singleLastBucket(q) { // a single last bucket is answered from the latest values
+		found, err = src.FindSeries(ctx, project, sel)
+		return found, nil, err
+	}
+	found, data, ok, err := fr.FindAndReadSeries(ctx, project, sel, readRequest(q, nil), MaxSeries)
+	if err != nil || !ok {
+		return found, nil, err
+	}
+	return found, indexByID(data), nil
+}
+
+func readRequest(q *Query, ids []int64) ReadRequest {
+	return ReadRequest{IDs: ids, From: q.From, To: q.To, Step: q.Step, Agg: q.Agg, Values: isPercentile(q.Agg), Rollups: usesRollups(q)}
+}
+
+func indexByID(data []SeriesData) map[int64]*SeriesData {
+	out := make(map[int64]*SeriesData, len(data))
+	for i := range data {
+		out[data[i].ID] = &data[i]
+	}
+	return out
+}
+
 // runGroups aggregates a page of groups; groups without points in the
 // window (possible when a compacted window only overlaps it) are left out.
-func runGroups(ctx context.Context, src Source, project string, q *Query, groups []Group) ([]Series, error) {
-	var ids []int64
-	for _, g := range groups {
-		ids = append(ids, g.SeriesIDs...)
-	}
-	if singleLastBucket(q) {
-		if out, ok, err := fromLatest(ctx, src, project, q, groups, ids); err != nil || ok {
-			return out, err
+// read holds the groups' points when findSeries read them already.
+func runGroups(ctx context.Context, src Source, project string, q *Query, groups []Group, read map[int64]*SeriesData) ([]Series, error) {
+	byID := read
+	if byID == nil {
+		var ids []int64
+		for _, g := range groups {
+			ids = append(ids, g.SeriesIDs...)
 		}
-	}
-	data, err := src.ReadSeries(ctx, project, ReadRequest{IDs: ids, From: q.From, To: q.To, Step: q.Step, Agg: q.Agg, Values: isPercentile(q.Agg), Rollups: usesRollups(q)})
-	if err != nil {
-		return nil, err
-	}
-	byID := make(map[int64]*SeriesData, len(data))
-	for i := range data {
-		byID[data[i].ID] = &data[i]
+		if singleLastBucket(q) {
+			if out, ok, err := fromLatest(ctx, src, project, q, groups, ids); err != nil || ok {
+				return out, err
+			}
+		}
+		data, err := src.ReadSeries(ctx, project, readRequest(q, ids))
+		if err != nil {
+			return nil, err
+		}
+		byID = indexByID(data)
 	}
 	out := make([]Series, 0, len(groups))
 	for _, g := range groups {

@@ -19,10 +19,8 @@ func (s *Store) FindSeries(ctx context.Context, project string, sel metrics.Sele
 	if err := s.flushLatest(ctx); err != nil { // the latest values must include this process's own points
 		return nil, err
 	}
-	rows, err := s.reader(ctx).Query(ctx, `
-		SELECT s.id, s.labels FROM metric_series s
-		WHERE s.project_id = $1 AND s.name = $2 AND s.labels @> $3::jsonb AND `+hasPointsSQL("$4", "$5", "$7")+`
-		LIMIT $6`, project, sel.Name, metrics.CanonicalLabels(sel.Labels), sel.From, sel.To, sel.Limit, ChunkWindow)
+	rows, err := s.reader(ctx).Query(ctx, findSeriesSQL("$1", "$2", "$3", "$4", "$5", "$6", "$7"),
+		project, sel.Name, metrics.CanonicalLabels(sel.Labels), sel.From, sel.To, sel.Limit, ChunkWindow)
 	if err != nil {
 		return nil, classify(fmt.Errorf("find series: %w", err))
 	}
@@ -34,6 +32,15 @@ func (s *Store) FindSeries(ctx context.Context, project string, sel metrics.Sele
 		return nil
 	})
 	return out, classify(err)
+}
+
+// findSeriesSQL selects (id, labels) of the series a metrics.Selector picks;
+// its arguments name the parameters: project, name, labels (canonical
+// JSON), from, to, limit and the chunk window.
+func findSeriesSQL(project, name, labels, from, to, limit, window string) string {
+	return `SELECT s.id, s.labels FROM metric_series s
+		WHERE s.project_id = ` + project + ` AND s.name = ` + name + ` AND s.labels @> ` + labels + `::jsonb AND ` + hasPointsSQL(from, to, window) + `
+		LIMIT ` + limit
 }
 
 // hasPointsSQL is the condition that series s has a point in [from, to]
@@ -156,14 +163,15 @@ func (sd *seriesData) list() []metrics.SeriesData {
 // readRawPartials aggregates the raw points per (series, window, query
 // bucket) in the database. Partials of compacted windows are not kept: those
 // windows go into late, to be read point by point.
-// rawPartialsSQL aggregates the raw points of series ($1) in a range ($2,
-// $3) per query bucket ($4) and chunk window ($5), computing only what agg
+// rawPartialsSQL aggregates the raw points of series (the bigint[]
+// expression ids) in a range ($2, $3) per query bucket ($4) and chunk
+// window ($5), computing only what agg
 // uses (each aggregate costs per row). compacted says whether some raw point
 // of the window is not newer than the window's chunk: late points, which may
 // replace compacted samples and so are read one by one with the window's
 // samples. Raw points newer than the chunk (the window being filled) simply
 // add to it.
-func rawPartialsSQL(agg metrics.Agg) string {
+func rawPartialsSQL(agg metrics.Agg, ids string) string {
 	sum, lo, hi, last := "0::float8", "0::float8", "0::float8", "ARRAY[0, 0]::float8[]"
 	switch agg {
 	case metrics.AggAvg, metrics.AggSum:
@@ -183,7 +191,7 @@ func rawPartialsSQL(agg metrics.Agg) string {
 			       count(*) AS n, ` + sum + ` AS total, ` + lo + ` AS lo, ` + hi + ` AS hi, ` + last + ` AS last,
 			       max(ts) AS latest, min(ts) AS first
 			FROM metric_points
-			WHERE series_id = ANY($1::bigint[]) AND ts >= $2::timestamptz AND ts <= $3::timestamptz
+			WHERE series_id = ANY(` + ids + `) AND ts >= $2::timestamptz AND ts <= $3::timestamptz
 			  AND ` + notStaleMarker + `
 			GROUP BY 1, 2, 3),
 		w AS (SELECT g.*, min(g.first) OVER (PARTITION BY g.series_id, g.win) AS win_first FROM g)
@@ -194,16 +202,17 @@ func rawPartialsSQL(agg metrics.Agg) string {
 			WHERE c.series_id = w.series_id AND c.start_ts = w.win AND c.max_ts >= w.win_first LIMIT 1) ch ON true`
 }
 
-// chunksSQL selects the compacted windows of series ($1) overlapping a range
+// chunksSQL selects the compacted windows of series (the bigint[]
+// expression ids) overlapping a range
 // ($2, $3); when the parameter named by rollups is true, those whose samples
 // all lie inside it come without their samples (window names the window
 // width's parameter).
-func chunksSQL(rollups, window string) string {
+func chunksSQL(ids, rollups, window string) string {
 	return `SELECT c.series_id, c.start_ts, c.min_ts, c.max_ts, c.count, c.rollup,
 			CASE WHEN ` + rollups + `::boolean AND c.min_ts >= $2::timestamptz AND c.max_ts <= $3::timestamptz
 			     THEN NULL ELSE c.data END AS data
 		FROM metric_chunks c
-		WHERE c.series_id = ANY($1::bigint[]) AND c.start_ts > $2::timestamptz - ` + window + `::interval AND c.start_ts <= $3::timestamptz
+		WHERE c.series_id = ANY(` + ids + `) AND c.start_ts > $2::timestamptz - ` + window + `::interval AND c.start_ts <= $3::timestamptz
 		  AND c.max_ts >= $2::timestamptz AND c.min_ts <= $3::timestamptz`
 }
 
@@ -255,58 +264,127 @@ func (r *chunkRow) add(sd *seriesData) {
 	r.rollup, r.data = nil, nil // the next row scans into new slices
 }
 
+// idsParam is the series of a read given as parameter $1.
+const idsParam = "$1::bigint[]"
+
+// aggregatableSQL reads raw partials (kind 0) and compacted windows (kind 1)
+// of series ids (a bigint[] expression) in one statement: $2 from, $3 to,
+// $4 step, $5 the chunk window, $6 whether rollups may stand for samples.
+// Every row also has a labels column, NULL here, for the series rows (kind
+// 2) of findAndReadSQL.
+func aggregatableSQL(agg metrics.Agg, ids string) string {
+	return `
+		SELECT 0 AS kind, p.series_id, p.bucket AS at, p.win, p.bucket, p.n, p.total, p.lo, p.hi, p.last_v, p.last_t, p.latest, p.compacted,
+		       NULL::timestamptz, NULL::timestamptz, NULL::integer, NULL::bytea, NULL::bytea, NULL::jsonb
+		FROM (` + rawPartialsSQL(agg, ids) + `) p
+		UNION ALL
+		SELECT 1, c.series_id, c.start_ts, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+		       c.min_ts, c.max_ts, c.count, c.rollup, c.data, NULL
+		FROM (` + chunksSQL(ids, "$6", "$5") + `) c`
+}
+
+// findAndReadSQL finds the series of a selector ($1 project, $7 name, $8
+// labels, $9 limit; the range and window as in aggregatableSQL) and, when
+// they are at most $10, reads them with aggregatableSQL in the same
+// statement; else it returns the series rows only.
+func findAndReadSQL(agg metrics.Agg) string {
+	return `
+		WITH s AS MATERIALIZED (` + findSeriesSQL("$1", "$7", "$8", "$2", "$3", "$9", "$5") + `),
+		     ids AS (SELECT CASE WHEN count(*) <= $10 THEN array_agg(id) END AS ids FROM s)
+		SELECT 2, s.id, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::bigint, NULL::float8, NULL::float8,
+		       NULL::float8, NULL::float8, NULL::bigint, NULL::timestamptz, NULL::boolean,
+		       NULL::timestamptz, NULL::timestamptz, NULL::integer, NULL::bytea, NULL::bytea, s.labels
+		FROM s
+		UNION ALL` + aggregatableSQL(agg, "CAST((SELECT ids FROM ids) AS bigint[])") + `
+		ORDER BY 2, 1, 3`
+}
+
 // readAggregatable reads raw partials and compacted windows in one
 // statement. complete is false when raw points fall in compacted windows
 // (late points), which need more reads.
 func (s *Store) readAggregatable(ctx context.Context, req metrics.ReadRequest) (out []metrics.SeriesData, complete bool, err error) {
-	rows, err := s.reader(ctx).Query(ctx, `
-		SELECT 0 AS kind, p.series_id, p.bucket AS at, p.win, p.bucket, p.n, p.total, p.lo, p.hi, p.last_v, p.last_t, p.latest, p.compacted,
-		       NULL::timestamptz, NULL::timestamptz, NULL::integer, NULL::bytea, NULL::bytea
-		FROM (`+rawPartialsSQL(req.Agg)+`) p
-		UNION ALL
-		SELECT 1, c.series_id, c.start_ts, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-		       c.min_ts, c.max_ts, c.count, c.rollup, c.data
-		FROM (`+chunksSQL("$6", "$5")+`) c
-		ORDER BY 2, 1, 3`, req.IDs, req.From, req.To, req.Step, ChunkWindow, req.Rollups)
+	out, _, complete, err = s.queryAggregatable(ctx, aggregatableSQL(req.Agg, idsParam)+" ORDER BY 2, 1, 3", req.Agg,
+		req.IDs, req.From, req.To, req.Step, ChunkWindow, req.Rollups)
+	return out, complete, err
+}
+
+// FindAndReadSeries is FindSeries(sel) and, when it finds at most maxRead
+// series, ReadSeries(req) of them (sel and req share a range), in one
+// statement: the router's and the
+// dashboards' queries make one round trip instead of two. read is false when
+// the series were not read (more than maxRead, the query needs every value,
+// late points need more statements, or a sum overflows): the caller reads
+// them with ReadSeries.
+func (s *Store) FindAndReadSeries(ctx context.Context, project string, sel metrics.Selector, req metrics.ReadRequest, maxRead int) (
+	found []metrics.SeriesRef, data []metrics.SeriesData, read bool, err error) {
+	if req.Values || !sel.From.Equal(req.From) || !sel.To.Equal(req.To) {
+		found, err = s.FindSeries(ctx, project, sel)
+		return found, nil, false, err
+	}
+	if err := s.flushLatest(ctx); err != nil { // the latest values must include this process's own points
+		return nil, nil, false, err
+	}
+	data, found, complete, err := s.queryAggregatable(ctx, findAndReadSQL(req.Agg), req.Agg,
+		project, req.From, req.To, req.Step, ChunkWindow, req.Rollups,
+		sel.Name, metrics.CanonicalLabels(sel.Labels), sel.Limit, maxRead)
+	if isOverflow(err) { // ReadSeries aggregates such sums in Go
+		found, err = s.FindSeries(ctx, project, sel)
+		return found, nil, false, err
+	}
 	if err != nil {
-		return nil, false, classify(fmt.Errorf("read points: %w", err))
+		return nil, nil, false, err
+	}
+	return found, data, complete && len(found) <= maxRead, nil
+}
+
+// queryAggregatable runs aggregatableSQL (or findAndReadSQL, whose series
+// rows come back as found) and collects its rows by series.
+func (s *Store) queryAggregatable(ctx context.Context, sql string, agg metrics.Agg, args ...any) (
+	out []metrics.SeriesData, found []metrics.SeriesRef, complete bool, err error) {
+	rows, err := s.reader(ctx).Query(ctx, sql, args...)
+	if err != nil {
+		return nil, nil, false, classify(fmt.Errorf("read points: %w", err))
 	}
 	sd := newSeriesData()
 	late := map[metrics.WindowKey]bool{}
 	var kind int32
 	var id int64
-	var at time.Time
 	var p partialRow
 	var c chunkRow
-	var win, bucket, latest, minT, maxT *time.Time
+	var at, win, bucket, latest, minT, maxT *time.Time // NULL where the row's kind has no such column
 	var n *int64
 	var sum, lo, hi, lastV *float64
 	var lastT *int64
 	var compacted *bool
 	var count *int32
+	var labels map[string]string
 	_, err = pgx.ForEachRow(rows, []any{&kind, &id, &at, &win, &bucket, &n, &sum, &lo, &hi, &lastV, &lastT, &latest, &compacted,
-		&minT, &maxT, &count, &c.rollup, &c.data}, func() error {
-		if kind == 0 {
+		&minT, &maxT, &count, &c.rollup, &c.data, &labels}, func() error {
+		switch kind {
+		case 0:
 			p = partialRow{series: id, win: *win, bucket: *bucket, n: *n, latest: *latest, compacted: *compacted,
 				b: chunks.Bucket{Sum: *sum, Min: *lo, Max: *hi, Last: *lastV, LastT: *lastT}}
-			p.add(req.Agg, sd, late)
-			return nil
+			p.add(agg, sd, late)
+		case 1:
+			c.series, c.start, c.minT, c.maxT, c.count = id, *at, *minT, *maxT, *count
+			c.add(sd)
+		default:
+			found = append(found, metrics.SeriesRef{ID: id, Labels: labels})
+			labels = nil // the next row decodes into a new map
 		}
-		c.series, c.start, c.minT, c.maxT, c.count = id, at, *minT, *maxT, *count
-		c.add(sd)
 		return nil
 	})
 	if err != nil {
 		if isOverflow(err) {
-			return nil, false, err
+			return nil, nil, false, err
 		}
-		return nil, false, classify(fmt.Errorf("read points: %w", err))
+		return nil, nil, false, classify(fmt.Errorf("read points: %w", err))
 	}
-	return sd.list(), len(late) == 0, nil
+	return sd.list(), found, len(late) == 0, nil
 }
 
 func (s *Store) readRawPartials(ctx context.Context, db querier, req metrics.ReadRequest, sd *seriesData, late map[metrics.WindowKey]bool) error {
-	rows, err := db.Query(ctx, rawPartialsSQL(req.Agg)+" ORDER BY 1, 3", req.IDs, req.From, req.To, req.Step, ChunkWindow)
+	rows, err := db.Query(ctx, rawPartialsSQL(req.Agg, idsParam)+" ORDER BY 1, 3", req.IDs, req.From, req.To, req.Step, ChunkWindow)
 	if err != nil {
 		return classify(fmt.Errorf("read points: %w", err))
 	}
@@ -367,7 +445,7 @@ func (s *Store) readRawPoints(ctx context.Context, db querier, req metrics.ReadR
 // readChunks reads the compacted windows overlapping the range; with
 // req.Rollups, those wholly inside it come without their samples.
 func (s *Store) readChunks(ctx context.Context, db querier, req metrics.ReadRequest, sd *seriesData) error {
-	rows, err := db.Query(ctx, chunksSQL("$4", "$5")+" ORDER BY c.series_id, c.start_ts", req.IDs, req.From, req.To, req.Rollups, ChunkWindow)
+	rows, err := db.Query(ctx, chunksSQL(idsParam, "$4", "$5")+" ORDER BY c.series_id, c.start_ts", req.IDs, req.From, req.To, req.Rollups, ChunkWindow)
 	if err != nil {
 		return classify(fmt.Errorf("read chunks: %w", err))
 	}
