@@ -61,7 +61,11 @@ func (a *API) queryMetrics(w http.ResponseWriter, r *http.Request) error {
 		latest := res.LatestTS
 		resp.Meta.LatestTS = &latest
 	}
-	body, err := resp.appendJSON(make([]byte, 0, 4096))
+	size := 256 // the answer's size, estimated: the buffer grows once at most
+	for _, s := range res.Series {
+		size += 256 + 64*len(s.Values)
+	}
+	body, err := resp.appendJSON(make([]byte, 0, size))
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -299,11 +300,24 @@ func findAndReadSQL(agg metrics.Agg) string {
 		ORDER BY 2, 1, 3`
 }
 
+// statements holds SQL built from parts, by a key naming its variant: the
+// read statements are built once per aggregation, not per query.
+var statements sync.Map
+
+func statement(key string, build func() string) string {
+	if sql, ok := statements.Load(key); ok {
+		return sql.(string)
+	}
+	sql, _ := statements.LoadOrStore(key, build())
+	return sql.(string)
+}
+
 // readAggregatable reads raw partials and compacted windows in one
 // statement. complete is false when raw points fall in compacted windows
 // (late points), which need more reads.
 func (s *Store) readAggregatable(ctx context.Context, req metrics.ReadRequest) (out []metrics.SeriesData, complete bool, err error) {
-	out, _, complete, err = s.queryAggregatable(ctx, aggregatableSQL(req.Agg, idsParam)+" ORDER BY 2, 1, 3", req.Agg,
+	sql := statement("aggregatable/"+string(req.Agg), func() string { return aggregatableSQL(req.Agg, idsParam) + " ORDER BY 2, 1, 3" })
+	out, _, complete, err = s.queryAggregatable(ctx, sql, req.Agg,
 		req.IDs, req.From, req.To, req.Step, ChunkWindow, req.Rollups)
 	return out, complete, err
 }
@@ -324,7 +338,8 @@ func (s *Store) FindAndReadSeries(ctx context.Context, project string, sel metri
 	if err := s.flushLatest(ctx); err != nil { // the latest values must include this process's own points
 		return nil, nil, false, err
 	}
-	data, found, complete, err := s.queryAggregatable(ctx, findAndReadSQL(req.Agg), req.Agg,
+	sql := statement("find-and-read/"+string(req.Agg), func() string { return findAndReadSQL(req.Agg) })
+	data, found, complete, err := s.queryAggregatable(ctx, sql, req.Agg,
 		project, req.From, req.To, req.Step, ChunkWindow, req.Rollups,
 		sel.Name, metrics.CanonicalLabels(sel.Labels), sel.Limit, maxRead)
 	if isOverflow(err) { // ReadSeries aggregates such sums in Go
