@@ -161,17 +161,13 @@ func (sd *seriesData) list() []metrics.SeriesData {
 	return out
 }
 
-// readRawPartials aggregates the raw points per (series, window, query
-// bucket) in the database. Partials of compacted windows are not kept: those
-// windows go into late, to be read point by point.
 // rawPartialsSQL aggregates the raw points of series (the bigint[]
-// expression ids) in a range ($2, $3) per query bucket ($4) and chunk
-// window ($5), computing only what agg
-// uses (each aggregate costs per row). compacted says whether some raw point
-// of the window is not newer than the window's chunk: late points, which may
-// replace compacted samples and so are read one by one with the window's
-// samples. Raw points newer than the chunk (the window being filled) simply
-// add to it.
+// expression ids) in a range ($2, $3) per query bucket ($4) and chunk window
+// ($5), computing only what agg uses (each aggregate costs per row).
+// compacted says whether some raw point of the window is not newer than the
+// window's chunk: late points, which may replace compacted samples and so
+// are read one by one with the window's samples. Raw points newer than the
+// chunk (the window being filled) simply add to it.
 func rawPartialsSQL(agg metrics.Agg, ids string) string {
 	sum, lo, hi, last := "0::float8", "0::float8", "0::float8", "ARRAY[0, 0]::float8[]"
 	switch agg {
@@ -204,10 +200,9 @@ func rawPartialsSQL(agg metrics.Agg, ids string) string {
 }
 
 // chunksSQL selects the compacted windows of series (the bigint[]
-// expression ids) overlapping a range
-// ($2, $3); when the parameter named by rollups is true, those whose samples
-// all lie inside it come without their samples (window names the window
-// width's parameter).
+// expression ids) overlapping a range ($2, $3); when the parameter named by
+// rollups is true, those whose samples all lie inside it come without their
+// samples (window names the window width's parameter).
 func chunksSQL(ids, rollups, window string) string {
 	return `SELECT c.series_id, c.start_ts, c.min_ts, c.max_ts, c.count, c.rollup,
 			CASE WHEN ` + rollups + `::boolean AND c.min_ts >= $2::timestamptz AND c.max_ts <= $3::timestamptz
@@ -300,23 +295,34 @@ func findAndReadSQL(agg metrics.Agg) string {
 		ORDER BY 2, 1, 3`
 }
 
-// statements holds SQL built from parts, by a key naming its variant: the
-// read statements are built once per aggregation, not per query.
+// statements holds the read statements by builder and aggregation: each is
+// built once, not per query.
 var statements sync.Map
 
-func statement(key string, build func() string) string {
+type statementKey struct {
+	builder string
+	agg     metrics.Agg
+}
+
+func statement(builder string, agg metrics.Agg, build func(metrics.Agg) string) string {
+	key := statementKey{builder, agg}
 	if sql, ok := statements.Load(key); ok {
 		return sql.(string)
 	}
-	sql, _ := statements.LoadOrStore(key, build())
+	sql, _ := statements.LoadOrStore(key, build(agg))
 	return sql.(string)
+}
+
+// readByIDsSQL is aggregatableSQL of the series in parameter $1, in order.
+func readByIDsSQL(agg metrics.Agg) string {
+	return aggregatableSQL(agg, idsParam) + " ORDER BY 2, 1, 3"
 }
 
 // readAggregatable reads raw partials and compacted windows in one
 // statement. complete is false when raw points fall in compacted windows
 // (late points), which need more reads.
 func (s *Store) readAggregatable(ctx context.Context, req metrics.ReadRequest) (out []metrics.SeriesData, complete bool, err error) {
-	sql := statement("aggregatable/"+string(req.Agg), func() string { return aggregatableSQL(req.Agg, idsParam) + " ORDER BY 2, 1, 3" })
+	sql := statement("read-by-ids", req.Agg, readByIDsSQL)
 	out, _, complete, err = s.queryAggregatable(ctx, sql, req.Agg,
 		req.IDs, req.From, req.To, req.Step, ChunkWindow, req.Rollups)
 	return out, complete, err
@@ -324,11 +330,10 @@ func (s *Store) readAggregatable(ctx context.Context, req metrics.ReadRequest) (
 
 // FindAndReadSeries is FindSeries(sel) and, when it finds at most maxRead
 // series, ReadSeries(req) of them (sel and req share a range), in one
-// statement: the router's and the
-// dashboards' queries make one round trip instead of two. read is false when
-// the series were not read (more than maxRead, the query needs every value,
-// late points need more statements, or a sum overflows): the caller reads
-// them with ReadSeries.
+// statement: the router's and the dashboards' queries make one round trip
+// instead of two. read is false when the series were not read (more than
+// maxRead, the query needs every value, late points need more statements,
+// or a sum overflows): the caller reads them with ReadSeries.
 func (s *Store) FindAndReadSeries(ctx context.Context, project string, sel metrics.Selector, req metrics.ReadRequest, maxRead int) (
 	found []metrics.SeriesRef, data []metrics.SeriesData, read bool, err error) {
 	if req.Values || !sel.From.Equal(req.From) || !sel.To.Equal(req.To) {
@@ -338,7 +343,7 @@ func (s *Store) FindAndReadSeries(ctx context.Context, project string, sel metri
 	if err := s.flushLatest(ctx); err != nil { // the latest values must include this process's own points
 		return nil, nil, false, err
 	}
-	sql := statement("find-and-read/"+string(req.Agg), func() string { return findAndReadSQL(req.Agg) })
+	sql := statement("find-and-read", req.Agg, findAndReadSQL)
 	data, found, complete, err := s.queryAggregatable(ctx, sql, req.Agg,
 		project, req.From, req.To, req.Step, ChunkWindow, req.Rollups,
 		sel.Name, metrics.CanonicalLabels(sel.Labels), sel.Limit, maxRead)
@@ -398,6 +403,9 @@ func (s *Store) queryAggregatable(ctx context.Context, sql string, agg metrics.A
 	return sd.list(), found, len(late) == 0, nil
 }
 
+// readRawPartials aggregates the raw points per (series, window, query
+// bucket) in the database. Partials of compacted windows are not kept: those
+// windows go into late, to be read point by point.
 func (s *Store) readRawPartials(ctx context.Context, db querier, req metrics.ReadRequest, sd *seriesData, late map[metrics.WindowKey]bool) error {
 	rows, err := db.Query(ctx, rawPartialsSQL(req.Agg, idsParam)+" ORDER BY 1, 3", req.IDs, req.From, req.To, req.Step, ChunkWindow)
 	if err != nil {
