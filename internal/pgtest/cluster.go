@@ -445,6 +445,25 @@ func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
 	return execSQL(ctx, c.URL("postgres"), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 }
 
+// Vacuum runs VACUUM (ANALYZE) over a whole database, doing now the work a
+// bulk load leaves for autovacuum.
+func (c *Cluster) Vacuum(ctx context.Context, database string) error {
+	return execSQL(ctx, c.URL(database), "VACUUM (ANALYZE)")
+}
+
+// SetAutovacuum turns autovacuum on or off for the whole cluster. Workers
+// already running finish their table; Settle waits for them.
+func (c *Cluster) SetAutovacuum(ctx context.Context, on bool) error {
+	value := "off"
+	if on {
+		value = "on"
+	}
+	if err := execSQL(ctx, c.URL("postgres"), "ALTER SYSTEM SET autovacuum = "+value); err != nil {
+		return err
+	}
+	return execSQL(ctx, c.URL("postgres"), "SELECT pg_reload_conf()")
+}
+
 // Settle brings c to rest for a measurement: a checkpoint writes the dirty
 // buffers a bulk load left, then it waits (at most timeout) until no
 // autovacuum worker runs. It returns how long that took.
