@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -19,7 +20,7 @@ import (
 // Within its subset it must agree exactly with that slower path (a test
 // compares the two on generated bodies).
 func fastBatch(body []byte, w Window) (points []Point, ok bool) {
-	p := fastParser{b: body, times: map[string]time.Time{}, canon: map[string]string{}, names: map[string]string{}, window: w}
+	p := fastParser{b: body, times: map[string]time.Time{}, names: map[string]string{}, window: w}
 	p.ws()
 	if !p.lit('{') || p.key() != "metrics" || !p.lit(':') || !p.lit('[') {
 		return nil, false
@@ -55,12 +56,42 @@ type fastParser struct {
 	i      int
 	window Window
 	times  map[string]time.Time // timestamps repeat within a batch: parse each once
-	canon  map[string]string    // raw labels object -> canonical labels
 	names  map[string]string    // interned names
 	pairs  []labelPair
 }
 
-type labelPair struct{ k, v string }
+// labelPair points into the body; strings are made only for labels objects
+// not seen before.
+type labelPair struct{ k, v []byte }
+
+// canonicalLabels remembers the canonical JSON of raw labels objects across
+// requests: agents send the same objects on every push, and canonicalising
+// each (sort, validate, encode) was a sixth of the server's CPU during
+// ingest. The mapping is a pure function of the raw bytes, so a cached
+// answer is always the one parsing would give; the cache is cleared when full.
+var canonicalLabels = labelsCache{max: 1 << 16}
+
+type labelsCache struct {
+	mu  sync.RWMutex
+	max int
+	m   map[string]string
+}
+
+func (c *labelsCache) get(raw []byte) (string, bool) {
+	c.mu.RLock()
+	v, ok := c.m[string(raw)]
+	c.mu.RUnlock()
+	return v, ok
+}
+
+func (c *labelsCache) put(raw []byte, canonical string) {
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= c.max {
+		c.m = make(map[string]string)
+	}
+	c.m[string(raw)] = canonical
+	c.mu.Unlock()
+}
 
 func (p *fastParser) ws() {
 	for p.i < len(p.b) {
@@ -249,7 +280,7 @@ func (p *fastParser) labels() (string, bool) {
 			if !ok || len(p.pairs) == MaxLabels {
 				return "", false
 			}
-			p.pairs = append(p.pairs, labelPair{string(k), string(v)})
+			p.pairs = append(p.pairs, labelPair{k, v})
 			if p.lit(',') {
 				continue
 			}
@@ -260,29 +291,30 @@ func (p *fastParser) labels() (string, bool) {
 		}
 	}
 	raw := p.b[start:p.i]
-	if c, ok := p.canon[string(raw)]; ok {
+	if c, ok := canonicalLabels.get(raw); ok {
 		return c, true
 	}
-	sort.Slice(p.pairs, func(a, b int) bool { return p.pairs[a].k < p.pairs[b].k })
+	sort.Slice(p.pairs, func(a, b int) bool { return string(p.pairs[a].k) < string(p.pairs[b].k) })
 	var b strings.Builder
 	b.WriteByte('{')
 	for i, kv := range p.pairs {
-		if i > 0 && kv.k == p.pairs[i-1].k {
+		k, v := string(kv.k), string(kv.v)
+		if i > 0 && k == string(p.pairs[i-1].k) {
 			return "", false // repeated key: let encoding/json decide (last one wins)
 		}
-		if checkLabel(kv.k, kv.v) != nil {
+		if checkLabel(k, v) != nil {
 			return "", false
 		}
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		writeJSONString(&b, kv.k)
+		writeJSONString(&b, k)
 		b.WriteByte(':')
-		writeJSONString(&b, kv.v)
+		writeJSONString(&b, v)
 	}
 	b.WriteByte('}')
 	c := b.String()
-	p.canon[string(raw)] = c
+	canonicalLabels.put(raw, c)
 	return c, true
 }
 

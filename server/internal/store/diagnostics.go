@@ -31,17 +31,11 @@ type RawPoint struct {
 // resolution, no de-duplication, no partition creation. It is the floor that
 // the ingest path is measured against.
 func (s *Store) CopyRawPoints(ctx context.Context, points []RawPoint) error {
-	i := -1
-	row := make([]any, 3)
-	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"metric_points"}, pointColumns, pgx.CopyFromFunc(func() ([]any, error) {
-		i++
-		if i == len(points) {
-			return nil, nil
-		}
-		row[0], row[1], row[2] = points[i].SeriesID, points[i].Time, points[i].Value
-		return row, nil
-	}))
-	return classify(err)
+	body := newPointCopy(len(points))
+	for _, p := range points {
+		body.add(p.SeriesID, p.Time, p.Value)
+	}
+	return classify(s.copyPoints(ctx, nil, body))
 }
 
 // StorageStats is the size of the metric tables on disk.

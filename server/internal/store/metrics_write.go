@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 )
@@ -52,7 +53,7 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 		// fewer round trips). It fails as a whole when the group repeats an
 		// existing (series, ts); then upsert.
 		order := seriesOrder(points, ids)
-		_, err = s.pool.CopyFrom(ctx, pgx.Identifier{"metric_points"}, pointColumns, pointRows(points, ids, order))
+		err = s.copyPoints(ctx, nil, pointsCopy(points, ids, order))
 		if err != nil && isUniqueViolation(err) {
 			err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 				return upsertPoints(ctx, tx, dedupe(points, ids, order))
@@ -84,8 +85,7 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 		order := seriesOrder(points, ids)
 		// A savepoint: when the group repeats stored points, only the COPY is undone.
 		copyErr := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-			_, err := sp.CopyFrom(ctx, pgx.Identifier{"metric_points"}, pointColumns, pointRows(points, ids, order))
-			return err
+			return s.copyPoints(ctx, sp.Conn().PgConn(), pointsCopy(points, ids, order))
 		})
 		if copyErr != nil && isUniqueViolation(copyErr) {
 			copyErr = upsertPoints(ctx, tx, dedupe(points, ids, order))
@@ -100,6 +100,15 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 		s.series.put(seriesKey{project, missing.names[j], missing.labels[j]}, cachedSeries{id: ids[missing.at[j][0]], seen: today})
 	}
 	return nil
+}
+
+// copyPoints runs a COPY of points on conn, or on a connection of its own
+// (atomic by itself) when conn is nil.
+func (s *Store) copyPoints(ctx context.Context, conn *pgconn.PgConn, body *pointCopy) error {
+	if conn != nil {
+		return body.send(ctx, conn)
+	}
+	return s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error { return body.send(ctx, c.Conn().PgConn()) })
 }
 
 // lateMargin is how long before the compactor may close a raw window (its
@@ -141,32 +150,43 @@ func isNoPartition(err error) bool {
 // seriesOrder returns the indexes of points ordered by (series, ts), stable:
 // among equal keys the later arrival stays last (and wins in dedupe).
 func seriesOrder(points []metrics.Point, ids []int64) []int32 {
-	order := make([]int32, len(points))
-	for i := range order {
-		order[i] = int32(i)
+	type key struct {
+		id, sec  int64
+		nsec, at int32
 	}
-	slices.SortStableFunc(order, func(a, b int32) int {
-		if c := cmp.Compare(ids[a], ids[b]); c != 0 {
+	keys := make([]key, len(points))
+	for i := range points {
+		t := points[i].Time
+		keys[i] = key{ids[i], t.Unix(), int32(t.Nanosecond()), int32(i)}
+	}
+	// The arrival index as the last key makes the order stable, and lets
+	// pdqsort sort flat structs instead of a stable merge through indexes.
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := cmp.Compare(a.id, b.id); c != 0 {
 			return c
 		}
-		return points[a].Time.Compare(points[b].Time)
+		if c := cmp.Compare(a.sec, b.sec); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.nsec, b.nsec); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.at, b.at)
 	})
+	order := make([]int32, len(keys))
+	for n := range keys {
+		order[n] = keys[n].at
+	}
 	return order
 }
 
-// pointRows streams points to COPY in the given order without building a row slice per point.
-func pointRows(points []metrics.Point, ids []int64, order []int32) pgx.CopyFromSource {
-	row := make([]any, 3)
-	n := -1
-	return pgx.CopyFromFunc(func() ([]any, error) {
-		n++
-		if n == len(order) {
-			return nil, nil
-		}
-		i := order[n]
-		row[0], row[1], row[2] = ids[i], points[i].Time, points[i].Value
-		return row, nil
-	})
+// pointsCopy encodes the points for COPY in the given order.
+func pointsCopy(points []metrics.Point, ids []int64, order []int32) *pointCopy {
+	c := newPointCopy(len(order))
+	for _, i := range order {
+		c.add(ids[i], points[i].Time, points[i].Value)
+	}
+	return c
 }
 
 // dedupe returns one row per (series, ts) in order; a later point replaces an earlier one.

@@ -2,13 +2,17 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
@@ -325,4 +329,59 @@ func mustChecksum(t *testing.T, version int) string {
 		t.Fatal(err)
 	}
 	return ms[version-1].checksum()
+}
+
+// TestPointsCopyKeepsEveryValueExactly: the hand-encoded binary COPY stores
+// what pgx's own encoding stored — every float bit pattern, and times cut to
+// PostgreSQL's microseconds — on both write paths (new series in a
+// transaction, known series on their own).
+func TestPointsCopyKeepsEveryValueExactly(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Second)
+	values := []float64{87.5, math.Copysign(0, -1), math.NaN(), math.Inf(1), math.Inf(-1), 5e-324, math.MaxFloat64, -123456.789}
+	var first, second []metrics.Point
+	for i, v := range values {
+		labels := map[string]string{"gpu": strconv.Itoa(i)}
+		first = append(first, pt("gpu_utilization", labels, v, base.Add(time.Duration(i)*time.Microsecond+999*time.Nanosecond)))
+		second = append(second, pt("gpu_utilization", labels, -v, base.Add(time.Second+time.Duration(i)*123457*time.Nanosecond)))
+	}
+	for _, group := range [][]metrics.Point{first, second} {
+		if err := s.WritePoints(ctx, "default", group); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT s.labels->>'gpu', p.ts, p.value FROM metric_points p JOIN metric_series s ON s.id = p.series_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	var gpu string
+	var ts time.Time
+	var v float64
+	_, err = pgx.ForEachRow(rows, []any{&gpu, &ts, &v}, func() error {
+		got[gpu+"@"+ts.UTC().Format(time.RFC3339Nano)] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2*len(values) {
+		t.Fatalf("%d rows stored, want %d: %v", len(got), 2*len(values), got)
+	}
+	for _, p := range append(first, second...) {
+		var labels map[string]string
+		if err := json.Unmarshal([]byte(p.LabelsJSON), &labels); err != nil {
+			t.Fatal(err)
+		}
+		key := labels["gpu"] + "@" + p.Time.Truncate(time.Microsecond).Format(time.RFC3339Nano)
+		stored, ok := got[key]
+		if !ok {
+			t.Fatalf("no row for %s in %v", key, got)
+		}
+		if math.Float64bits(stored) != math.Float64bits(p.Value) && !(math.IsNaN(stored) && math.IsNaN(p.Value)) {
+			t.Errorf("%s: stored %v (%#x), wrote %v (%#x)", key, stored, math.Float64bits(stored), p.Value, math.Float64bits(p.Value))
+		}
+	}
 }
