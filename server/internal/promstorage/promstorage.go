@@ -130,6 +130,7 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	}
 	add := func(b store.SampleBatch) {
 		s := byID[b.SeriesID]
+		s.samples = slices.Grow(s.samples, len(b.T))
 		for i := range b.T {
 			s.samples = append(s.samples, sample{b.T[i], b.V[i]})
 		}

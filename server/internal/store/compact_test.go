@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"sort"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
@@ -155,6 +157,7 @@ func TestCompactionKeepsEveryPointAndFreesRawRows(t *testing.T) {
 	if got := storedPoints(t, s, "compact_me"); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("late points not read over the chunks:\n got %d: %v\nwant %d: %v", len(got), head(got), len(want), head(want))
 	}
+	checkReadSamples(t, s, all, now)
 	res, err = s.Compact(ctx, now, time.Minute)
 	if err != nil || res.Points != 2 || res.Merged != 2 {
 		t.Fatalf("merging late points: %+v %v", res, err)
@@ -164,6 +167,63 @@ func TestCompactionKeepsEveryPointAndFreesRawRows(t *testing.T) {
 	}
 	if n := count(t, s, "SELECT count(*) FROM metric_points"); n != rawWant {
 		t.Fatalf("%d raw rows after the merge, want %d", n, rawWant)
+	}
+	checkReadSamples(t, s, all, now)
+}
+
+// firstSamples prints the start of a batch for a failure message.
+func firstSamples(b SampleBatch) string {
+	n := min(len(b.T), 8)
+	return fmt.Sprint(b.T[:n], b.V[:n])
+}
+
+// checkReadSamples compares what ReadSamples (PromQL's reads) gives for
+// ranges across the tiers — starting and ending inside chunks, spanning
+// late raw points over compacted ones and the raw hot window — with the
+// samples computed from the points written: last write wins per time, at
+// millisecond precision the last in each millisecond.
+func checkReadSamples(t *testing.T, s *Store, written []metrics.Point, now time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	for _, series := range []string{"a", "b"} {
+		found, err := s.SelectSeries(ctx, SeriesQuery{Project: "default", AnyTime: true, Limit: 10, Matchers: []*labels.Matcher{
+			labels.MustNewMatcher(labels.MatchEqual, "__name__", "compact_me"), labels.MustNewMatcher(labels.MatchEqual, "s", series)}})
+		if err != nil || len(found) != 1 {
+			t.Fatalf("series %s: %v %v", series, found, err)
+		}
+		for _, r := range [][2]time.Duration{{-170 * time.Minute, -100 * time.Minute}, {-151 * time.Minute, -2 * time.Minute}, {-3 * time.Hour, 0}} {
+			mint, maxt := now.Add(r[0]).UnixMilli()+3, now.Add(r[1]).UnixMilli()-7
+			byTime := map[int64]float64{} // microseconds; the last write wins
+			for _, p := range written {
+				if p.LabelsJSON == metrics.CanonicalLabels(map[string]string{"s": series}) {
+					byTime[p.Time.UnixMicro()] = p.Value
+				}
+			}
+			times := make([]int64, 0, len(byTime))
+			for us := range byTime {
+				if us >= mint*1000 && us < (maxt+1)*1000 {
+					times = append(times, us)
+				}
+			}
+			slices.Sort(times)
+			want := SampleBatch{SeriesID: found[0].ID}
+			for _, us := range times {
+				if n := len(want.T); n > 0 && want.T[n-1] == us/1000 {
+					want.V[n-1] = byTime[us]
+					continue
+				}
+				want.T, want.V = append(want.T, us/1000), append(want.V, byTime[us])
+			}
+			var got SampleBatch
+			err = s.ReadSamples(ctx, []int64{found[0].ID}, mint, maxt, 1e6, func(b SampleBatch) error { got = b; return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.T, want.T) || fmt.Sprint(got.V) != fmt.Sprint(want.V) {
+				t.Fatalf("series %s, range %v: %d samples read, want %d\n got %v\nwant %v", series, r,
+					len(got.T), len(want.T), firstSamples(got), firstSamples(want))
+			}
+		}
 	}
 }
 

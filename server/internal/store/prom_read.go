@@ -11,7 +11,6 @@ package store
 // chunks only has to yield the same batches.
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -249,35 +248,53 @@ func (s *Store) ReadSamples(ctx context.Context, ids []int64, mint, maxt int64, 
 // every tier, in time order at millisecond precision: a raw point replaces a
 // compacted one at the same time, and of several in one millisecond the last
 // one counts. points is how many points were read.
+//
+// Raw points come by time and windows by start, each window's samples in
+// time order and windows apart, so the tiers merge in one pass.
 func mergedSamples(d *metrics.SeriesData, from, to int64) (b SampleBatch, points int, err error) {
-	b = SampleBatch{SeriesID: d.ID}
-	raw := make(map[int64]bool, len(d.Raw))
-	all := make([]chunks.Sample, 0, len(d.Raw))
-	for _, p := range d.Raw {
-		raw[p.T] = true
-		all = append(all, p)
+	size := len(d.Raw)
+	for _, w := range d.Windows {
+		size += w.Count
 	}
+	b = SampleBatch{SeriesID: d.ID, T: make([]int64, 0, size), V: make([]float64, 0, size)}
+	emit := func(p chunks.Sample) {
+		points++
+		ms := floorMicros(p.T, 1000) / 1000
+		if n := len(b.T); n > 0 && b.T[n-1] == ms {
+			b.V[n-1] = p.V
+			return
+		}
+		b.T, b.V = append(b.T, ms), append(b.V, p.V)
+	}
+	raw := d.Raw
 	for _, w := range d.Windows {
 		it := chunks.NewIterator(w.Data)
+		it.SkipBefore(from)
 		for it.Next() {
-			if p := it.At(); p.T >= from && p.T <= to && !raw[p.T] {
-				all = append(all, p)
+			p := it.At()
+			if p.T < from {
+				continue
 			}
+			if p.T > to {
+				break // the rest of the window is later still
+			}
+			for len(raw) > 0 && raw[0].T < p.T {
+				emit(raw[0])
+				raw = raw[1:]
+			}
+			if len(raw) > 0 && raw[0].T == p.T {
+				continue // the raw point replaces it and comes next
+			}
+			emit(p)
 		}
 		if err := it.Err(); err != nil {
 			return b, 0, err
 		}
 	}
-	slices.SortFunc(all, func(x, y chunks.Sample) int { return cmp.Compare(x.T, y.T) })
-	for _, p := range all {
-		ms := floorMicros(p.T, 1000) / 1000
-		if n := len(b.T); n > 0 && b.T[n-1] == ms {
-			b.V[n-1] = p.V
-			continue
-		}
-		b.T, b.V = append(b.T, ms), append(b.V, p.V)
+	for _, p := range raw {
+		emit(p)
 	}
-	return b, len(all), nil
+	return b, points, nil
 }
 
 // ReadNewest returns the newest sample (milliseconds) of each series whose
