@@ -78,7 +78,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	points := ingest.New(ingest.Options{Name: "metrics", Workers: 2, MaxGroupItems: 20000, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
 		func(ctx context.Context, pts []metrics.Point) error { return st.WritePoints(ctx, project, pts) })
 	tel.QueueDepth("traces", 0)
-	traceQueue := ingest.New(ingest.Options{Name: "traces", Workers: 2, MaxGroupItems: 2000, MaxDelay: time.Millisecond, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
+	// One trace writer: its groups are twice as large as two writers' under
+	// the same load, and two transactions inserting at the right edge of the
+	// same time-ordered indexes contend. Measured with 8 gateway clients:
+	// -40 % PostgreSQL and -25 % xtrace CPU per trace, 5-8 % more traces/s.
+	traceQueue := ingest.New(ingest.Options{Name: "traces", Workers: 1, MaxGroupItems: 2000, MaxDelay: time.Millisecond, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
 		func(ctx context.Context, ups []traces.Upsert) error { return st.WriteTraceUpserts(ctx, project, ups) })
 	api := httpapi.New(httpapi.Deps{Config: cfg, Store: st, Points: points, Traces: traceQueue, Telemetry: tel, Log: log, Now: opts.Now})
 	if opts.RetentionFirstPass == 0 {
