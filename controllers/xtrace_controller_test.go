@@ -597,9 +597,13 @@ func TestDeletesOnlyWhatItControls(t *testing.T) {
 		}
 		return nil
 	})
-	if r := reconciledReason(t, x); r != ReasonApplied {
-		t.Fatalf("Reconciled reason %s", r)
-	}
+	// The status is written after the objects: wait for this generation's.
+	eventually(t, "Reconciled reason Applied", func() error {
+		if r := reconciledReason(t, x); r != ReasonApplied {
+			return fmt.Errorf("Reconciled reason %s", r)
+		}
+		return nil
+	})
 	if err := get(t, ns, "own-copy", lookalike); err != nil {
 		t.Fatalf("a NetworkPolicy the XTrace does not control was deleted: %v", err)
 	}
