@@ -350,7 +350,10 @@ func (b *bench) storage(ctx context.Context) error {
 		per := ""
 		switch tier {
 		case "raw points":
-			per = fmt.Sprintf(" = %.1f B per raw point", float64(sz[0]+sz[1])/float64(max(stats.RawPoints, 1)))
+			per = " (no point is raw)"
+			if stats.RawPoints > 0 {
+				per = fmt.Sprintf(" = %.1f B per raw point", float64(sz[0]+sz[1])/float64(stats.RawPoints))
+			}
 		case "chunks":
 			per = fmt.Sprintf(" = %.2f B per compacted point", float64(sz[0]+sz[1])/float64(max(stats.Points-stats.RawPoints, 1)))
 		}
