@@ -35,7 +35,7 @@ func (s *Store) CopyRawPoints(ctx context.Context, points []RawPoint) error {
 	for _, p := range points {
 		body.add(p.SeriesID, p.Time, p.Value)
 	}
-	return classify(s.copyPoints(ctx, nil, body))
+	return classify(s.copyPoints(ctx, body))
 }
 
 // StorageStats is the size of the metric tables on disk.

@@ -318,6 +318,11 @@ func readByIDsSQL(agg metrics.Agg) string {
 	return aggregatableSQL(agg, idsParam) + " ORDER BY 2, 1, 3"
 }
 
+// rawPartialsByIDsSQL is rawPartialsSQL of the series in parameter $1, by series.
+func rawPartialsByIDsSQL(agg metrics.Agg) string {
+	return rawPartialsSQL(agg, idsParam) + " ORDER BY 1, 3"
+}
+
 // readAggregatable reads raw partials and compacted windows in one
 // statement. complete is false when raw points fall in compacted windows
 // (late points), which need more reads.
@@ -407,7 +412,8 @@ func (s *Store) queryAggregatable(ctx context.Context, sql string, agg metrics.A
 // bucket) in the database. Partials of compacted windows are not kept: those
 // windows go into late, to be read point by point.
 func (s *Store) readRawPartials(ctx context.Context, db querier, req metrics.ReadRequest, sd *seriesData, late map[metrics.WindowKey]bool) error {
-	rows, err := db.Query(ctx, rawPartialsSQL(req.Agg, idsParam)+" ORDER BY 1, 3", req.IDs, req.From, req.To, req.Step, ChunkWindow)
+	sql := statement("raw-partials-by-ids", req.Agg, rawPartialsByIDsSQL)
+	rows, err := db.Query(ctx, sql, req.IDs, req.From, req.To, req.Step, ChunkWindow)
 	if err != nil {
 		return classify(fmt.Errorf("read points: %w", err))
 	}

@@ -53,7 +53,7 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 		// fewer round trips). It fails as a whole when the group repeats an
 		// existing (series, ts); then upsert.
 		order := seriesOrder(points, ids)
-		err = s.copyPoints(ctx, nil, pointsCopy(points, ids, order))
+		err = s.copyPoints(ctx, pointsCopy(points, ids, order))
 		if err != nil && isUniqueViolation(err) {
 			err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 				return upsertPoints(ctx, tx, dedupe(points, ids, order))
@@ -85,7 +85,7 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 		order := seriesOrder(points, ids)
 		// A savepoint: when the group repeats stored points, only the COPY is undone.
 		copyErr := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-			return s.copyPoints(ctx, sp.Conn().PgConn(), pointsCopy(points, ids, order))
+			return pointsCopy(points, ids, order).send(ctx, sp.Conn().PgConn())
 		})
 		if copyErr != nil && isUniqueViolation(copyErr) {
 			copyErr = upsertPoints(ctx, tx, dedupe(points, ids, order))
@@ -102,12 +102,8 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 	return nil
 }
 
-// copyPoints runs a COPY of points on conn, or on a connection of its own
-// (atomic by itself) when conn is nil.
-func (s *Store) copyPoints(ctx context.Context, conn *pgconn.PgConn, body *pointCopy) error {
-	if conn != nil {
-		return body.send(ctx, conn)
-	}
+// copyPoints runs a COPY of points on a connection of its own (atomic by itself).
+func (s *Store) copyPoints(ctx context.Context, body *pointCopy) error {
 	return s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error { return body.send(ctx, c.Conn().PgConn()) })
 }
 
