@@ -83,7 +83,7 @@ func run(binary, dataDir string) error {
 	go func() { exited <- server.Wait(); close(gone) }()
 
 	base := "http://" + addr
-	if err := devproc.WaitOK(base+"/healthz", 60*time.Second, gone); err != nil {
+	if err := devproc.WaitOK(base+"/readyz", 60*time.Second, gone); err != nil {
 		_ = server.Process.Signal(syscall.SIGTERM)
 		return err
 	}

@@ -64,6 +64,10 @@ func (m methodNotAllowed) Error() string { return string(m) }
 // errShuttingDown is returned to new requests while the server drains.
 var errShuttingDown = errs.Unavailablef(nil, "server is shutting down; retry on another replica")
 
+// errSchemaNotReady is returned to API requests that arrive before the
+// migrations are applied: a fresh start, or a database that was unreachable.
+var errSchemaNotReady = errs.Unavailablef(nil, "the database schema is not ready yet (migrations are being applied); retry shortly")
+
 // describe maps any error to what the client sees. It is the only place where
 // errors become HTTP statuses.
 func describe(err error) response {

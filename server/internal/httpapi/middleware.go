@@ -90,7 +90,7 @@ type routeOptions struct {
 type errorWriter func(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error)
 
 // wrap applies the middleware in their declared order:
-// request id → recovery → access log + metrics → shutdown gate → auth → rate limit → body limit → timeout → handler.
+// request id → recovery → access log + metrics → shutdown gate → auth → schema gate → rate limit → body limit → timeout → handler.
 func (a *API) wrap(pattern string, opts routeOptions, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -191,6 +191,9 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, opts routeOptions, r
 			return errUnauthorized
 		}
 		r = r.WithContext(context.WithValue(r.Context(), authKeyKey, key))
+		if !a.schemaReady.Load() {
+			return errSchemaNotReady
+		}
 		if strong, err := wantsStrongReads(r); err != nil {
 			return err
 		} else if strong {
