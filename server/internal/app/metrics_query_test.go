@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/xtrace-dev/xtrace-operator/server/internal/servertest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 )
@@ -192,7 +194,8 @@ func approxEqual(a, b float64) bool {
 // windows with rollups, a window being filled: part chunk, part raw, late
 // raw points overriding compacted ones, bucket edges on tier boundaries);
 // after the late points were merged; and after the filled window's last raw
-// points were merged into its chunk.
+// points were merged into its chunk (whole-hour steps reading hourly rollups
+// where a window lies inside the range, then a window without them).
 func TestQueryMatchesIndependentComputation(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.Options{})
@@ -303,6 +306,18 @@ func TestQueryMatchesIndependentComputation(t *testing.T) {
 	}
 	checkQueryCombinations(t, s, pts, from, to)
 	checkQueryCombinations(t, s, pts, firstPointOf(pts, "pending_requests"), to)
+
+	// Rows compacted before hourly rollups existed have none: whole-hour
+	// steps read their 5-minute rollups, with the same answers.
+	conn, err := pgx.Connect(context.Background(), s.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if tag, err := conn.Exec(context.Background(), "UPDATE metric_chunks SET rollup_hour = NULL WHERE start_ts = $1", base.Add(2*time.Hour)); err != nil || tag.RowsAffected() == 0 {
+		t.Fatalf("clearing the 12–14 window's hourly rollups: %v %v", tag, err)
+	}
+	checkQueryCombinations(t, s, pts, from, to)
 }
 
 // firstPointOf is the time of the oldest point of the metric.

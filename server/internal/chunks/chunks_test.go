@@ -47,10 +47,10 @@ func TestRollups(t *testing.T) {
 		{start + w + 10, 2}, {start + w + 20, 7}, // bucket 1
 		{start + 3*w, 1.5e308}, {start + 3*w + 1, 1.5e308}, // bucket 3: the sum overflows
 	}
-	buckets := Rollup(samples)
-	got, err := DecodeRollups(start, EncodeRollups(start, buckets))
-	if err != nil || len(got) != 3 {
-		t.Fatalf("%d buckets, %v", len(got), err)
+	buckets := Rollup(samples, w)
+	got, width, err := DecodeRollups(nil, start, EncodeRollups(start, w, buckets))
+	if err != nil || len(got) != 3 || width != w {
+		t.Fatalf("%d buckets of width %d, %v", len(got), width, err)
 	}
 	b0, b1, b3 := got[0], got[1], got[2]
 	if b0.Start != start || b0.Count != 3 || !math.IsNaN(b0.Sum) || b0.Min != -1 || !math.IsNaN(b0.Max) || b0.Last != -1 || b0.LastT != start+3 {
@@ -61,6 +61,37 @@ func TestRollups(t *testing.T) {
 	}
 	if b3.Start != start+3*w || !b3.Overflow {
 		t.Errorf("bucket 3 must say its sum overflowed: %+v", b3)
+	}
+}
+
+// Hourly rollups of the same samples: one encoding carries its width, and
+// each bucket folds the 5-minute buckets it covers.
+func TestHourRollups(t *testing.T) {
+	w, h := RollupWidth, HourRollupWidth
+	start := 1000 * 2 * h // a 2-hour window
+	samples := []Sample{
+		{start + 1, 5}, {start + w + 10, 2}, {start + 11*w + 20, 7}, // hour 0
+		{start + h, -3}, {start + 2*h - 1, 4}, // hour 1, its first and last microseconds
+	}
+	data := EncodeRollups(start, h, Rollup(samples, h))
+	got, width, err := DecodeRollups(nil, start, data)
+	if err != nil || width != h || len(got) != 2 {
+		t.Fatalf("%d buckets of width %d, %v", len(got), width, err)
+	}
+	h0, h1 := got[0], got[1]
+	if h0.Start != start || h0.Count != 3 || h0.Sum != 14 || h0.Min != 2 || h0.Max != 7 || h0.Last != 7 || h0.LastT != start+11*w+20 {
+		t.Errorf("hour 0: %+v", h0)
+	}
+	if h1.Start != start+h || h1.Count != 2 || h1.Sum != 1 || h1.Last != 4 || h1.LastT != start+2*h-1 {
+		t.Errorf("hour 1 (its last time is 1 h - 1 µs after its start): %+v", h1)
+	}
+	// 5-minute rollups of the same window stay 5-minute rollups.
+	if _, width, err := DecodeRollups(nil, start, EncodeRollups(start, w, Rollup(samples, w))); err != nil || width != w {
+		t.Errorf("5-minute rollups decoded with width %d, %v", width, err)
+	}
+	bad := append([]byte{'?'}, data[1:]...)
+	if _, _, err := DecodeRollups(nil, start, bad); err == nil {
+		t.Error("rollups with an unknown header decoded")
 	}
 }
 

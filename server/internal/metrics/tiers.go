@@ -9,9 +9,10 @@ import (
 
 // The store keeps a series' points in tiers: raw rows for recent (and late)
 // points, and for closed time one row per window holding the samples (XOR
-// chunks) and 5-minute rollups. A query reads whichever tier answers it
-// exactly: rollups where whole 5-minute buckets fall into whole query
-// buckets and nothing raw overrides the window, the samples elsewhere.
+// chunks) and 5-minute and hourly rollups. A query reads whichever tier
+// answers it exactly: rollups where whole rollup buckets fall into whole
+// query buckets and nothing raw overrides the window (the store sends the
+// hourly ones when they fit, each saying its width), the samples elsewhere.
 
 // SeriesData is what the store holds of one series in a time range.
 type SeriesData struct {
@@ -83,6 +84,7 @@ func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData) (groupBuckets
 	useRollups := usesRollups(q)
 	buckets := groupBuckets{}
 	var missing []WindowKey
+	var scratch []chunks.Bucket // decoded rollups, one window at a time
 	for _, id := range g.SeriesIDs {
 		d := data[id]
 		if d == nil {
@@ -91,7 +93,10 @@ func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData) (groupBuckets
 		for _, b := range d.Partials {
 			buckets.at(b.Start).addBucket(b, id)
 		}
-		overridden := map[int64]bool{}
+		var overridden map[int64]bool // nil (empty) unless late raw points
+		if len(d.Raw) > 0 {
+			overridden = make(map[int64]bool, len(d.Raw))
+		}
 		for _, p := range d.Raw {
 			overridden[p.T] = true
 			if chunks.IsStaleMarker(p.V) {
@@ -100,7 +105,7 @@ func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData) (groupBuckets
 			buckets.at(bk.start(p.T)).add(p.T, p.V, id, keep)
 		}
 		for _, w := range d.Windows {
-			if !addWindow(buckets, bk, w, id, from, to, keep, useRollups && !overrides(d.Raw, w), overridden) {
+			if !addWindow(buckets, bk, w, id, from, to, keep, useRollups && !overrides(d.Raw, w), overridden, &scratch) {
 				missing = append(missing, WindowKey{id, w.Start})
 			}
 		}
@@ -122,10 +127,16 @@ func isPercentile(agg Agg) bool {
 // overflow), the other buckets through the samples, decoding only from the
 // first of them to the end of the last. false: it needs the window's
 // samples, which did not come.
-func addWindow(buckets groupBuckets, bk bucketer, w WindowData, id, from, to int64, keep, rollups bool, overridden map[int64]bool) bool {
+func addWindow(buckets groupBuckets, bk bucketer, w WindowData, id, from, to int64, keep, rollups bool, overridden map[int64]bool, scratch *[]chunks.Bucket) bool {
 	var rolled []chunks.Bucket
-	if rollups {
-		rolled, _ = chunks.DecodeRollups(w.Start, w.Rollup) // corrupt rollups: read the samples
+	width := chunks.RollupWidth
+	if rollups && len(w.Rollup) > 0 {
+		var err error
+		if rolled, width, err = chunks.DecodeRollups(*scratch, w.Start, w.Rollup); err != nil {
+			rolled = nil // corrupt rollups: read the samples
+		} else {
+			*scratch = rolled
+		}
 	}
 	var fromSamples map[int64]bool // buckets (starts) read from the samples
 	end := to                      // the samples are read up to here
@@ -148,7 +159,7 @@ func addWindow(buckets groupBuckets, bk bucketer, w WindowData, id, from, to int
 		if fromSamples == nil {
 			return true
 		}
-		from, end = max(from, first), min(to, last+chunks.RollupWidth-1)
+		from, end = max(from, first), min(to, last+width-1)
 	}
 	if w.Data == nil {
 		return false
@@ -165,7 +176,7 @@ func addWindow(buckets groupBuckets, bk bucketer, w WindowData, id, from, to int
 		if p.T < from || overridden[p.T] || chunks.IsStaleMarker(p.V) {
 			continue
 		}
-		if fromSamples != nil && !fromSamples[p.T-floorMod(p.T, chunks.RollupWidth)] {
+		if fromSamples != nil && !fromSamples[p.T-floorMod(p.T, width)] {
 			continue // its bucket came from the rollups
 		}
 		if start := bk.start(p.T); cur == nil || start != curStart {

@@ -51,7 +51,7 @@ func ClosedBefore(now time.Time) time.Time {
 
 // Compact turns the raw points of closed raw windows (before
 // ClosedBefore(now)) into chunk rows: each chunk window of each series is
-// one row holding its samples (XOR) and 5-minute rollups. Points for a chunk
+// one row holding its samples (XOR) and 5-minute and hourly rollups. Points for a chunk
 // window that already has a row (the window being filled, or late points)
 // are merged into it and the row re-encoded, the raw point winning over the
 // chunk's one at the same time (last write wins). Each transaction writes
@@ -274,20 +274,22 @@ func writeChunks(ctx context.Context, tx pgx.Tx, windows []*window) error {
 	n := len(windows)
 	series, starts, mins, maxs := make([]int64, n), make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 	counts := make([]int32, n)
-	rollups, datas := make([][]byte, n), make([][]byte, n)
+	rollups, hourly, datas := make([][]byte, n), make([][]byte, n), make([][]byte, n)
 	for i, w := range windows {
 		series[i], starts[i] = w.series, w.start
 		mins[i] = time.UnixMicro(w.samples[0].T)
 		maxs[i] = time.UnixMicro(w.samples[len(w.samples)-1].T)
 		counts[i] = int32(len(w.samples))
-		rollups[i] = chunks.EncodeRollups(w.start.UnixMicro(), chunks.Rollup(w.samples))
+		start := w.start.UnixMicro()
+		rollups[i] = chunks.EncodeRollups(start, chunks.RollupWidth, chunks.Rollup(w.samples, chunks.RollupWidth))
+		hourly[i] = chunks.EncodeRollups(start, chunks.HourRollupWidth, chunks.Rollup(w.samples, chunks.HourRollupWidth))
 		datas[i] = chunks.Encode(w.samples)
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO metric_chunks (series_id, start_ts, min_ts, max_ts, count, rollup, data)
-		SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::bytea[], $7::bytea[])
+	_, err := tx.Exec(ctx, `INSERT INTO metric_chunks (series_id, start_ts, min_ts, max_ts, count, rollup, rollup_hour, data)
+		SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::bytea[], $7::bytea[], $8::bytea[])
 		ON CONFLICT (series_id, start_ts) DO UPDATE SET min_ts = EXCLUDED.min_ts, max_ts = EXCLUDED.max_ts,
-			count = EXCLUDED.count, rollup = EXCLUDED.rollup, data = EXCLUDED.data`,
-		series, starts, mins, maxs, counts, rollups, datas)
+			count = EXCLUDED.count, rollup = EXCLUDED.rollup, rollup_hour = EXCLUDED.rollup_hour, data = EXCLUDED.data`,
+		series, starts, mins, maxs, counts, rollups, hourly, datas)
 	return err
 }
 
