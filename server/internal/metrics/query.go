@@ -372,7 +372,7 @@ func runGroups(ctx context.Context, src Source, project string, q *Query, groups
 			fillWindows(byID, samples)
 			buckets, _ = aggregateGroup(q, g, byID)
 		}
-		if len(buckets) == 0 {
+		if buckets.empty() {
 			continue
 		}
 		b := buckets.finish(q.Agg)

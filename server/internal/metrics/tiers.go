@@ -77,12 +77,12 @@ func microsToTime(us int64) time.Time { return time.UnixMicro(us).UTC() }
 // its query buckets. It returns the windows whose samples it needed but did
 // not get (their rollups could not be used); the caller reads them and calls
 // again.
-func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData) (groupBuckets, []WindowKey) {
+func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData) (*groupBuckets, []WindowKey) {
 	from, to := q.From.UnixMicro(), q.To.UnixMicro()
 	bk := bucketer{step: q.Step.Microseconds()}
 	keep := isPercentile(q.Agg)
 	useRollups := usesRollups(q)
-	buckets := groupBuckets{}
+	buckets := newGroupBuckets(bk, from, to)
 	var missing []WindowKey
 	var scratch []chunks.Bucket // decoded rollups, one window at a time
 	for _, id := range g.SeriesIDs {
@@ -127,7 +127,7 @@ func isPercentile(agg Agg) bool {
 // overflow), the other buckets through the samples, decoding only from the
 // first of them to the end of the last. false: it needs the window's
 // samples, which did not come.
-func addWindow(buckets groupBuckets, bk bucketer, w WindowData, id, from, to int64, keep, rollups bool, overridden map[int64]bool, scratch *[]chunks.Bucket) bool {
+func addWindow(buckets *groupBuckets, bk bucketer, w WindowData, id, from, to int64, keep, rollups bool, overridden map[int64]bool, scratch *[]chunks.Bucket) bool {
 	var rolled []chunks.Bucket
 	width := chunks.RollupWidth
 	if rollups && len(w.Rollup) > 0 {
