@@ -12,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/servertest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 )
@@ -309,13 +308,11 @@ func TestQueryMatchesIndependentComputation(t *testing.T) {
 
 	// Rows compacted before hourly rollups existed have none: whole-hour
 	// steps read their 5-minute rollups, with the same answers.
-	conn, err := pgx.Connect(context.Background(), s.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if tag, err := conn.Exec(context.Background(), "UPDATE metric_chunks SET rollup_hour = NULL WHERE start_ts = $1", base.Add(2*time.Hour)); err != nil || tag.RowsAffected() == 0 {
-		t.Fatalf("clearing the 12–14 window's hourly rollups: %v %v", tag, err)
+	cleared := pgtest.Connect(t, s.DatabaseURL).Int(
+		"WITH cleared AS (UPDATE metric_chunks SET rollup_hour = NULL WHERE start_ts = $1 RETURNING 1) SELECT count(*) FROM cleared",
+		base.Add(2*time.Hour))
+	if cleared == 0 {
+		t.Fatal("no chunk row of the 12–14 window to clear the hourly rollups of")
 	}
 	checkQueryCombinations(t, s, pts, from, to)
 }
