@@ -182,6 +182,14 @@ func newGroupBuckets(bk bucketer, from, to int64) *groupBuckets {
 	return g
 }
 
+// reset empties the buckets for the next group of the same query: the
+// groups of a page share one slice (allocating it per group was a third of
+// the bytes a day's dashboard query allocated).
+func (g *groupBuckets) reset() {
+	clear(g.dense)
+	g.sparse, g.count = nil, 0
+}
+
 // at is the accumulator of the bucket starting at start; the caller adds a
 // point or a partial to it at once (an accumulator without one is no bucket).
 func (g *groupBuckets) at(start int64) *accumulator {

@@ -6,9 +6,9 @@ import (
 )
 
 // The buckets answer the same whether they live in the slice, in the map
-// (outside the slice's range, or a range too long for a slice) or both: in
-// time order, the most recent MaxPointsPerSeries+1 kept, the newest point's
-// time over all of them.
+// (outside the slice's range, or a range too long for a slice) or both, and
+// after holding another group's buckets: in time order, the most recent
+// MaxPointsPerSeries+1 kept, the newest point's time over all of them.
 func TestGroupBucketsSliceAndMapAgree(t *testing.T) {
 	const step = int64(10)
 	bk := bucketer{step: step}
@@ -32,6 +32,13 @@ func TestGroupBucketsSliceAndMapAgree(t *testing.T) {
 		"shifted origin": {-7, 2999 * step},
 	} {
 		g := newGroupBuckets(bk, r[0], r[1])
+		// The buckets of a page's previous group, reset: nothing of them stays.
+		for _, a := range adds[:500] {
+			g.at(bk.start(a.t)-5*step).add(a.t, 1e6, 2, false)
+		}
+		if g.reset(); !g.empty() {
+			t.Fatalf("%s: not empty after reset", name)
+		}
 		for _, a := range adds {
 			g.at(bk.start(a.t)).add(a.t, float64(a.v), 1, false)
 		}

@@ -362,15 +362,16 @@ func runGroups(ctx context.Context, src Source, project string, q *Query, groups
 		byID = indexByID(data)
 	}
 	out := make([]Series, 0, len(groups))
+	buckets := newGroupBuckets(bucketer{step: q.Step.Microseconds()}, q.From.UnixMicro(), q.To.UnixMicro())
 	for _, g := range groups {
-		buckets, missing := aggregateGroup(q, g, byID)
-		if len(missing) > 0 { // rollups could not stand for these windows: read their samples
+		if missing := aggregateGroup(q, g, byID, buckets); len(missing) > 0 {
+			// rollups could not stand for these windows: read their samples
 			samples, err := src.ReadWindows(ctx, project, missing)
 			if err != nil {
 				return nil, err
 			}
 			fillWindows(byID, samples)
-			buckets, _ = aggregateGroup(q, g, byID)
+			aggregateGroup(q, g, byID, buckets)
 		}
 		if buckets.empty() {
 			continue

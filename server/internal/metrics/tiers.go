@@ -74,15 +74,15 @@ func usesRollups(q *Query) bool {
 func microsToTime(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 // aggregateGroup folds every point of the group's series in [from, to] into
-// its query buckets. It returns the windows whose samples it needed but did
-// not get (their rollups could not be used); the caller reads them and calls
-// again.
-func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData) (*groupBuckets, []WindowKey) {
+// its query buckets (emptied first; made by newGroupBuckets for q). It
+// returns the windows whose samples it needed but did not get (their rollups
+// could not be used); the caller reads them and calls again.
+func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData, buckets *groupBuckets) []WindowKey {
 	from, to := q.From.UnixMicro(), q.To.UnixMicro()
 	bk := bucketer{step: q.Step.Microseconds()}
 	keep := isPercentile(q.Agg)
 	useRollups := usesRollups(q)
-	buckets := newGroupBuckets(bk, from, to)
+	buckets.reset()
 	var missing []WindowKey
 	var scratch []chunks.Bucket // decoded rollups, one window at a time
 	for _, id := range g.SeriesIDs {
@@ -110,7 +110,7 @@ func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData) (*groupBucket
 			}
 		}
 	}
-	return buckets, missing
+	return missing
 }
 
 func isPercentile(agg Agg) bool {
