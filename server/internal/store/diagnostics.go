@@ -110,7 +110,7 @@ func (s *Store) PartitionPoints(ctx context.Context, p Partition) (int64, error)
 // without locks or reads: the floor the trace write path is measured
 // against. The ids must not exist yet.
 func (s *Store) CopyRawTraces(ctx context.Context, project string, ups []traces.Upsert) error {
-	g := groupUpserts(project, ups)
+	g := groupUpserts(ups)
 	for _, kind := range []traces.Kind{traces.KindTrace, traces.KindObservation, traces.KindScore} {
 		cols := []string{"project_id"}
 		for _, c := range entityColumns[kind] {
