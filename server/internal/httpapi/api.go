@@ -81,7 +81,7 @@ func New(d Deps) *API {
 	}
 
 	health := routeOptions{public: true, always: true, timeout: 5 * time.Second}
-	ingestRoute := routeOptions{timeout: ingestTimeout}
+	ingestRoute := routeOptions{timeout: ingestTimeout, ingest: true}
 	query := routeOptions{rateLimited: true, timeout: queryTimeout}
 
 	a.handle("GET /healthz", health, a.healthz)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/xtrace-dev/xtrace-operator/internal/logging"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/ingest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 )
 
@@ -82,6 +83,7 @@ type routeOptions struct {
 	rateLimited bool          // per-key token bucket (query routes)
 	timeout     time.Duration // per-request deadline
 	always      bool          // answered during shutdown too (health probes)
+	ingest      bool          // submits writes: the connection names the client to the ingest queues
 	// writeError answers failures; nil is the xtrace error model (writeError).
 	writeError errorWriter
 }
@@ -106,6 +108,9 @@ func (a *API) wrap(pattern string, opts routeOptions, h handlerFunc) http.Handle
 		// The store records on the route which pool answered the request's reads.
 		route := store.NewReadRoute(store.ReadAnywhere)
 		ctx = store.WithReadRoute(ctx, route)
+		if opts.ingest {
+			ctx = ingest.WithClient(ctx, r.RemoteAddr)
+		}
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
 		fail := opts.writeError

@@ -27,7 +27,8 @@ type Options struct {
 	Workers int
 	// MaxGroupItems flushes a group once it holds this many item units.
 	MaxGroupItems int
-	// MaxDelay is how long a group may wait for more submissions.
+	// MaxDelay is how long a group may wait for more submissions; less when
+	// none is expected (see WithClient).
 	MaxDelay time.Duration
 	// MaxQueuedItems bounds the item units waiting to be committed.
 	MaxQueuedItems int
@@ -44,17 +45,19 @@ type Observer interface {
 }
 
 type job[T any] struct {
-	items []T
-	size  int
-	done  chan error
+	items  []T
+	size   int
+	client string // see WithClient; "" when unnamed
+	done   chan error
 }
 
 // Batcher groups submissions of []T into transactions.
 type Batcher[T any] struct {
-	opts   Options
-	commit CommitFunc[T]
-	queue  chan *job[T]
-	queued atomic.Int64
+	opts    Options
+	commit  CommitFunc[T]
+	queue   chan *job[T]
+	queued  atomic.Int64
+	clients *clients
 
 	mu      sync.RWMutex // guards closed against Submit racing Close
 	closed  bool
@@ -78,7 +81,7 @@ func New[T any](opts Options, commit CommitFunc[T]) *Batcher[T] {
 	if opts.CommitTimeout <= 0 {
 		opts.CommitTimeout = 10 * time.Second
 	}
-	b := &Batcher[T]{opts: opts, commit: commit, queue: make(chan *job[T], 4096)}
+	b := &Batcher[T]{opts: opts, commit: commit, queue: make(chan *job[T], 4096), clients: newClients(10 * opts.MaxDelay)}
 	for i := 0; i < opts.Workers; i++ {
 		b.workers.Add(1)
 		go b.work()
@@ -107,10 +110,12 @@ func (b *Batcher[T]) Submit(ctx context.Context, items []T, size int) error {
 		b.mu.RUnlock()
 		return errs.ErrOverloaded
 	}
-	j := &job[T]{items: items, size: size, done: make(chan error, 1)}
+	j := &job[T]{items: items, size: size, client: clientOf(ctx), done: make(chan error, 1)}
+	b.clients.submitted(j.client) // before the job can be seen: no one waits for it once it is queued
 	select {
 	case b.queue <- j:
 	default:
+		b.clients.answered(j.client, time.Now())
 		b.queued.Add(-int64(size))
 		b.mu.RUnlock()
 		return errs.ErrOverloaded
@@ -164,9 +169,15 @@ func (b *Batcher[T]) work() {
 	for first := range b.queue {
 		group := []*job[T]{first}
 		size := first.size
+		named := first.client != ""
 		timer := time.NewTimer(b.opts.MaxDelay)
 	collect:
 		for size < b.opts.MaxGroupItems {
+			// Waiting is for submissions on their way. When every job names
+			// its client and no recent client is without one queued, none is.
+			if named && len(b.queue) == 0 && !b.clients.expected(time.Now()) {
+				break collect
+			}
 			select {
 			case j, ok := <-b.queue:
 				if !ok {
@@ -174,6 +185,7 @@ func (b *Batcher[T]) work() {
 				}
 				group = append(group, j)
 				size += j.size
+				named = named && j.client != ""
 			case <-timer.C:
 				break collect
 			}
@@ -200,7 +212,9 @@ func (b *Batcher[T]) flush(group []*job[T], size int) {
 	// here may submit again at once and must not find it still full.
 	b.queued.Add(-int64(size))
 	b.observeDepth()
+	now := time.Now()
 	for i, j := range group {
+		b.clients.answered(j.client, now)
 		j.done <- results[i]
 	}
 }
