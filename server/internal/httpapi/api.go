@@ -21,7 +21,6 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/server/internal/promapi"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/telemetry"
-	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/ui"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/version"
 )
@@ -31,7 +30,7 @@ type Deps struct {
 	Config    *config.Config
 	Store     *store.Store
 	Points    *ingest.Batcher[metrics.Point]
-	Traces    *ingest.Batcher[traces.Upsert]
+	Traces    *ingest.Batcher[*store.TraceWrite]
 	Telemetry *telemetry.Metrics
 	Log       *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -43,7 +42,7 @@ type API struct {
 	cfg        *config.Config
 	store      *store.Store
 	points     *ingest.Batcher[metrics.Point]
-	traceQueue *ingest.Batcher[traces.Upsert]
+	traceQueue *ingest.Batcher[*store.TraceWrite]
 	tel        *telemetry.Metrics
 	log        *slog.Logger
 	now        func() time.Time

@@ -40,7 +40,7 @@ func (a *API) otlpTraces(w http.ResponseWriter, r *http.Request) error {
 		return errs.InvalidField("resourceSpans", "no valid span: %s", res.Problem)
 	}
 	if len(res.Upserts) > 0 {
-		if err := a.traceQueue.Submit(r.Context(), res.Upserts, len(res.Upserts)); err != nil {
+		if err := a.submitTraces(r.Context(), res.Upserts); err != nil {
 			return err
 		}
 		a.tel.ObservationsWrote.Add(float64(res.Accepted))

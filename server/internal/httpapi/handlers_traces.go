@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"math"
 	"net/http"
 
@@ -19,7 +20,7 @@ func (a *API) nativeBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.traceQueue.Submit(r.Context(), ups, len(ups)); err != nil {
+	if err := a.submitTraces(r.Context(), ups); err != nil {
 		return err
 	}
 	a.tel.TracesWritten.Add(float64(nTraces))
@@ -39,7 +40,7 @@ func (a *API) ingestion(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if len(ups) > 0 {
-		if err := a.traceQueue.Submit(r.Context(), ups, len(ups)); err != nil {
+		if err := a.submitTraces(r.Context(), ups); err != nil {
 			return err
 		}
 		for _, u := range ups {
@@ -192,4 +193,11 @@ func (a *API) projects(w http.ResponseWriter, _ *http.Request) error {
 		"id": id, "name": id, "metadata": map[string]any{}, "organization": map[string]any{"id": "xtrace", "name": "xtrace"},
 	}}})
 	return nil
+}
+
+// submitTraces queues upserts for the trace writer, their rows built here on
+// the request's time, and waits for the commit.
+func (a *API) submitTraces(ctx context.Context, ups []traces.Upsert) error {
+	w := store.PrepareTraceWrite(ups)
+	return a.traceQueue.Submit(ctx, []*store.TraceWrite{w}, w.Upserts())
 }

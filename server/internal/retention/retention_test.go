@@ -152,7 +152,7 @@ func writeTrace(t *testing.T, st testStore, id string, ts time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.WriteTraceUpserts(context.Background(), "default", append(ups, ingest...)); err != nil {
+	if err := st.WriteTraces(context.Background(), "default", []*store.TraceWrite{store.PrepareTraceWrite(append(ups, ingest...))}); err != nil {
 		t.Fatal(err)
 	}
 	ingestedAt(t, st, id, ts)
@@ -181,7 +181,7 @@ func TestTracesRetention(t *testing.T) {
 	ingestedAt(t, st, "backdated", now)
 	// An orphan observation update (no trace) from long ago.
 	orphan, _, _, _ := traces.ParseIngestion([]byte(`{"batch":[{"id":"x","type":"span-update","timestamp":"2025-01-01T00:00:00Z","body":{"id":"lonely","startTime":"2025-01-01T00:00:00Z"}}]}`), now)
-	if err := st.WriteTraceUpserts(ctx, "default", orphan); err != nil {
+	if err := st.WriteTraces(ctx, "default", []*store.TraceWrite{store.PrepareTraceWrite(orphan)}); err != nil {
 		t.Fatal(err)
 	}
 	ingestedAt(t, st, "lonely", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))

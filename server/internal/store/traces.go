@@ -7,101 +7,134 @@ import (
 	"sort"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
 )
 
-// WriteTraceUpserts merges a group of upserts into the stored traces,
-// observations and scores with Langfuse's merge rules.
+// TraceWrite is one request's upserts, merged per entity and turned into
+// rows by PrepareTraceWrite in the request's own goroutine, so that the
+// trace writer, which every request of a group waits on, mostly just sends.
+type TraceWrite struct {
+	ups  []traces.Upsert
+	g    *upsertGroup
+	rows map[entityKey][]any // entityValues of g.fresh
+}
+
+// PrepareTraceWrite merges a request's upserts per entity and builds its rows.
+func PrepareTraceWrite(ups []traces.Upsert) *TraceWrite {
+	g := groupUpserts(ups)
+	rows := make(map[entityKey][]any, len(g.fresh))
+	for k, e := range g.fresh {
+		rows[k] = entityValues(k.kind, k.id, &e)
+	}
+	return &TraceWrite{ups: ups, g: g, rows: rows}
+}
+
+// Upserts is the number of upserts in the write.
+func (w *TraceWrite) Upserts() int { return len(w.ups) }
+
+// WriteTraces merges a group of writes into the stored traces, observations
+// and scores with Langfuse's merge rules.
 //
 // Most ids of a group are new (a gateway sends each request once), so the
 // common case is one round trip: a pipeline that begins, inserts every
-// entity as if it were new (one INSERT ... ON CONFLICT DO NOTHING per table,
-// returning the ids it inserted) and commits. Only ids that already existed
-// are then merged, in a second transaction that locks them, reads, merges and
-// writes them back. The caller acknowledges the group after both committed.
-// Should the second fail, the new entities stay written and the existing ones
-// unchanged; a retry of the same events gives the same result, as merging is
-// order-independent and merging an upsert twice changes nothing.
+// entity as if it were new (one INSERT ... ON CONFLICT DO NOTHING per table)
+// and commits. Only when fewer rows were inserted than the group has
+// entities, some existed: then a second transaction locks the group's
+// entities, reads them, merges and writes back those that changed. The caller
+// acknowledges the group after both committed. Should the second fail, the
+// new entities stay written and the existing ones unchanged; a retry of the
+// same events gives the same result, as merging is order-independent and
+// merging an upsert twice changes nothing.
 //
 // Measured against one transaction that took the locks first and inserted
 // through one statement of data-modifying CTEs: PostgreSQL spends about a
 // third less CPU per group and the group commits in about 25% less time.
-func (s *Store) WriteTraceUpserts(ctx context.Context, project string, ups []traces.Upsert) error {
-	if len(ups) == 0 {
+func (s *Store) WriteTraces(ctx context.Context, project string, writes []*TraceWrite) error {
+	g, rows := combineWrites(writes)
+	if len(g.fresh) == 0 {
 		return nil
 	}
-	g := groupUpserts(ups)
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return classify(err)
 	}
 	defer conn.Release()
-	inserted, err := g.insertNew(ctx, conn, project)
-	if err != nil || len(inserted) == len(g.fresh) {
+	allNew, err := insertNew(ctx, conn, project, g, rows)
+	if err != nil || allNew {
 		return classify(err)
 	}
 	return classify(pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		return g.mergeExisting(ctx, tx, project, inserted)
+		return g.mergeExisting(ctx, tx, project)
 	}))
 }
 
+// combineWrites joins the writes of a group. When two of them hold the same
+// entity its upserts are merged afresh; otherwise their rows are reused.
+func combineWrites(writes []*TraceWrite) (*upsertGroup, map[entityKey][]any) {
+	if len(writes) == 1 {
+		return writes[0].g, writes[0].rows
+	}
+	g := &upsertGroup{byKey: map[entityKey][]traces.Upsert{}, keys: map[traces.Kind][]string{}, fresh: map[entityKey]traces.Entity{}}
+	rows := map[entityKey][]any{}
+	for _, w := range writes {
+		for k, e := range w.g.fresh {
+			if _, dup := g.fresh[k]; dup {
+				var all []traces.Upsert
+				for _, w := range writes {
+					all = append(all, w.ups...)
+				}
+				joined := PrepareTraceWrite(all)
+				return joined.g, joined.rows
+			}
+			g.fresh[k], g.byKey[k], rows[k] = e, w.g.byKey[k], w.rows[k]
+			g.keys[k.kind] = append(g.keys[k.kind], k.id)
+		}
+	}
+	for _, ids := range g.keys {
+		sort.Strings(ids) // see groupUpserts
+	}
+	return g, rows
+}
+
 // insertNew inserts, in one transaction and one round trip, every entity of
-// the group that does not exist yet, and returns those it inserted.
-func (g *upsertGroup) insertNew(ctx context.Context, conn *pgxpool.Conn, project string) (map[entityKey]bool, error) {
+// the group that does not exist yet; allNew says none existed.
+func insertNew(ctx context.Context, conn *pgxpool.Conn, project string, g *upsertGroup, rows map[entityKey][]any) (allNew bool, err error) {
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
-	var kinds []traces.Kind
 	for _, kind := range []traces.Kind{traces.KindTrace, traces.KindObservation, traces.KindScore} {
 		ids := g.keys[kind]
 		if len(ids) == 0 {
 			continue
 		}
-		rows := make([][]any, 0, len(ids))
-		for _, id := range ids {
-			e := g.fresh[entityKey{kind, id}]
-			rows = append(rows, entityValues(kind, id, &e))
+		kindRows := make([][]any, len(ids))
+		for i, id := range ids {
+			kindRows[i] = rows[entityKey{kind, id}]
 		}
-		args := append([]any{project}, columnArrays(kind, rows)...)
-		batch.Queue(insertSQL(kind, 2)+" ON CONFLICT (project_id, id) DO NOTHING RETURNING id", args...)
-		kinds = append(kinds, kind)
+		args := append([]any{project}, columnArrays(kind, kindRows)...)
+		batch.Queue(insertSQL(kind, 2)+" ON CONFLICT (project_id, id) DO NOTHING", args...)
 	}
 	batch.Queue("COMMIT")
 	results := conn.SendBatch(ctx, batch)
-	inserted, err := readInserted(results, kinds)
+	var inserted int64
+	for i := 0; i < batch.Len() && err == nil; i++ {
+		var tag pgconn.CommandTag
+		tag, err = results.Exec()
+		if i > 0 && i < batch.Len()-1 {
+			inserted += tag.RowsAffected()
+		}
+	}
 	if closeErr := results.Close(); err == nil {
 		err = closeErr
 	}
 	if err != nil {
 		// A failed statement leaves the transaction open and aborted.
 		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		return nil, err
+		return false, err
 	}
-	return inserted, nil
-}
-
-// readInserted reads the results of insertNew's pipeline.
-func readInserted(results pgx.BatchResults, kinds []traces.Kind) (map[entityKey]bool, error) {
-	if _, err := results.Exec(); err != nil { // BEGIN
-		return nil, err
-	}
-	inserted := map[entityKey]bool{}
-	var id string
-	for _, kind := range kinds {
-		rows, err := results.Query()
-		if err != nil {
-			return nil, err
-		}
-		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
-			inserted[entityKey{kind, id}] = true
-			return nil
-		}); err != nil {
-			return nil, err
-		}
-	}
-	_, err := results.Exec() // COMMIT
-	return inserted, err
+	return inserted == int64(len(g.fresh)), nil
 }
 
 type entityKey struct {
@@ -149,29 +182,24 @@ func lockBucket(k entityKey, project string) int32 {
 	return int32(h.Sum64() % traceLockBuckets)
 }
 
-// mergeExisting reads the entities of the group that were not inserted (they
-// existed), merges the group's upserts into them and writes them back. It
-// first takes advisory locks on hash buckets of their ids, in a fixed order,
-// so that two merges of the same entity (on any replica) run one after the
-// other; at most traceLockBuckets of them however many ids there are.
-func (g *upsertGroup) mergeExisting(ctx context.Context, tx pgx.Tx, project string, inserted map[entityKey]bool) error {
+// mergeExisting reads the entities of the group, merges the group's upserts
+// into them and writes back those that changed (merging the same upserts
+// again into rows just inserted changes at most how their JSON is spelled).
+// It first takes
+// advisory locks on hash buckets of their ids, in a fixed order, so that two
+// merges of the same entity (on any replica) run one after the other; at most
+// traceLockBuckets of them however many ids there are.
+func (g *upsertGroup) mergeExisting(ctx context.Context, tx pgx.Tx, project string) error {
 	var locks []int32
 	for k := range g.fresh {
-		if !inserted[k] {
-			locks = append(locks, lockBucket(k, project))
-		}
+		locks = append(locks, lockBucket(k, project))
 	}
 	slices.Sort(locks)
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, b) FROM unnest($2::int[]) AS b ORDER BY b", lockSpaceTraces, slices.Compact(locks)); err != nil {
 		return err
 	}
 	for _, kind := range []traces.Kind{traces.KindTrace, traces.KindObservation, traces.KindScore} {
-		var ids []string
-		for _, id := range g.keys[kind] {
-			if !inserted[entityKey{kind, id}] {
-				ids = append(ids, id)
-			}
-		}
+		ids := g.keys[kind]
 		if len(ids) == 0 {
 			continue
 		}

@@ -37,6 +37,13 @@ func TestConcurrentGroupsMergeTheSameEntities(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// An update of the same trace, which a split may put in another write.
+			update, err := traces.TraceUpserts(map[string]json.RawMessage{"id": raw(id),
+				"metadata": raw(map[string]int{fmt.Sprintf("w%dr%du", w, r): r})}, stamp+1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr = append(tr, update...)
 			obs, err := traces.ObservationUpserts(map[string]json.RawMessage{"id": raw(id + "-obs"), "traceId": raw(id), "type": raw("SPAN"),
 				"name": raw(fmt.Sprintf("w%d-r%d", w, r)), "startTime": raw(at.Format(time.RFC3339))}, stamp)
 			if err != nil {
@@ -62,7 +69,9 @@ func TestConcurrentGroupsMergeTheSameEntities(t *testing.T) {
 			rng := rand.New(rand.NewSource(int64(w)))
 			<-start
 			for r := 0; r < rounds && errs[w] == nil; r++ {
-				errs[w] = st.WriteTraceUpserts(ctx, "default", group(w, r, rng))
+				// Writes of 16 upserts hold whole entities (4 upserts each);
+				// writes of 7 split some entities between two of them.
+				errs[w] = st.WriteTraces(ctx, "default", splitIntoWrites(group(w, r, rng), 16-9*(r%2)))
 			}
 		}(w)
 	}
@@ -90,6 +99,7 @@ func TestConcurrentGroupsMergeTheSameEntities(t *testing.T) {
 	for w := 0; w < writers; w++ {
 		for r := 0; r < rounds; r++ {
 			wantMeta[fmt.Sprintf("w%dr%d", w, r)] = r
+			wantMeta[fmt.Sprintf("w%dr%du", w, r)] = r
 		}
 		wantTags = append(wantTags, fmt.Sprintf("w%d", w))
 	}
@@ -115,4 +125,15 @@ func TestConcurrentGroupsMergeTheSameEntities(t *testing.T) {
 				id, o.Fields["name"], o.Fields["startTime"], last, t0.Format(time.RFC3339))
 		}
 	}
+}
+
+// splitIntoWrites cuts a group's upserts into writes of n, as from several requests.
+func splitIntoWrites(ups []traces.Upsert, n int) []*TraceWrite {
+	var writes []*TraceWrite
+	for len(ups) > 0 {
+		n := min(len(ups), n)
+		writes = append(writes, PrepareTraceWrite(ups[:n]))
+		ups = ups[n:]
+	}
+	return writes
 }
