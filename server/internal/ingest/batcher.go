@@ -53,11 +53,12 @@ type job[T any] struct {
 
 // Batcher groups submissions of []T into transactions.
 type Batcher[T any] struct {
-	opts    Options
-	commit  CommitFunc[T]
-	queue   chan *job[T]
-	queued  atomic.Int64
-	clients *clients
+	opts     Options
+	commit   CommitFunc[T]
+	queue    chan *job[T]
+	queued   atomic.Int64
+	clients  *clients
+	complete chan struct{} // a group has every submission it expects
 
 	mu      sync.RWMutex // guards closed against Submit racing Close
 	closed  bool
@@ -81,7 +82,8 @@ func New[T any](opts Options, commit CommitFunc[T]) *Batcher[T] {
 	if opts.CommitTimeout <= 0 {
 		opts.CommitTimeout = 10 * time.Second
 	}
-	b := &Batcher[T]{opts: opts, commit: commit, queue: make(chan *job[T], 4096), clients: newClients(10 * opts.MaxDelay)}
+	b := &Batcher[T]{opts: opts, commit: commit, queue: make(chan *job[T], 4096),
+		clients: newClients(10 * opts.MaxDelay), complete: make(chan struct{}, 1)}
 	for i := 0; i < opts.Workers; i++ {
 		b.workers.Add(1)
 		go b.work()
@@ -121,6 +123,12 @@ func (b *Batcher[T]) Submit(ctx context.Context, items []T, size int) error {
 		return errs.ErrOverloaded
 	}
 	b.mu.RUnlock()
+	if (j.client != "" && !b.clients.expected(time.Now())) || b.queued.Load() >= int64(b.opts.MaxGroupItems) {
+		select {
+		case b.complete <- struct{}{}:
+		default:
+		}
+	}
 	b.observeDepth()
 	select {
 	case err := <-j.done:
@@ -170,14 +178,14 @@ func (b *Batcher[T]) work() {
 		group := []*job[T]{first}
 		size := first.size
 		named := first.client != ""
+		select {
+		case <-b.complete: // a signal for a group that has gone already
+		default:
+		}
 		timer := time.NewTimer(b.opts.MaxDelay)
+		waited := false
 	collect:
 		for size < b.opts.MaxGroupItems {
-			// Waiting is for submissions on their way. When every job names
-			// its client and no recent client is without one queued, none is.
-			if named && len(b.queue) == 0 && !b.clients.expected(time.Now()) {
-				break collect
-			}
 			select {
 			case j, ok := <-b.queue:
 				if !ok {
@@ -186,8 +194,21 @@ func (b *Batcher[T]) work() {
 				group = append(group, j)
 				size += j.size
 				named = named && j.client != ""
-			case <-timer.C:
+				continue
+			default:
+			}
+			// Waiting is for submissions on their way. When every job names
+			// its client and no recent client is without one queued, none is.
+			if waited || (named && !b.clients.expected(time.Now())) {
 				break collect
+			}
+			// Submitters do not wake the worker one by one (waking a thread
+			// per submission costs more CPU than the rest of the wait): the
+			// one that completes the group does, or the delay ends.
+			select {
+			case <-b.complete:
+			case <-timer.C:
+				waited = true
 			}
 		}
 		timer.Stop()
