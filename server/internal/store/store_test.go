@@ -209,6 +209,36 @@ func TestMetricsViewHasTheOriginalColumns(t *testing.T) {
 	}
 }
 
+// onReplicas runs fn on n stores of one database at once, as n replicas would
+// (each with its own pool and cold caches), and fails the test on any error.
+func onReplicas(t *testing.T, url string, n int, fn func(w int, st *Store) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make([]error, n)
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			st, err := Open(context.Background(), Options{URL: url, MaxConns: 2})
+			if err != nil {
+				errs[w] = err
+				return
+			}
+			defer st.Close()
+			<-start
+			errs[w] = fn(w, st)
+		}(w)
+	}
+	close(start)
+	wg.Wait()
+	for w, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: %v", w, err)
+		}
+	}
+}
+
 func TestConcurrentWritersAgreeOnSeriesIDs(t *testing.T) {
 	t.Parallel()
 	s := migrated(t)
@@ -219,31 +249,13 @@ func TestConcurrentWritersAgreeOnSeriesIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Four stores (as four replicas, each with a cold cache) write the same 200 new series at once.
-	var wg sync.WaitGroup
-	errs := make([]error, 4)
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			st, err := Open(ctx, Options{URL: url, MaxConns: 2})
-			if err != nil {
-				errs[w] = err
-				return
-			}
-			defer st.Close()
-			var pts []metrics.Point
-			for i := 0; i < 200; i++ {
-				pts = append(pts, pt("kv_cache_usage", map[string]string{"replica_id": fmt.Sprint(i)}, float64(w), base.Add(time.Duration(w)*time.Second)))
-			}
-			errs[w] = st.WritePoints(ctx, "default", pts)
-		}(w)
-	}
-	wg.Wait()
-	for w, err := range errs {
-		if err != nil {
-			t.Fatalf("writer %d: %v", w, err)
+	onReplicas(t, url, 4, func(w int, st *Store) error {
+		var pts []metrics.Point
+		for i := 0; i < 200; i++ {
+			pts = append(pts, pt("kv_cache_usage", map[string]string{"replica_id": fmt.Sprint(i)}, float64(w), base.Add(time.Duration(w)*time.Second)))
 		}
-	}
+		return st.WritePoints(ctx, "default", pts)
+	})
 	var series, points int
 	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_series").Scan(&series); err != nil {
 		t.Fatal(err)

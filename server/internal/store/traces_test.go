@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,35 +52,23 @@ func TestConcurrentGroupsMergeTheSameEntities(t *testing.T) {
 		}
 		return ups
 	}
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	errs := make([]error, writers)
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			st, err := Open(ctx, Options{URL: url, MaxConns: 2})
-			if err != nil {
-				errs[w] = err
-				return
-			}
-			defer st.Close()
-			rng := rand.New(rand.NewSource(int64(w)))
-			<-start
-			for r := 0; r < rounds && errs[w] == nil; r++ {
-				// Writes of 16 upserts hold whole entities (4 upserts each);
-				// writes of 7 split some entities between two of them.
-				errs[w] = st.WriteTraces(ctx, "default", splitIntoWrites(group(w, r, rng), 16-9*(r%2)))
-			}
-		}(w)
-	}
-	close(start)
-	wg.Wait()
-	for w, err := range errs {
-		if err != nil {
-			t.Fatalf("writer %d: %v", w, err)
+	groups := make([][][]traces.Upsert, writers) // built here: group may fail the test
+	for w := range groups {
+		rng := rand.New(rand.NewSource(int64(w)))
+		for r := 0; r < rounds; r++ {
+			groups[w] = append(groups[w], group(w, r, rng))
 		}
 	}
+	onReplicas(t, url, writers, func(w int, st *Store) error {
+		for r, ups := range groups[w] {
+			// Writes of 16 upserts hold whole entities (4 upserts each);
+			// writes of 7 split some entities between two of them.
+			if err := st.WriteTraces(ctx, "default", splitIntoWrites(ups, 16-9*(r%2))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	var ids, obsIDs []string
 	for i := 0; i < entities; i++ {
 		ids, obsIDs = append(ids, fmt.Sprintf("cc-%d", i)), append(obsIDs, fmt.Sprintf("cc-%d-obs", i))
