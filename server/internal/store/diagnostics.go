@@ -111,7 +111,7 @@ func (s *Store) PartitionPoints(ctx context.Context, p Partition) (int64, error)
 // against. The ids must not exist yet.
 func (s *Store) CopyRawTraces(ctx context.Context, project string, ups []traces.Upsert) error {
 	g := groupUpserts(ups)
-	for _, kind := range []traces.Kind{traces.KindTrace, traces.KindObservation, traces.KindScore} {
+	for _, kind := range kindOrder {
 		cols := []string{"project_id"}
 		for _, c := range entityColumns[kind] {
 			cols = append(cols, c.name)

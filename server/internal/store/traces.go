@@ -81,22 +81,25 @@ func combineWrites(writes []*TraceWrite) (*upsertGroup, map[entityKey][]any) {
 	rows := map[entityKey][]any{}
 	for _, w := range writes {
 		for k, e := range w.g.fresh {
-			if _, dup := g.fresh[k]; dup {
-				var all []traces.Upsert
-				for _, w := range writes {
-					all = append(all, w.ups...)
-				}
-				joined := PrepareTraceWrite(all)
-				return joined.g, joined.rows
+			if _, shared := g.fresh[k]; shared {
+				return prepareAll(writes)
 			}
 			g.fresh[k], g.byKey[k], rows[k] = e, w.g.byKey[k], w.rows[k]
 			g.keys[k.kind] = append(g.keys[k.kind], k.id)
 		}
 	}
-	for _, ids := range g.keys {
-		sort.Strings(ids) // see groupUpserts
-	}
+	g.sortIDs()
 	return g, rows
+}
+
+// prepareAll merges and builds the rows of all the writes' upserts together.
+func prepareAll(writes []*TraceWrite) (*upsertGroup, map[entityKey][]any) {
+	var all []traces.Upsert
+	for _, w := range writes {
+		all = append(all, w.ups...)
+	}
+	joined := PrepareTraceWrite(all)
+	return joined.g, joined.rows
 }
 
 // insertNew inserts, in one transaction and one round trip, every entity of
@@ -104,7 +107,7 @@ func combineWrites(writes []*TraceWrite) (*upsertGroup, map[entityKey][]any) {
 func insertNew(ctx context.Context, conn *pgxpool.Conn, project string, g *upsertGroup, rows map[entityKey][]any) (allNew bool, err error) {
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
-	for _, kind := range []traces.Kind{traces.KindTrace, traces.KindObservation, traces.KindScore} {
+	for _, kind := range kindOrder {
 		ids := g.keys[kind]
 		if len(ids) == 0 {
 			continue
@@ -165,12 +168,21 @@ func groupUpserts(ups []traces.Upsert) *upsertGroup {
 		}
 		g.fresh[k] = e
 	}
+	g.sortIDs()
+	return g
+}
+
+// kindOrder is the order in which every writer inserts and merges the kinds
+// (see sortIDs).
+var kindOrder = []traces.Kind{traces.KindTrace, traces.KindObservation, traces.KindScore}
+
+// sortIDs sorts each kind's ids. With kindOrder, every writer inserts in the
+// same order: two groups inserting the same new ids wait for each other
+// instead of deadlocking.
+func (g *upsertGroup) sortIDs() {
 	for _, ids := range g.keys {
-		// Every writer inserts in the same order: two groups inserting the
-		// same new ids wait for each other instead of deadlocking.
 		sort.Strings(ids)
 	}
-	return g
 }
 
 // lockBucket is the advisory-lock bucket of an entity (see traceLockBuckets).
@@ -185,10 +197,9 @@ func lockBucket(k entityKey, project string) int32 {
 // mergeExisting reads the entities of the group, merges the group's upserts
 // into them and writes back those that changed (merging the same upserts
 // again into rows just inserted changes at most how their JSON is spelled).
-// It first takes
-// advisory locks on hash buckets of their ids, in a fixed order, so that two
-// merges of the same entity (on any replica) run one after the other; at most
-// traceLockBuckets of them however many ids there are.
+// It first takes advisory locks on hash buckets of their ids, in a fixed
+// order, so that two merges of the same entity (on any replica) run one after
+// the other; at most traceLockBuckets of them however many ids there are.
 func (g *upsertGroup) mergeExisting(ctx context.Context, tx pgx.Tx, project string) error {
 	var locks []int32
 	for k := range g.fresh {
@@ -198,7 +209,7 @@ func (g *upsertGroup) mergeExisting(ctx context.Context, tx pgx.Tx, project stri
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, b) FROM unnest($2::int[]) AS b ORDER BY b", lockSpaceTraces, slices.Compact(locks)); err != nil {
 		return err
 	}
-	for _, kind := range []traces.Kind{traces.KindTrace, traces.KindObservation, traces.KindScore} {
+	for _, kind := range kindOrder {
 		ids := g.keys[kind]
 		if len(ids) == 0 {
 			continue
