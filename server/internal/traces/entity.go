@@ -61,7 +61,7 @@ const (
 	overwrite rule = iota // the write with the later stamp wins
 	immutable             // the write with the earliest stamp wins ("never changes once set")
 	earliest              // the smallest value wins (trace timestamp)
-	deepMerge             // objects merge key by key; later stamp wins conflicts
+	deepMerge             // objects merge key by key, as if applied in stamp order (deepmerge.go)
 	union                 // string arrays: union, sorted
 )
 
@@ -107,11 +107,7 @@ func Merge(e *Entity, u Upsert) {
 				e.Fields[name], e.Stamps[name] = v, u.Stamp
 			}
 		case deepMerge:
-			if u.Stamp >= oldStamp {
-				e.Fields[name], e.Stamps[name] = mergeJSON(old, v), u.Stamp
-			} else {
-				e.Fields[name] = mergeJSON(v, old)
-			}
+			deepMergeField(e, name, v, u.Stamp)
 		case union:
 			e.Fields[name], e.Stamps[name] = unionStrings(old, v), max(oldStamp, u.Stamp)
 		}
@@ -123,23 +119,6 @@ func parseTime(raw json.RawMessage) time.Time {
 	_ = json.Unmarshal(raw, &s)
 	t, _ := time.Parse(time.RFC3339Nano, s)
 	return t
-}
-
-// mergeJSON deep-merges objects; where either side is not an object, top wins.
-func mergeJSON(base, top json.RawMessage) json.RawMessage {
-	var b, t map[string]json.RawMessage
-	if json.Unmarshal(base, &b) != nil || json.Unmarshal(top, &t) != nil || b == nil || t == nil {
-		return top
-	}
-	for k, v := range t {
-		if old, ok := b[k]; ok {
-			b[k] = mergeJSON(old, v)
-		} else {
-			b[k] = v
-		}
-	}
-	out, _ := json.Marshal(b)
-	return out
 }
 
 func unionStrings(a, b json.RawMessage) json.RawMessage {
