@@ -26,6 +26,7 @@ var (
 	templates     = map[string]*templateOnce{}
 	dbCounter     atomic.Int64
 	runIdentifier = fmt.Sprintf("t%d_%d", os.Getpid(), time.Now().Unix()%100000)
+	afterAll      []func() // see AfterAll
 )
 
 // templateOnce prepares one template database once per test binary.
@@ -34,13 +35,18 @@ type templateOnce struct {
 	err error
 }
 
-// Run is for TestMain: it runs the tests, then stops the shared cluster.
+// Run is for TestMain: it runs the tests, then the functions given to
+// AfterAll, then stops the shared cluster.
 //
 //	func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 func Run(m interface{ Run() int }) int {
 	code := m.Run()
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
+	for i := len(afterAll) - 1; i >= 0; i-- {
+		afterAll[i]()
+	}
+	afterAll = nil
 	if shared == nil && adminURL != "" {
 		// An existing server: leave no template databases behind.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -54,6 +60,14 @@ func Run(m interface{ Run() int }) int {
 		shared = nil
 	}
 	return code
+}
+
+// AfterAll registers f to run once the tests of a binary run by Run have
+// finished: cleanup of what tests share (t.Cleanup ends with one test).
+func AfterAll(f func()) {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	afterAll = append(afterAll, f)
 }
 
 // server returns the admin URL of the shared server, starting it on first use.

@@ -41,6 +41,7 @@ func StartPrivate(t testing.TB) *Private {
 // running crash recovery when needed.
 func (p *Private) Restart() {
 	p.t.Helper()
+	p.Cluster.Stop() // after Crash: its socket directory is still there
 	c, err := Start(context.Background(), p.opts)
 	if err != nil {
 		p.t.Fatal(err)

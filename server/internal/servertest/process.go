@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
+	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 )
 
 var built struct {
@@ -20,7 +21,8 @@ var built struct {
 	err  error
 }
 
-// Binary builds the xtrace binary once per test binary and returns its path.
+// Binary builds the xtrace binary once per test binary and returns its path;
+// it is removed when pgtest.Run ends.
 func Binary(t testing.TB) string {
 	t.Helper()
 	built.once.Do(func() {
@@ -29,6 +31,7 @@ func Binary(t testing.TB) string {
 			built.err = err
 			return
 		}
+		pgtest.AfterAll(func() { os.RemoveAll(dir) })
 		built.path, built.err = devproc.Build("./server/cmd/xtrace", dir)
 	})
 	if built.err != nil {
