@@ -58,6 +58,9 @@ func startBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("lang", "en-US"),
+		// Chromium keeps its singleton socket in a directory of TMPDIR that
+		// outlives a killed browser: give it one the test removes.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 	)
 	// Start the browser now, so that each tab is a child of one browser. On a
 	// loaded machine Chromium occasionally dies while starting (before any
