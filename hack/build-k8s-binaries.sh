@@ -79,5 +79,7 @@ write_kwok_stages() {
 build_kubernetes
 build_module_binary etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3
 build_module_binary kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
-(cd "$(mktemp -d)" && write_kwok_stages)
+kwok_work="$(mktemp -d)"
+(cd "$kwok_work" && write_kwok_stages)
+rm -rf "$kwok_work"
 log "binaries in $OUT_DIR: $(ls "$OUT_DIR" | tr '\n' ' ')"
