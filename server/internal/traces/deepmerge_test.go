@@ -1,11 +1,13 @@
 package traces
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -14,7 +16,7 @@ import (
 // either side is not an object, the newer one replaces the older).
 func inTimeOrder(writes []Upsert) json.RawMessage {
 	sorted := slices.Clone(writes)
-	slices.SortFunc(sorted, func(a, b Upsert) int { return int(a.Stamp - b.Stamp) })
+	slices.SortFunc(sorted, func(a, b Upsert) int { return cmp.Compare(a.Stamp, b.Stamp) })
 	var v any
 	for i, w := range sorted {
 		var top any
@@ -123,7 +125,7 @@ func TestDeepMergeMatchesTimeOrder(t *testing.T) {
 				members = append(members, fmt.Sprintf("%q:%s", k, random(depth-1)))
 			}
 		}
-		return "{" + joinComma(members) + "}"
+		return "{" + strings.Join(members, ",") + "}"
 	}
 	for round := 0; round < 3000; round++ {
 		ties := round%3 == 0
@@ -152,17 +154,6 @@ func TestDeepMergeMatchesTimeOrder(t *testing.T) {
 			}
 		})
 	}
-}
-
-func joinComma(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ","
-		}
-		out += x
-	}
-	return out
 }
 
 func describe(writes []Upsert) []string {
