@@ -103,7 +103,10 @@ func Merge(e *Entity, u Upsert) {
 				e.Fields[name], e.Stamps[name] = v, u.Stamp
 			}
 		case earliest:
-			if tNew, tOld := parseTime(v), parseTime(old); tNew.Before(tOld) || (tNew.Equal(tOld) && u.Stamp < oldStamp) {
+			tNew, tOld := parseTime(v), parseTime(old)
+			sameTime := tNew.Equal(tOld)
+			// One instant may be spelled two ways ("Z", "+00:00"): the smaller spelling breaks the last tie.
+			if tNew.Before(tOld) || (sameTime && u.Stamp < oldStamp) || (sameTime && u.Stamp == oldStamp && bytes.Compare(v, old) < 0) {
 				e.Fields[name], e.Stamps[name] = v, u.Stamp
 			}
 		case deepMerge:

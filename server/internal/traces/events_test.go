@@ -124,3 +124,29 @@ func checkUpserts(t *testing.T, ups []Upsert) {
 		Merge(&e, u) // merging twice is a no-op
 	}
 }
+
+// The other rules keep one winner; at equal stamps the value decides, so
+// that two spellings of one trace timestamp do not depend on arrival order.
+func TestEqualStampsAreOrderIndependent(t *testing.T) {
+	write := func(fields string) Upsert {
+		var f map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(fields), &f); err != nil {
+			t.Fatal(err)
+		}
+		return Upsert{Kind: KindTrace, ID: "t", Stamp: 7, Fields: f}
+	}
+	writes := []Upsert{
+		write(`{"timestamp":"2026-02-14T10:00:00Z","name":"a","environment":"one","tags":["x"]}`),
+		write(`{"timestamp":"2026-02-14T10:00:00+00:00","name":"b","environment":"two","tags":["y"]}`),
+		write(`{"timestamp":"2026-02-14T10:00:00.000Z","name":"c","environment":"three"}`),
+	}
+	var first Entity
+	permutations(len(writes), func(order []int) {
+		e := mergeAll(writes, order)
+		if first.Fields == nil {
+			first = e
+		} else if !e.Equal(first) {
+			t.Errorf("order %v: %v, another order gave %v", order, e.Fields, first.Fields)
+		}
+	})
+}
