@@ -11,7 +11,6 @@ package chunks
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -61,8 +60,14 @@ var ErrCorrupt = errors.New("chunks: corrupt chunk data")
 // Iterator walks the samples of Encode's output in time order.
 type Iterator struct {
 	data []byte
-	it   chunkenc.Iterator
+	it   chunkenc.Iterator // of the current XOR chunk; nil between chunks
 	err  error
+
+	// Every XOR chunk of data is read through one chunk and one iterator
+	// (a router's read decodes a few chunks; allocating these per chunk
+	// was a tenth of its garbage).
+	chunk chunkenc.XORChunk
+	xor   chunkenc.Iterator
 }
 
 // NewIterator iterates over data (Encode's output).
@@ -89,13 +94,10 @@ func (i *Iterator) Next() bool {
 			i.err = ErrCorrupt
 			return false
 		}
-		c, err := chunkenc.FromData(chunkenc.EncXOR, i.data[size:size+int(n)])
-		if err != nil {
-			i.err = fmt.Errorf("%w: %v", ErrCorrupt, err)
-			return false
-		}
+		i.chunk.Reset(i.data[size : size+int(n)])
 		i.data = i.data[size+int(n):]
-		i.it = c.Iterator(nil)
+		i.xor = i.chunk.Iterator(i.xor)
+		i.it = i.xor
 	}
 }
 
@@ -115,15 +117,12 @@ func (i *Iterator) SkipBefore(t int64) {
 		if !ok {
 			return
 		}
-		c, err := chunkenc.FromData(chunkenc.EncXOR, next)
-		if err != nil {
+		i.chunk.Reset(next)
+		i.xor = i.chunk.Iterator(i.xor)
+		if i.xor.Next() == chunkenc.ValNone {
 			return
 		}
-		it := c.Iterator(nil)
-		if it.Next() == chunkenc.ValNone {
-			return
-		}
-		if first, _ := it.At(); first > t {
+		if first, _ := i.xor.At(); first > t {
 			return
 		}
 		i.data = rest

@@ -217,6 +217,25 @@ func (g *groupBuckets) empty() bool { return g.count == 0 }
 
 // finish orders the buckets and keeps the most recent MaxPointsPerSeries+1.
 func (g *groupBuckets) finish(agg Agg) Buckets {
+	if len(g.sparse) == 0 { // the usual case: straight from the dense buckets, in order
+		skip := max(g.count-MaxPointsPerSeries-1, 0)
+		out := Buckets{Values: make([]Sample, 0, g.count-skip)}
+		var latest int64
+		for i := range g.dense {
+			a := &g.dense[i]
+			if a.n == 0 {
+				continue
+			}
+			latest = max(latest, a.latest)
+			if skip > 0 {
+				skip--
+				continue
+			}
+			out.Values = append(out.Values, Sample{Timestamp: microsToTime(g.first + int64(i)*g.step), Value: a.result(agg)})
+		}
+		out.Latest = microsToTime(latest)
+		return out
+	}
 	type bucket struct {
 		start int64
 		acc   *accumulator
@@ -227,12 +246,10 @@ func (g *groupBuckets) finish(agg Agg) Buckets {
 			all = append(all, bucket{g.first + int64(i)*g.step, &g.dense[i]})
 		}
 	}
-	if len(g.sparse) > 0 {
-		for s, a := range g.sparse {
-			all = append(all, bucket{s, a})
-		}
-		slices.SortFunc(all, func(a, b bucket) int { return cmp.Compare(a.start, b.start) })
+	for s, a := range g.sparse {
+		all = append(all, bucket{s, a})
 	}
+	slices.SortFunc(all, func(a, b bucket) int { return cmp.Compare(a.start, b.start) })
 	var latest int64
 	for _, b := range all {
 		latest = max(latest, b.acc.latest)

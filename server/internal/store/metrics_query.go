@@ -178,15 +178,18 @@ type seriesData struct {
 }
 
 // keep copies b (memory of the driver, valid until the next row) into
-// blocks shared by the read: one allocation per 64 KiB instead of one per
-// column of each of a day's ten thousand chunk rows. Earlier blocks stay
-// alive through the slices cut from them.
+// blocks shared by the read: one allocation per block instead of one per
+// column of each of a day's ten thousand chunk rows. Blocks start at 4 KiB
+// and double up to 64 KiB, so a router's read of a few chunks does not
+// allocate (and make the collector sweep) 64 KiB it never uses. Earlier
+// blocks stay alive through the slices cut from them.
 func (sd *seriesData) keep(b []byte) []byte {
 	if b == nil {
 		return nil
 	}
 	if cap(sd.bytes)-len(sd.bytes) < len(b) {
-		sd.bytes = make([]byte, 0, max(64<<10, len(b)))
+		size := min(max(2*cap(sd.bytes), 4<<10), 64<<10)
+		sd.bytes = make([]byte, 0, max(size, len(b)))
 	}
 	start := len(sd.bytes)
 	sd.bytes = append(sd.bytes, b...)
