@@ -21,6 +21,7 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/server/internal/app"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/compaction"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/config"
+	"github.com/xtrace-dev/xtrace-operator/server/internal/memlimit"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/retention"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/version"
@@ -78,6 +79,8 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	log := newLogger(cfg, os.Stderr)
+	limit, source := memlimit.Apply(os.Getenv, memlimit.CgroupRoot)
+	log.Info("runtime memory limit", "soft_limit_bytes", limit, "source", source)
 	srv, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {
 		return err

@@ -1,0 +1,67 @@
+// Package memlimit gives the Go runtime a soft memory limit below the
+// container's, so that under memory pressure (a day-long PromQL query, a burst
+// of ingest) the collector runs harder before the kernel would kill the
+// process. GOMEMLIMIT, when set, wins; outside a container nothing changes.
+package memlimit
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+)
+
+// Fraction of the container's limit the runtime aims to stay under: the rest
+// is room for what the runtime does not count (stacks of cgo threads, the
+// kernel's page cache charged to the container, fragmentation).
+const Fraction = 0.9
+
+// CgroupRoot is where a container sees its own cgroup.
+const CgroupRoot = "/sys/fs/cgroup"
+
+// Decide returns the soft limit to set (0: leave the runtime's default) and
+// where it came from, for the startup log.
+func Decide(getenv func(string) string, cgroupRoot string) (limit int64, source string) {
+	if v := getenv("GOMEMLIMIT"); v != "" {
+		return 0, "GOMEMLIMIT=" + v
+	}
+	container, file, ok := containerLimit(cgroupRoot)
+	if !ok {
+		return 0, "none (no container memory limit found)"
+	}
+	return int64(float64(container) * Fraction), file
+}
+
+// Apply sets the limit Decide returns, if any, and says what it did.
+func Apply(getenv func(string) string, cgroupRoot string) (limit int64, source string) {
+	limit, source = Decide(getenv, cgroupRoot)
+	if limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
+	return limit, source
+}
+
+// containerLimit reads the memory limit of the cgroup the process sees at
+// root: cgroup v2's memory.max ("max": none), else cgroup v1's
+// memory.limit_in_bytes (a huge value: none).
+func containerLimit(root string) (limit int64, file string, ok bool) {
+	for _, name := range []string{"memory.max", filepath.Join("memory", "memory.limit_in_bytes")} {
+		path := filepath.Join(root, name)
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		text := strings.TrimSpace(string(raw))
+		if text == "max" {
+			return 0, "", false
+		}
+		n, err := strconv.ParseInt(text, 10, 64)
+		if err != nil || n <= 0 || n >= math.MaxInt64/2 { // v1 writes "no limit" as a page-rounded MaxInt64
+			return 0, "", false
+		}
+		return n, path, true
+	}
+	return 0, "", false
+}
