@@ -88,7 +88,7 @@ func (s *Store) Compact(ctx context.Context, now time.Time, budget time.Duration
 	}
 	for _, w := range windows {
 		if time.Now().After(deadline) {
-			return res, nil
+			break
 		}
 		to := w.Add(ChunkWindow)
 		if closed.Before(to) {
@@ -97,6 +97,14 @@ func (s *Store) Compact(ctx context.Context, now time.Time, budget time.Duration
 		if err := s.compactWindow(ctx, w, to, names, deadline, &res); err != nil {
 			return res, err
 		}
+	}
+	if res.Chunks > 0 {
+		if err := s.analyzeChunkPartitions(ctx, windows); err != nil {
+			return res, err
+		}
+	}
+	if time.Now().After(deadline) {
+		return res, nil
 	}
 	for _, p := range parts {
 		if p.End.After(closed) || time.Now().After(deadline) {
@@ -113,6 +121,44 @@ func (s *Store) Compact(ctx context.Context, now time.Time, budget time.Duration
 	}
 	res.Complete = !time.Now().After(deadline)
 	return res, nil
+}
+
+// analyzeChunkPartitions analyses the chunk partitions holding windows whose
+// statistics are missing or stale (autovacuum's rule: more rows changed since
+// the last analysis than 10% of the table), without waiting for autovacuum.
+// A day's first chunks arrive in one pass, and more after an outage; until its
+// partition is analysed, queries over it are planned for an empty table (a
+// fleet query over 83 freshly compacted minutes ran 2x slower).
+func (s *Store) analyzeChunkPartitions(ctx context.Context, windows []time.Time) error {
+	parts, err := s.ListChunkPartitions(ctx)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, p := range parts {
+		for _, w := range windows {
+			if !w.Before(p.Start) && w.Before(p.End) {
+				names = append(names, p.Name)
+				break
+			}
+		}
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT relname FROM pg_stat_user_tables
+		WHERE relname = ANY($1) AND (coalesce(last_analyze, last_autoanalyze) IS NULL OR n_mod_since_analyze > 0.1 * greatest(n_live_tup, 1))`, names)
+	if err != nil {
+		return classify(err)
+	}
+	stale, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return classify(err)
+	}
+	for _, name := range stale {
+		if _, err := s.pool.Exec(ctx, "ANALYZE "+pgx.Identifier{name}.Sanitize()); err != nil {
+			return classify(fmt.Errorf("analyze %s: %w", name, err))
+		}
+	}
+	return nil
 }
 
 // compactWindow compacts the raw rows in [from, to) of one chunk window, a

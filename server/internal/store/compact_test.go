@@ -133,6 +133,11 @@ func TestCompactionKeepsEveryPointAndFreesRawRows(t *testing.T) {
 	if n := count(t, s, "SELECT count(*) FROM metric_chunks"); n != 3*3 { // 3 series × windows 08–10, 10–12, 12–14 (being filled)
 		t.Fatalf("%d chunk rows, want 9", n)
 	}
+	// The day's chunk partition is analysed by the pass, not left to
+	// autovacuum: queries right after it are planned from its real size.
+	if n := count(t, s, "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'metric_chunks_p20260214' AND last_analyze IS NOT NULL"); n != 1 {
+		t.Fatal("the pass did not analyse the chunk partition it filled")
+	}
 	if len(res.DroppedPartitions) != 35 { // the raw windows from 09:10 to 12:05
 		t.Fatalf("dropped partitions %v, want the 35 closed raw windows", res.DroppedPartitions)
 	}
