@@ -34,13 +34,17 @@ func Decide(getenv func(string) string, cgroupRoot string) (limit int64, source 
 	return int64(float64(container) * Fraction), file
 }
 
-// Apply sets the limit Decide returns, if any, and says what it did.
+// Apply sets the limit Decide returns, if any, and returns the limit now in
+// effect (0: none; GOMEMLIMIT's when that is set) and where it came from.
 func Apply(getenv func(string) string, cgroupRoot string) (limit int64, source string) {
 	limit, source = Decide(getenv, cgroupRoot)
 	if limit > 0 {
 		debug.SetMemoryLimit(limit)
 	}
-	return limit, source
+	if effective := debug.SetMemoryLimit(-1); effective != math.MaxInt64 { // -1 reads it
+		return effective, source
+	}
+	return 0, source
 }
 
 // containerLimit reads the memory limit of the cgroup the process sees at

@@ -69,3 +69,18 @@ func TestApplySetsTheRuntimeLimit(t *testing.T) {
 		t.Fatalf("runtime limit %d after Apply returned %d, want 1932735283", got, limit)
 	}
 }
+
+func TestApplyReportsGOMEMLIMITsLimit(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(before)
+	debug.SetMemoryLimit(700 << 20) // what the runtime does at start with GOMEMLIMIT=700MiB
+	getenv := func(k string) string {
+		if k == "GOMEMLIMIT" {
+			return "700MiB"
+		}
+		return ""
+	}
+	if limit, source := Apply(getenv, cgroup(t, map[string]string{"memory.max": "1073741824"})); limit != 700<<20 || source != "GOMEMLIMIT=700MiB" {
+		t.Fatalf("Apply reported %d from %q, want GOMEMLIMIT's 734003200", limit, source)
+	}
+}
