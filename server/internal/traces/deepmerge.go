@@ -3,6 +3,7 @@ package traces
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -114,7 +115,7 @@ func (n *jsonNode) value() json.RawMessage {
 		return n.leaf
 	}
 	b := []byte{'{'}
-	for i, k := range sortedKeys(n.kids) {
+	for i, k := range slices.Sorted(maps.Keys(n.kids)) {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -122,15 +123,6 @@ func (n *jsonNode) value() json.RawMessage {
 		b = append(append(append(b, key...), ':'), n.kids[k].value()...)
 	}
 	return append(b, '}')
-}
-
-func sortedKeys(m map[string]*jsonNode) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 var pathEscaper, pathUnescaper = strings.NewReplacer("~", "~0", "/", "~1"), strings.NewReplacer("~1", "/", "~0", "~")
