@@ -63,10 +63,11 @@ func entityValues(kind traces.Kind, id string, e *traces.Entity) []any {
 		if v := e.Str("level"); v != nil {
 			level = v
 		}
+		usage := e.Numbers("usageDetails")
 		return []any{&id, e.Str("traceId"), e.Str("parentObservationId"), typ, e.Str("name"), start,
 			e.Time("endTime"), e.Time("completionStartTime"), e.Str("model"), env, level, e.Str("version"),
-			e.Num("usageDetails", "input"), e.Num("usageDetails", "output"), e.Num("usageDetails", "total"),
-			e.Num("costDetails", "total"), doc, stamps}
+			usage.Get("input"), usage.Get("output"), usage.Get("total"),
+			e.Numbers("costDetails").Get("total"), doc, stamps}
 	default: // score
 		ts := e.Time("timestamp")
 		if ts == nil {

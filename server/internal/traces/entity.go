@@ -80,8 +80,10 @@ var rules = map[Kind]map[string]rule{
 // Merge applies u to e. Applying the same upserts in any order gives the same entity.
 func Merge(e *Entity, u Upsert) {
 	if e.Fields == nil {
-		e.Fields = map[string]json.RawMessage{}
-		e.Stamps = map[string]Stamp{}
+		// Sized for the first upsert, usually the only one: growing the
+		// maps field by field cost more than the merge itself.
+		e.Fields = make(map[string]json.RawMessage, len(u.Fields))
+		e.Stamps = make(map[string]Stamp, len(u.Fields))
 	}
 	for name, v := range u.Fields {
 		old, has := e.Fields[name]
@@ -173,9 +175,10 @@ func (e Entity) Equal(o Entity) bool {
 
 // Str returns a string field, or nil when unset.
 func (e *Entity) Str(name string) *string {
-	var s string
-	if v, ok := e.Fields[name]; ok && json.Unmarshal(v, &s) == nil {
-		return &s
+	if v, ok := e.Fields[name]; ok {
+		if s, err := DecodeString(v); err == nil {
+			return &s
+		}
 	}
 	return nil
 }
@@ -190,13 +193,22 @@ func (e *Entity) Time(name string) *time.Time {
 	return nil
 }
 
-// Num returns a number from an object field (e.g. usageDetails.input), or nil.
-func (e *Entity) Num(field, key string) *float64 {
+// Numbers returns an object field of numbers (e.g. usageDetails), or nil.
+func (e *Entity) Numbers(field string) Numbers {
 	var m map[string]float64
 	if v, ok := e.Fields[field]; ok && json.Unmarshal(v, &m) == nil {
-		if f, ok := m[key]; ok {
-			return &f
-		}
+		return m
+	}
+	return nil
+}
+
+// Numbers is an object of numbers, such as usageDetails.
+type Numbers map[string]float64
+
+// Get returns the number under key, or nil.
+func (n Numbers) Get(key string) *float64 {
+	if f, ok := n[key]; ok {
+		return &f
 	}
 	return nil
 }
