@@ -10,6 +10,19 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 )
 
+// rename maps a usage or cost name onto its place in usageDetails or costDetails.
+type rename struct{ from, to string }
+
+// The names each usage form folds, in order: where two name the same place
+// (input and promptTokens, totalCost and calculatedTotalCost) the later one
+// wins, the same one on every request (ranging over a map picked either).
+var (
+	openAICounts      = []rename{{"promptTokens", "input"}, {"completionTokens", "output"}, {"totalTokens", "total"}}
+	usageObjectCounts = append(slices.Clone(openAICounts), rename{"input", "input"}, rename{"output", "output"}, rename{"total", "total"})
+	costNames         = []rename{{"inputCost", "input"}, {"outputCost", "output"}, {"totalCost", "total"}}
+	fieldCostNames    = append([]rename{{"calculatedTotalCost", "total"}}, costNames...)
+)
+
 // normalizeUsage folds the usage forms into usageDetails {input, output, total, …}
 // and costDetails {input, output, total}; empty objects are ignored; a missing total is computed.
 func normalizeUsage(fields map[string]json.RawMessage) error {
@@ -29,23 +42,22 @@ func normalizeUsage(fields map[string]json.RawMessage) error {
 		if json.Unmarshal(raw, &u) != nil {
 			return errs.InvalidField("usage", "must be an object")
 		}
-		for from, to := range map[string]string{"input": "input", "output": "output", "total": "total",
-			"promptTokens": "input", "completionTokens": "output", "totalTokens": "total"} {
-			if f, ok := num(u, from); ok {
-				details[to] = f
+		for _, r := range usageObjectCounts {
+			if f, ok := num(u, r.from); ok {
+				details[r.to] = f
 			}
 		}
-		for from, to := range map[string]string{"inputCost": "input", "outputCost": "output", "totalCost": "total"} {
-			if f, ok := num(u, from); ok {
-				costs[to] = f
+		for _, r := range costNames {
+			if f, ok := num(u, r.from); ok {
+				costs[r.to] = f
 			}
 		}
 		delete(fields, "usage")
 	}
-	for from, to := range map[string]string{"promptTokens": "input", "completionTokens": "output", "totalTokens": "total"} {
-		if f, ok := num(fields, from); ok {
-			details[to] = f
-			delete(fields, from)
+	for _, r := range openAICounts {
+		if f, ok := num(fields, r.from); ok {
+			details[r.to] = f
+			delete(fields, r.from)
 		}
 	}
 	if raw, ok := fields["usageDetails"]; ok {
@@ -82,10 +94,10 @@ func normalizeUsage(fields map[string]json.RawMessage) error {
 			costs[k] = v
 		}
 	}
-	for from, to := range map[string]string{"inputCost": "input", "outputCost": "output", "totalCost": "total", "calculatedTotalCost": "total"} {
-		if f, ok := num(fields, from); ok {
-			costs[to] = f
-			delete(fields, from)
+	for _, r := range fieldCostNames {
+		if f, ok := num(fields, r.from); ok {
+			costs[r.to] = f
+			delete(fields, r.from)
 		}
 	}
 	delete(fields, "usageDetails")
