@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/rand"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,6 +66,8 @@ func TestUsageForms(t *testing.T) {
 		// Two names for one place: the same one wins every time.
 		{`{"usage":{"input":5,"promptTokens":7,"totalTokens":9,"total":6}}`, `{"input":5,"total":6}`, ``},
 		{`{"calculatedTotalCost":0.7,"totalCost":0.5}`, ``, `{"total":0.5}`},
+		{`{"usageDetails":{"input":3,"prompt_tokens":5,"output":1}}`, `{"input":3,"output":1,"total":4}`, ``},
+		{`{"usageDetails":{"prompt_tokens":5,"input_tokens":2}}`, `{"input":5,"total":5}`, ``},
 	}
 	for _, c := range cases {
 		for range 20 { // map iteration order differs from run to run
@@ -76,6 +79,16 @@ func TestUsageForms(t *testing.T) {
 			if string(f["usageDetails"]) != c.wantUsage || string(f["costDetails"]) != c.wantCost {
 				t.Fatalf("%s: usage %s cost %s; want %s and %s", c.in, f["usageDetails"], f["costDetails"], c.wantUsage, c.wantCost)
 			}
+		}
+	}
+}
+
+func TestUsageErrorNamesTheFirstBadKey(t *testing.T) {
+	for range 20 {
+		f := map[string]json.RawMessage{"usageDetails": json.RawMessage(`{"zeta":"x","alpha":"y","input":1}`)}
+		err := normalizeUsage(f)
+		if err == nil || !strings.Contains(err.Error(), "usageDetails.alpha") {
+			t.Fatalf("error %v, want one naming usageDetails.alpha", err)
 		}
 	}
 }

@@ -65,24 +65,31 @@ func normalizeUsage(fields map[string]json.RawMessage) error {
 		if json.Unmarshal(raw, &u) != nil {
 			return errs.InvalidField("usageDetails", "must be an object of numbers")
 		}
-		for k, v := range u {
+		// In key order, so that the error names the same key every time and,
+		// of two aliases of one place, the same one wins; the place's own
+		// name wins over its aliases.
+		for _, k := range slices.Sorted(maps.Keys(u)) {
 			var f float64
 			switch {
-			case json.Unmarshal(v, &f) == nil:
+			case json.Unmarshal(u[k], &f) == nil:
 			case k == "prompt_tokens_details" || k == "completion_tokens_details" || k == "input_tokens_details" || k == "output_tokens_details":
 				continue // nested details of a raw OpenAI usage object
 			default:
 				return errs.InvalidField("usageDetails."+k, "must be a number")
 			}
+			place := k
 			switch k {
 			case "prompt_tokens", "input_tokens":
-				k = "input"
+				place = "input"
 			case "completion_tokens", "output_tokens":
-				k = "output"
+				place = "output"
 			case "total_tokens":
-				k = "total"
+				place = "total"
 			}
-			details[k] = f
+			if _, own := u[place]; own && place != k {
+				continue
+			}
+			details[place] = f
 		}
 	}
 	if raw, ok := fields["costDetails"]; ok {
