@@ -9,11 +9,11 @@ import (
 	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 )
 
-var traceSpecs = map[string]fieldSpec{
+var traceSpecs = specsOf(map[string]fieldSpec{
 	"timestamp": asTime, "name": asIndexed, "userId": asIndexed, "sessionId": asIndexed, "release": asIndexed,
 	"version": asIndexed, "tags": asTags, "public": asBool, "environment": asEnvironment, "metadata": asAny,
 	"latency": asSeconds,
-}
+})
 
 // traceUpserts validates a trace body. fallbackTime is used by native batches without a timestamp.
 func traceUpserts(fields map[string]json.RawMessage, stamp Stamp, fallbackTime string) ([]Upsert, error) {
@@ -34,11 +34,11 @@ func traceUpserts(fields map[string]json.RawMessage, stamp Stamp, fallbackTime s
 	return []Upsert{{Kind: KindTrace, ID: id, Stamp: stamp, Fields: fields}}, nil
 }
 
-var observationSpecs = map[string]fieldSpec{
+var observationSpecs = specsOf(map[string]fieldSpec{
 	"startTime": asTime, "endTime": asTime, "completionStartTime": asTime, "name": asIndexed, "model": asIndexed,
 	"level": asLevel, "statusMessage": asString, "version": asIndexed, "environment": asEnvironment,
 	"promptName": asString, "type": asType, "modelParameters": asObject, "latency": asSeconds,
-}
+})
 
 // observationUpserts validates an observation body and normalises usage and
 // cost. It also yields a placeholder trace so that an observation whose trace
@@ -102,9 +102,9 @@ func placeholderTrace(traceID string, from map[string]json.RawMessage) Upsert {
 	return Upsert{Kind: KindTrace, ID: traceID, Stamp: Placeholder, Fields: f}
 }
 
-var scoreSpecs = map[string]fieldSpec{
+var scoreSpecs = specsOf(map[string]fieldSpec{
 	"name": asString, "comment": asString, "environment": asEnvironment, "configId": asString, "timestamp": asTime,
-}
+})
 
 func scoreUpserts(fields map[string]json.RawMessage, stamp Stamp) ([]Upsert, error) {
 	id, err := requireID(fields, "id")

@@ -168,3 +168,13 @@ func TestEqualStampsAreOrderIndependent(t *testing.T) {
 		}
 	})
 }
+
+func TestTwoBadFieldsNameTheSameOneEveryTime(t *testing.T) {
+	body := []byte(`{"observations":[{"id":"o","traceId":"t","startTime":"x","endTime":"y","level":"z"}]}`)
+	for range 20 {
+		_, _, _, err := ParseNativeBatch(body, now)
+		if err == nil || !strings.Contains(err.Error(), "endTime") {
+			t.Fatalf("error %v, want one naming endTime (the first bad field by name)", err)
+		}
+	}
+}

@@ -3,7 +3,9 @@ package traces
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -201,14 +203,32 @@ func NormalizeEnvironment(s string) string {
 	return s
 }
 
-func validate(fields map[string]json.RawMessage, specs map[string]fieldSpec) error {
-	for name, spec := range specs {
-		if v, ok := fields[name]; ok {
-			out, err := spec(name, v)
+// fieldSpecs are a kind's known fields with their specs, in name order.
+type fieldSpecs []namedSpec
+
+type namedSpec struct {
+	name string
+	spec fieldSpec
+}
+
+// specsOf orders specs by field name: an event with two bad fields is
+// rejected naming the same one every time.
+func specsOf(specs map[string]fieldSpec) fieldSpecs {
+	var out fieldSpecs
+	for _, name := range slices.Sorted(maps.Keys(specs)) {
+		out = append(out, namedSpec{name, specs[name]})
+	}
+	return out
+}
+
+func validate(fields map[string]json.RawMessage, specs fieldSpecs) error {
+	for _, s := range specs {
+		if v, ok := fields[s.name]; ok {
+			out, err := s.spec(s.name, v)
 			if err != nil {
 				return err
 			}
-			fields[name] = out
+			fields[s.name] = out
 		}
 	}
 	return nil
