@@ -277,12 +277,19 @@ func observationType(a *attrs) string {
 	return "SPAN"
 }
 
+// genAIUsageNames are the usage attributes, in order: the current semantic
+// conventions' names come after the older ones they replace and win when a
+// span carries both.
+var genAIUsageNames = []struct{ attr, to string }{
+	{"gen_ai.usage.prompt_tokens", "input"}, {"gen_ai.usage.completion_tokens", "output"},
+	{"gen_ai.usage.input_tokens", "input"}, {"gen_ai.usage.output_tokens", "output"}, {"gen_ai.usage.total_tokens", "total"},
+}
+
 func genAIUsage(a *attrs) map[string]float64 {
 	out := map[string]float64{}
-	for key, to := range map[string]string{"gen_ai.usage.input_tokens": "input", "gen_ai.usage.prompt_tokens": "input",
-		"gen_ai.usage.output_tokens": "output", "gen_ai.usage.completion_tokens": "output", "gen_ai.usage.total_tokens": "total"} {
-		if v, ok := a.num(key); ok {
-			out[to] = v
+	for _, n := range genAIUsageNames {
+		if v, ok := a.num(n.attr); ok {
+			out[n.to] = v
 		}
 	}
 	return out
@@ -425,8 +432,8 @@ func (a *attrs) indexed(prefix string) json.RawMessage {
 		}
 		idx, field, ok := strings.Cut(strings.TrimPrefix(k, prefix), ".")
 		n, err := strconv.Atoi(idx)
-		if !ok || err != nil || n < 0 || n > 10000 {
-			continue
+		if !ok || err != nil || n < 0 || n > 10000 || strconv.Itoa(n) != idx {
+			continue // "00" or "+0" would fill the same item as "0"
 		}
 		v, _ := a.get(k)
 		if items[n] == nil {
