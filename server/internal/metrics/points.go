@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -256,7 +258,8 @@ func parseLabels(raw json.RawMessage) (map[string]string, error) {
 		return nil, errs.InvalidField(".labels", "%d labels, at most %d allowed", len(generic), MaxLabels)
 	}
 	labels := make(map[string]string, len(generic))
-	for k, rv := range generic {
+	for _, k := range slices.Sorted(maps.Keys(generic)) { // the 400 names the first bad label by name
+		rv := generic[k]
 		var s string
 		if err := checkLabel(k, ""); err != nil {
 			return nil, err

@@ -178,3 +178,23 @@ func TestTwoBadFieldsNameTheSameOneEveryTime(t *testing.T) {
 		}
 	}
 }
+
+func TestTooDeepFieldsAndComputedTotalsAreTheSameEveryTime(t *testing.T) {
+	deep := strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)
+	var total string
+	for i := range 20 {
+		f := map[string]json.RawMessage{"output": json.RawMessage(deep), "input": json.RawMessage(deep), "name": json.RawMessage(`"x"`)}
+		if err := cleanFields(f); err == nil || !strings.HasPrefix(err.Error(), "input:") {
+			t.Fatalf("error %v, want one naming input (the first too-deep field by name)", err)
+		}
+		u := map[string]json.RawMessage{"usageDetails": json.RawMessage(`{"input":0.1,"output":0.2,"cached":0.3,"audio":0.7}`)}
+		if err := normalizeUsage(u); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			total = string(u["usageDetails"])
+		} else if string(u["usageDetails"]) != total {
+			t.Fatalf("usageDetails %s, then %s: a computed total must not depend on map order", total, u["usageDetails"])
+		}
+	}
+}

@@ -23,12 +23,20 @@ import (
 
 // cleanFields applies the rules every stored field obeys, whichever route it
 // came through: nesting at most maxDepth levels, and text PostgreSQL can store.
+// Of several fields nested too deep, the error names the first by name.
 func cleanFields(fields map[string]json.RawMessage) error {
+	tooDeep := ""
 	for name, v := range fields {
-		if err := checkDepth(v); err != nil {
-			return errs.InvalidField(name, "nested deeper than %d levels", maxDepth)
+		if checkDepth(v) != nil {
+			if tooDeep == "" || name < tooDeep {
+				tooDeep = name
+			}
+			continue
 		}
 		fields[name] = jsontext.Sanitize(v)
+	}
+	if tooDeep != "" {
+		return errs.InvalidField(tooDeep, "nested deeper than %d levels", maxDepth)
 	}
 	return nil
 }

@@ -118,9 +118,9 @@ func normalizeUsage(fields map[string]json.RawMessage) error {
 	if len(details) > 0 {
 		if _, ok := details["total"]; !ok {
 			sum := 0.0
-			for k, v := range details {
+			for _, k := range slices.Sorted(maps.Keys(details)) { // one order: the same last bits every time
 				if !strings.Contains(k, "_") || k == "input" || k == "output" {
-					sum += v
+					sum += details[k]
 				}
 			}
 			details["total"] = sum
