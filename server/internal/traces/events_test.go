@@ -198,3 +198,16 @@ func TestTooDeepFieldsAndComputedTotalsAreTheSameEveryTime(t *testing.T) {
 		}
 	}
 }
+
+// A field named like a member's stamp ("metadata/a") would steer the deep
+// merge of metadata; such a name is refused.
+func TestFieldNamesWithASlashAreRefused(t *testing.T) {
+	body := []byte(`{"trace":{"id":"t","metadata":{"a":2},"metadata/a":"z"}}`)
+	_, _, _, err := ParseNativeBatch(body, now)
+	if err == nil || !strings.Contains(err.Error(), "metadata/a") {
+		t.Fatalf("error %v, want a 400 naming metadata/a", err)
+	}
+	if _, _, _, err := ParseNativeBatch([]byte(`{"trace":{"id":"t","metadata":{"a/b":2}}}`), now); err != nil {
+		t.Fatalf("a slash inside metadata's keys is data: %v", err)
+	}
+}

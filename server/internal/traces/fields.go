@@ -23,20 +23,29 @@ import (
 
 // cleanFields applies the rules every stored field obeys, whichever route it
 // came through: nesting at most maxDepth levels, and text PostgreSQL can store.
-// Of several fields nested too deep, the error names the first by name.
+// A field's name must not contain "/": the stamps of a deep-merged field's
+// members are kept beside the fields' own under "<field>/<key>", and a field
+// named "metadata/a" would pass for one. Of several bad fields, the error
+// names the first by name.
 func cleanFields(fields map[string]json.RawMessage) error {
-	tooDeep := ""
+	bad, problem := "", ""
 	for name, v := range fields {
-		if checkDepth(v) != nil {
-			if tooDeep == "" || name < tooDeep {
-				tooDeep = name
-			}
+		p := ""
+		switch {
+		case strings.Contains(name, "/"):
+			p = `a field name must not contain "/"`
+		case checkDepth(v) != nil:
+			p = fmt.Sprintf("nested deeper than %d levels", maxDepth)
+		default:
+			fields[name] = jsontext.Sanitize(v)
 			continue
 		}
-		fields[name] = jsontext.Sanitize(v)
+		if bad == "" || name < bad {
+			bad, problem = name, p
+		}
 	}
-	if tooDeep != "" {
-		return errs.InvalidField(tooDeep, "nested deeper than %d levels", maxDepth)
+	if bad != "" {
+		return errs.InvalidField(bad, "%s", problem)
 	}
 	return nil
 }
