@@ -67,7 +67,11 @@ func TestUsageForms(t *testing.T) {
 		{`{"usage":{"input":5,"promptTokens":7,"totalTokens":9,"total":6}}`, `{"input":5,"total":6}`, ``},
 		{`{"calculatedTotalCost":0.7,"totalCost":0.5}`, ``, `{"total":0.5}`},
 		{`{"usageDetails":{"input":3,"prompt_tokens":5,"output":1}}`, `{"input":3,"output":1,"total":4}`, ``},
-		{`{"usageDetails":{"prompt_tokens":5,"input_tokens":2}}`, `{"input":5,"total":5}`, ``},
+		{`{"usageDetails":{"prompt_tokens":5,"input_tokens":2}}`, `{"input":2,"total":2}`, ``},
+		{`{"usageDetails":{"input":null,"prompt_tokens":9}}`, `{"input":9,"total":9}`, ``},
+		{`{"usageDetails":{"input":null}}`, ``, ``},
+		{`{"usage":{"input":null,"output":2}}`, `{"output":2,"total":2}`, ``},
+		{`{"costDetails":{"total":null,"input":0.1}}`, ``, `{"input":0.1,"total":0.1}`},
 	}
 	for _, c := range cases {
 		for range 20 { // map iteration order differs from run to run

@@ -23,13 +23,23 @@ var (
 	fieldCostNames    = append([]rename{{"calculatedTotalCost", "total"}}, costNames...)
 )
 
+// usageDetailsAliases are the other names of usageDetails' places, ranked
+// below the place's own name (3).
+var usageDetailsAliases = map[string]struct {
+	place string
+	rank  int
+}{
+	"input_tokens": {"input", 2}, "output_tokens": {"output", 2},
+	"prompt_tokens": {"input", 1}, "completion_tokens": {"output", 1}, "total_tokens": {"total", 1},
+}
+
 // normalizeUsage folds the usage forms into usageDetails {input, output, total, …}
 // and costDetails {input, output, total}; empty objects are ignored; a missing total is computed.
 func normalizeUsage(fields map[string]json.RawMessage) error {
 	details := map[string]float64{}
 	costs := map[string]float64{}
 	num := func(m map[string]json.RawMessage, key string) (float64, bool) {
-		if v, ok := m[key]; ok {
+		if v, ok := m[key]; ok && string(v) != "null" { // a null is no count
 			var f float64
 			if json.Unmarshal(v, &f) == nil {
 				return f, true
@@ -65,40 +75,42 @@ func normalizeUsage(fields map[string]json.RawMessage) error {
 		if json.Unmarshal(raw, &u) != nil {
 			return errs.InvalidField("usageDetails", "must be an object of numbers")
 		}
-		// In key order, so that the error names the same key every time and,
-		// of two aliases of one place, the same one wins; the place's own
-		// name wins over its aliases.
+		// In key order, so that the error names the same key every time. Of
+		// several names of one place the strongest wins whatever the order:
+		// the place's own name, then the current *_tokens name, then the
+		// older prompt_/completion_ one (as for OTLP's gen_ai.usage.*). A
+		// null is no count (as a null field is no value).
+		rankOf := map[string]int{}
 		for _, k := range slices.Sorted(maps.Keys(u)) {
 			var f float64
 			switch {
+			case string(u[k]) == "null":
+				continue
 			case json.Unmarshal(u[k], &f) == nil:
 			case k == "prompt_tokens_details" || k == "completion_tokens_details" || k == "input_tokens_details" || k == "output_tokens_details":
 				continue // nested details of a raw OpenAI usage object
 			default:
 				return errs.InvalidField("usageDetails."+k, "must be a number")
 			}
-			place := k
-			switch k {
-			case "prompt_tokens", "input_tokens":
-				place = "input"
-			case "completion_tokens", "output_tokens":
-				place = "output"
-			case "total_tokens":
-				place = "total"
+			place, rank := k, 3
+			if a, ok := usageDetailsAliases[k]; ok {
+				place, rank = a.place, a.rank
 			}
-			if _, own := u[place]; own && place != k {
+			if r, set := rankOf[place]; set && r > rank {
 				continue
 			}
-			details[place] = f
+			details[place], rankOf[place] = f, rank
 		}
 	}
 	if raw, ok := fields["costDetails"]; ok {
-		var c map[string]float64
+		var c map[string]*float64 // nil: a null, no amount
 		if json.Unmarshal(raw, &c) != nil {
 			return errs.InvalidField("costDetails", "must be an object of numbers")
 		}
 		for k, v := range c {
-			costs[k] = v
+			if v != nil {
+				costs[k] = *v
+			}
 		}
 	}
 	for _, r := range fieldCostNames {
