@@ -120,8 +120,7 @@ func Merge(e *Entity, u Upsert) {
 }
 
 func parseTime(raw json.RawMessage) time.Time {
-	var s string
-	_ = json.Unmarshal(raw, &s)
+	s, _ := DecodeString(raw)
 	t, _ := time.Parse(time.RFC3339Nano, s)
 	return t
 }
