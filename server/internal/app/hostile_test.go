@@ -13,7 +13,6 @@ import (
 
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/servertest"
-	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 )
 
 // The hostile-input catalogue: each row is something a client (careless or
@@ -101,7 +100,7 @@ func hostileCases(now time.Time) []hostileCase {
 			body:   `{"metrics":[{"name":"hostile_old","value":1,"timestamp":"` + day(-hostileRetentionDays-1) + `"},{"name":"hostile_old","value":2,"timestamp":"` + day(0) + `"}]}`,
 			status: 400, contains: "is outside the accepted window from",
 			stored: map[string]int64{"SELECT count(*) FROM metric_series WHERE name = 'hostile_old'": 0,
-				"SELECT count(*) FROM pg_class WHERE relname LIKE 'metric_points_w" + now.AddDate(0, 0, -hostileRetentionDays-1).Format("20060102") + "%'": 0}},
+				"SELECT count(*) FROM pg_class WHERE relname LIKE 'metric_points_m" + now.AddDate(0, 0, -hostileRetentionDays-1).Format("20060102") + "%'": 0}},
 		{name: "metrics: 3,000 days in one push are refused at once",
 			method: "POST", path: "/v1/metrics/batch", body: manyDays(now, 3000),
 			status: 400, contains: "is outside the accepted window",
@@ -110,12 +109,12 @@ func hostileCases(now time.Time) []hostileCase {
 			method: "POST", path: "/v1/metrics/batch", body: manyDays(now, hostileRetentionDays),
 			status: 200,
 			stored: map[string]int64{"SELECT count(*) FROM metrics WHERE name = 'hostile_days'": hostileRetentionDays}},
-		{name: "metrics: a back-fill of every 5-minute window of 29 days is accepted with a partition per 2-hour window, not per 5-minute one",
+		{name: "metrics: a back-fill of a point every 5 minutes over 29 days is accepted with a partition per 2-hour window, not per raw window",
 			method: "POST", path: "/v1/metrics/batch", body: everyWindow(now, 29*24*time.Hour),
 			status: 200,
 			stored: map[string]int64{"SELECT count(*) FROM metrics WHERE name = 'hostile_windows'": 29 * 288,
 				// About 29 × 12 chunk windows, plus the partitions other rows made (each splits
-				// its chunk window's run in two) and those made ahead; one per raw window would be 8,352.
+				// its chunk window's run in two) and those made ahead; one per point's raw window would be 8,352.
 				"SELECT (count(*) < 1000)::int FROM pg_inherits WHERE inhparent = 'metric_points'::regclass": 1}},
 
 		// One request is always small enough to apply; larger ones must be split.
@@ -183,10 +182,11 @@ func manyDays(now time.Time, n int) string {
 	return `{"metrics":[` + strings.Join(pts, ",") + `]}`
 }
 
-// everyWindow is a push of one point per raw window over the span before now.
+// everyWindow is a push of one point every 5 minutes (each in a raw window
+// of its own) over the span before now.
 func everyWindow(now time.Time, span time.Duration) string {
 	var pts []string
-	for ts := now.Add(-span + store.RawWindow); !ts.After(now); ts = ts.Add(store.RawWindow) {
+	for ts := now.Add(-span + 5*time.Minute); !ts.After(now); ts = ts.Add(5 * time.Minute) {
 		pts = append(pts, fmt.Sprintf(`{"name":"hostile_windows","value":1,"timestamp":%q}`, ts.UTC().Format(time.RFC3339)))
 	}
 	return `{"metrics":[` + strings.Join(pts, ",") + `]}`

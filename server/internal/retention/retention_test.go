@@ -88,7 +88,7 @@ func TestMetricsRetention(t *testing.T) {
 	}
 	var wantDropped []string
 	for d := 5; d >= 1; d-- {
-		wantDropped = append(wantDropped, "metric_points_w"+cutoff.AddDate(0, 0, -d).Truncate(store.RawWindow).Format("200601021504"))
+		wantDropped = append(wantDropped, "metric_points_m"+cutoff.AddDate(0, 0, -d).Truncate(store.RawWindow).Format("200601021504"))
 	}
 	sort.Strings(res.DroppedPartitions)
 	if fmt.Sprint(res.DroppedPartitions) != fmt.Sprint(wantDropped) {

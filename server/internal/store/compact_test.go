@@ -99,25 +99,27 @@ func TestCompactionKeepsEveryPointAndFreesRawRows(t *testing.T) {
 			ts = ts.Add(5*time.Second + time.Duration(rng.Intn(1000))*time.Microsecond)
 		}
 	}
-	// Pushed as a live fleet pushes them: a raw window after another, each
-	// in its own partition (TestBackfillPartitionsPerChunkWindow covers one
-	// write of them all).
+	// Pushed as a live fleet pushes them: a raw window after another, at
+	// its end, each in its own partition (TestBackfillPartitionsPerChunkWindow
+	// covers one write of them all, TestClosedTimeSharesPartitions late ones).
 	byWindow := map[time.Time][]metrics.Point{}
 	for _, p := range pts {
 		w := p.Time.Truncate(RawWindow)
 		byWindow[w] = append(byWindow[w], p)
 	}
 	for w := now.Add(-3 * time.Hour); w.Before(now); w = w.Add(RawWindow) {
+		s.now = func() time.Time { return w.Add(RawWindow) }
 		if err := s.WritePoints(ctx, "default", byWindow[w]); err != nil {
 			t.Fatal(err)
 		}
 	}
+	s.now = time.Now
 	want := pointLines(pts)
 	res, err := s.Compact(ctx, now, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed := ClosedBefore(now) // 12:05: 12:05–12:10 stays raw
+	closed := ClosedBefore(now) // 12:08: 12:08–12:10 stays raw
 	var rawWant int64
 	for _, p := range pts {
 		if !p.Time.Before(closed) {
@@ -138,8 +140,8 @@ func TestCompactionKeepsEveryPointAndFreesRawRows(t *testing.T) {
 	if n := count(t, s, "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'metric_chunks_p20260214' AND last_analyze IS NOT NULL"); n != 1 {
 		t.Fatal("the pass did not analyse the chunk partition it filled")
 	}
-	if len(res.DroppedPartitions) != 35 { // the raw windows from 09:10 to 12:05
-		t.Fatalf("dropped partitions %v, want the 35 closed raw windows", res.DroppedPartitions)
+	if want := int(closed.Sub(now.Add(-3*time.Hour)) / RawWindow); len(res.DroppedPartitions) != want { // 09:10 to 12:08
+		t.Fatalf("dropped partitions %v, want the %d closed raw windows", res.DroppedPartitions, want)
 	}
 	if got := storedPoints(t, s, "compact_me"); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("points differ after compaction:\n got %d: %v\nwant %d: %v", len(got), head(got), len(want), head(want))
@@ -392,7 +394,11 @@ func TestInterruptedDetachIsFinishedAndItsRowsShownAgain(t *testing.T) {
 	if err := s.WritePoints(ctx, "default", []metrics.Point{pt("pending_me", nil, 7, old)}); err != nil {
 		t.Fatal(err)
 	}
-	name := "metric_points_w202602140900"
+	parts, err := s.ListPartitions(ctx)
+	if err != nil || len(parts) != 1 {
+		t.Fatalf("partitions %v (%v), want the one of the point", parts, err)
+	}
+	name := parts[0].Name
 	reader, err := s.pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)

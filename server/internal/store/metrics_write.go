@@ -47,7 +47,7 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 	if err != nil {
 		return err
 	}
-	late := hasLatePoints(points, time.Now())
+	late := hasLatePoints(points, s.now())
 	if len(missing.names) == 0 && !late {
 		// Fast path: one COPY, atomic on its own (no explicit transaction,
 		// fewer round trips). It fails as a whole when the group repeats an

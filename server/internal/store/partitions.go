@@ -28,8 +28,10 @@ type partitioning struct {
 var (
 	// Raw partitions fill within minutes: have them analysed early, so that
 	// queries over the hot window are planned from real row counts.
-	rawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_w", width: RawWindow, layout: "200601021504",
+	rawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_m", width: RawWindow, layout: "200601021504",
 		with: "autovacuum_analyze_threshold = 2000, autovacuum_analyze_scale_factor = 0.05"}
+	// fiveMinuteRawPartitions are the raw partitions of schema versions whose raw window was 5 minutes.
+	fiveMinuteRawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_w", width: 5 * time.Minute, layout: "200601021504"}
 	// legacyRawPartitions are the daily raw partitions of schema versions before the tiers.
 	legacyRawPartitions = partitioning{parent: "metric_points", prefix: "metric_points_p", width: 24 * time.Hour, layout: "20060102"}
 	// Chunk partitions keep rows short (toast_tuple_target) so that the samples
@@ -83,13 +85,22 @@ const partitionLockTimeout = "2s"
 // partition each. A write that needs more is a back-fill: its missing windows
 // in one chunk window share a partition, so that one push spanning the whole
 // retention creates a partition per chunk window (12 a day), not per raw
-// window (288 a day), and a partition count an attacker cannot multiply.
+// window (1,440 a day), and a partition count an attacker cannot multiply.
 const narrowWindowsPerWrite = 2
 
+// ClosedTimeWindow is the width of the partitions that hold raw points of
+// time the compactor has already closed (a remote-write queue's backlog, a
+// replay of the last hours): those are compacted at the next pass whatever
+// their width, so one partition takes in a quarter of an hour of them rather
+// than one per raw window. Creating a partition costs more the more the
+// table has (a day of minutes one at a time took 12 s of DDL).
+const ClosedTimeWindow = 15 * time.Minute
+
 // EnsurePartitions creates the raw partitions (windows) that hold the given
-// times: a partition per raw window, or, for a back-fill, one per chunk window.
+// times: a partition per raw window, or, for a back-fill, one per chunk
+// window; windows already closed share one per ClosedTimeWindow.
 func (s *Store) EnsurePartitions(ctx context.Context, times ...time.Time) error {
-	return s.ensurePartitions(ctx, rawPartitions, times, narrowWindowsPerWrite)
+	return s.ensurePartitions(ctx, rawPartitions, times, narrowWindowsPerWrite, ClosedBefore(s.now()))
 }
 
 // ensurePartitions creates the partitions of p that hold the given times.
@@ -97,8 +108,9 @@ func (s *Store) EnsurePartitions(ctx context.Context, times ...time.Time) error 
 // those of one chunk window are covered together. Each partition is created
 // as a table of its own and then attached, which locks the parent only in
 // SHARE UPDATE EXCLUSIVE mode: reads and writes of other partitions go on
-// while it happens.
-func (s *Store) ensurePartitions(ctx context.Context, p partitioning, times []time.Time, narrow int) error {
+// while it happens. Missing windows before closed (zero: none) are covered a
+// ClosedTimeWindow at a time, never past closed.
+func (s *Store) ensurePartitions(ctx context.Context, p partitioning, times []time.Time, narrow int, closed time.Time) error {
 	var missing []time.Time
 	seen := map[time.Time]bool{}
 	for _, t := range times {
@@ -116,9 +128,19 @@ func (s *Store) ensurePartitions(ctx context.Context, p partitioning, times []ti
 	for i := 0; i < len(missing); {
 		run := timeRange{missing[i], missing[i].Add(p.width)}
 		i++
-		if len(missing) > narrow && p.width < ChunkWindow {
+		switch {
+		case len(missing) > narrow && p.width < ChunkWindow:
 			for ; i < len(missing) && missing[i].Truncate(ChunkWindow).Equal(run.from.Truncate(ChunkWindow)); i++ {
 				run.to = missing[i].Add(p.width)
+			}
+		case run.from.Before(closed):
+			run.from = run.from.Truncate(ClosedTimeWindow)
+			run.to = run.from.Add(ClosedTimeWindow)
+			if closed.Before(run.to) {
+				run.to = closed
+			}
+			for i < len(missing) && missing[i].Before(run.to) {
+				i++
 			}
 		}
 		runs = append(runs, run)
@@ -234,14 +256,14 @@ func (s *Store) EnsurePartitionsAhead(ctx context.Context, now time.Time, days i
 		windows = append(windows, now.Add(w))
 	}
 	// The hot window's partitions are one raw window each, however many.
-	if err := s.ensurePartitions(ctx, rawPartitions, windows, len(windows)); err != nil {
+	if err := s.ensurePartitions(ctx, rawPartitions, windows, len(windows), time.Time{}); err != nil {
 		return err
 	}
 	var dayTimes []time.Time
 	for i := 0; i <= days; i++ {
 		dayTimes = append(dayTimes, now.AddDate(0, 0, i))
 	}
-	return s.ensurePartitions(ctx, chunkPartitions, dayTimes, len(dayTimes))
+	return s.ensurePartitions(ctx, chunkPartitions, dayTimes, len(dayTimes), time.Time{})
 }
 
 // Partition is one time partition of a metric table.
@@ -280,7 +302,7 @@ func listPartitions(ctx context.Context, db querier, parent string) ([]Partition
 	var oid uint32
 	var n string
 	_, err = pgx.ForEachRow(rows, []any{&oid, &n}, func() error {
-		for _, p := range []partitioning{rawPartitions, legacyRawPartitions, chunkPartitions} {
+		for _, p := range []partitioning{rawPartitions, fiveMinuteRawPartitions, legacyRawPartitions, chunkPartitions} {
 			if p.parent != parent {
 				continue
 			}

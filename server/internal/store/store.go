@@ -60,6 +60,9 @@ type Store struct {
 	series     *seriesCache
 	partitions sync.Map // partitionKey -> struct{}: partitions known to exist
 	latest     *latestWriter
+	// now is the clock writes judge which raw windows are closed by (tests
+	// set it to push "live" at dates of their choosing).
+	now func() time.Time
 }
 
 // Open creates the pool. It does not wait for the database: the server starts
@@ -98,7 +101,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{pool: pool, log: opts.Log, series: newSeriesCache(opts.SeriesCacheSize)}
+	s := &Store{pool: pool, log: opts.Log, series: newSeriesCache(opts.SeriesCacheSize), now: time.Now}
 	s.latest = newLatestWriter(s)
 	if len(replicaCfgs) > 0 {
 		if s.replicas, err = newReplicaSet(pool, &s.primaryReads, replicaCfgs, opts); err != nil {

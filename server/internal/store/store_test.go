@@ -99,10 +99,12 @@ func TestPartitionsAheadAndOnDemand(t *testing.T) {
 	for _, p := range parts {
 		names = append(names, p.Name)
 	}
-	// Raw points by raw window: the next half hour ahead, and the back-filled one.
-	want := []string{"metric_points_w202601100500", "metric_points_w202602142330", "metric_points_w202602142335",
-		"metric_points_w202602142340", "metric_points_w202602142345", "metric_points_w202602142350",
-		"metric_points_w202602142355", "metric_points_w202602150000"}
+	// Raw points by raw window: the next half hour ahead; the back-filled
+	// point's closed time gets its quarter hour.
+	want := []string{"metric_points_m202601100500_202601100515"}
+	for w := now; !w.After(now.Add(30 * time.Minute)); w = w.Add(RawWindow) {
+		want = append(want, "metric_points_m"+w.Format("200601021504"))
+	}
 	if fmt.Sprint(names) != fmt.Sprint(want) {
 		t.Fatalf("partitions %v, want %v", names, want)
 	}
@@ -124,7 +126,7 @@ func TestPartitionsAheadAndOnDemand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var inOld int
-	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_points_w202601100500").Scan(&inOld); err != nil || inOld != 1 {
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_points_m202601100500_202601100515").Scan(&inOld); err != nil || inOld != 1 {
 		t.Fatalf("back-filled point not in its window's partition: %d %v", inOld, err)
 	}
 }
@@ -143,7 +145,7 @@ func TestBackfillPartitionsPerChunkWindow(t *testing.T) {
 		}
 		return ts
 	}
-	// A late point first: its own raw window.
+	// A late point first: closed time, its quarter hour.
 	if err := s.WritePoints(ctx, "default", []metrics.Point{pt("x", nil, 0, at("00:30"))}); err != nil {
 		t.Fatal(err)
 	}
@@ -167,10 +169,10 @@ func TestBackfillPartitionsPerChunkWindow(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s [%s, %s)", p.Name, p.Start.Format("15:04"), p.End.Format("15:04")))
 	}
 	want := []string{
-		"metric_points_w202601200000_202601200030 [00:00, 00:30)",
-		"metric_points_w202601200030 [00:30, 00:35)",
-		"metric_points_w202601200035_202601200200 [00:35, 02:00)",
-		"metric_points_w202601200300 [03:00, 03:05)",
+		"metric_points_m202601200000_202601200030 [00:00, 00:30)",
+		"metric_points_m202601200030_202601200045 [00:30, 00:45)",
+		"metric_points_m202601200045_202601200156 [00:45, 01:56)",
+		"metric_points_m202601200300 [03:00, 03:01)",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("partitions\n%v\nwant\n%v", got, want)
@@ -186,6 +188,85 @@ func TestBackfillPartitionsPerChunkWindow(t *testing.T) {
 	}
 	if len(res.DroppedPartitions) != 4 || res.Points != 8 {
 		t.Fatalf("compaction: %+v, want 8 points and the 4 partitions dropped", res)
+	}
+}
+
+// TestClosedTimeSharesPartitions: a live push gets its minute's partition;
+// points of time the compactor has already closed share one per quarter
+// hour, cut at the closing edge so that open minutes keep their own.
+func TestClosedTimeSharesPartitions(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	now := time.Date(2026, 2, 14, 10, 7, 30, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	closed := ClosedBefore(now) // 10:05
+	for _, ts := range []time.Time{
+		now,                        // open: 10:07
+		closed.Add(-time.Second),   // closed: 10:00–10:05
+		now.Add(-time.Hour),        // closed: 09:00–09:15
+		closed.Add(time.Second),    // open: 10:05
+		now.Add(-55 * time.Minute), // closed, in the quarter hour above
+	} {
+		if err := s.WritePoints(ctx, "default", []metrics.Point{pt("x", nil, 1, ts)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parts, err := s.ListPartitions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range parts {
+		got = append(got, fmt.Sprintf("%s [%s, %s)", p.Name, p.Start.Format("15:04"), p.End.Format("15:04")))
+	}
+	want := []string{
+		"metric_points_m202602140900_202602140915 [09:00, 09:15)",
+		"metric_points_m202602141000_202602141005 [10:00, 10:05)",
+		"metric_points_m202602141005 [10:05, 10:06)",
+		"metric_points_m202602141007 [10:07, 10:08)",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("partitions\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestFiveMinutePartitionsOfEarlierVersions: raw partitions made when the
+// raw window was 5 minutes wide are read with their real range, compacted
+// and dropped.
+func TestFiveMinutePartitionsOfEarlierVersions(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	for _, sql := range []string{
+		"CREATE TABLE metric_points_w202602140900 (LIKE metric_points INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+		"ALTER TABLE metric_points ATTACH PARTITION metric_points_w202602140900 FOR VALUES FROM ('2026-02-14T09:00:00Z') TO ('2026-02-14T09:05:00Z')",
+	} {
+		if _, err := s.pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := time.Date(2026, 2, 14, 9, 3, 0, 0, time.UTC)
+	s.now = func() time.Time { return at }
+	if err := s.WritePoints(ctx, "default", []metrics.Point{pt("x", nil, 1, at.Add(-2*time.Minute)), pt("x", nil, 2, at)}); err != nil {
+		t.Fatal(err)
+	}
+	parts, err := s.ListPartitions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 1 || parts[0].Start != at.Add(-3*time.Minute) || parts[0].End != at.Add(2*time.Minute) {
+		t.Fatalf("partitions %+v, want the five-minute one alone", parts)
+	}
+	if n := count(t, s, "SELECT count(*) FROM metric_points_w202602140900"); n != 2 {
+		t.Fatalf("%d points in the five-minute partition, want 2", n)
+	}
+	res, err := s.Compact(ctx, at.Add(10*time.Minute), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Points != 2 || fmt.Sprint(res.DroppedPartitions) != "[metric_points_w202602140900]" {
+		t.Fatalf("compaction: %+v, want 2 points and the partition dropped", res)
 	}
 }
 
