@@ -62,8 +62,10 @@ func TestPushAfterExternalRetentionDroppedTheDay(t *testing.T) {
 		t.Fatalf("first push: %d %s", r.Status, r.Body)
 	}
 	db := pgtest.Connect(t, s.DatabaseURL)
-	quarter := day.Truncate(store.ClosedTimeWindow)                                                                                           // closed time: its partition holds a quarter hour
-	db.Exec("DROP TABLE metric_points_m" + quarter.Format("200601021504") + "_" + quarter.Add(store.ClosedTimeWindow).Format("200601021504")) // what an out-of-process retention (or compaction) pass does
+	// What an out-of-process retention (or compaction) pass does; closed
+	// time's partition holds a quarter hour.
+	quarter := day.Truncate(store.ClosedTimeWindow)
+	db.Exec("DROP TABLE metric_points_m" + quarter.Format("200601021504") + "_" + quarter.Add(store.ClosedTimeWindow).Format("200601021504"))
 	if r := s.Do(t, "POST", "/v1/metrics/batch", body(2)); r.Status != 200 {
 		t.Fatalf("push into the dropped day: %d %s", r.Status, r.Body)
 	}
