@@ -195,9 +195,9 @@ func (s *Server) prepareDatabase(ctx context.Context) {
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
-	// The raw partitions of the next half hour are made well before they
-	// fill, so that pushes do not wait on DDL at the turn of each minute.
-	ticker := time.NewTicker(10 * time.Minute)
+	// The raw partitions ahead are made well before they fill, so that
+	// pushes do not wait on DDL at the turn of each minute.
+	ticker := time.NewTicker(store.PartitionsAhead / 3)
 	defer ticker.Stop()
 	for {
 		if err := s.store.EnsurePartitionsAhead(ctx, time.Now(), 2); err != nil {

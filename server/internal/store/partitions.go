@@ -248,11 +248,16 @@ func (s *Store) forgetPartitions(times []time.Time) {
 	}
 }
 
-// EnsurePartitionsAhead creates the raw partitions of the next half hour and
-// the chunk partitions of today and the next `days` days.
+// PartitionsAhead is how far ahead of now EnsurePartitionsAhead makes raw
+// partitions. Not more: every partition of the points table costs each
+// query a little (300 empty ones added 0.9 ms to a 1 ms query).
+const PartitionsAhead = 15 * time.Minute
+
+// EnsurePartitionsAhead creates the raw partitions of the next
+// PartitionsAhead and the chunk partitions of today and the next `days` days.
 func (s *Store) EnsurePartitionsAhead(ctx context.Context, now time.Time, days int) error {
 	var windows []time.Time
-	for w := time.Duration(0); w <= 30*time.Minute; w += RawWindow {
+	for w := time.Duration(0); w <= PartitionsAhead; w += RawWindow {
 		windows = append(windows, now.Add(w))
 	}
 	// The hot window's partitions are one raw window each, however many.

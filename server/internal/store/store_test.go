@@ -99,10 +99,10 @@ func TestPartitionsAheadAndOnDemand(t *testing.T) {
 	for _, p := range parts {
 		names = append(names, p.Name)
 	}
-	// Raw points by raw window: the next half hour ahead; the back-filled
+	// Raw points by raw window: the next PartitionsAhead; the back-filled
 	// point's closed time gets its quarter hour.
 	want := []string{"metric_points_m202601100500_202601100515"}
-	for w := now; !w.After(now.Add(30 * time.Minute)); w = w.Add(RawWindow) {
+	for w := now; !w.After(now.Add(PartitionsAhead)); w = w.Add(RawWindow) {
 		want = append(want, "metric_points_m"+w.Format("200601021504"))
 	}
 	if fmt.Sprint(names) != fmt.Sprint(want) {
