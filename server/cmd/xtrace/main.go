@@ -80,7 +80,8 @@ func serve(ctx context.Context) error {
 	}
 	log := newLogger(cfg, os.Stderr)
 	limit, source := memlimit.Apply(os.Getenv, memlimit.CgroupRoot)
-	log.Info("runtime memory limit", "soft_limit_bytes", limit, "source", source)
+	gcPercent, gcSource := memlimit.ApplyGCPercent(os.Getenv)
+	log.Info("runtime memory limit", "soft_limit_bytes", limit, "source", source, "gc_percent", gcPercent, "gc_percent_source", gcSource)
 	srv, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {
 		return err

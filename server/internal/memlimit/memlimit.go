@@ -2,6 +2,7 @@
 // container's, so that under memory pressure (a day-long PromQL query, a burst
 // of ingest) the collector runs harder before the kernel would kill the
 // process. GOMEMLIMIT, when set, wins; outside a container nothing changes.
+// It also sets how much the heap may grow between collections (GOGC).
 package memlimit
 
 import (
@@ -68,4 +69,23 @@ func containerLimit(root string) (limit int64, file string, ok bool) {
 		return n, path, true
 	}
 	return 0, "", false
+}
+
+// GCPercent is the collector's target (GOGC) when GOGC is unset. The server's
+// live heap is small (caches and the groups being written) while every
+// request allocates afresh, so Go's default of 100 collected often: it took
+// about a tenth of the server's CPU under trace ingest, and 300 gave about 7%
+// more traces per second. The soft memory limit still bounds the heap.
+const GCPercent = 300
+
+// ApplyGCPercent sets GCPercent unless GOGC is set, and returns the
+// percentage in effect and where it came from, for the startup log.
+func ApplyGCPercent(getenv func(string) string) (percent int, source string) {
+	if v := getenv("GOGC"); v != "" {
+		percent = debug.SetGCPercent(-1)
+		debug.SetGCPercent(percent)
+		return percent, "GOGC=" + v
+	}
+	debug.SetGCPercent(GCPercent)
+	return GCPercent, "default"
 }

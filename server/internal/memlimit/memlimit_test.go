@@ -84,3 +84,23 @@ func TestApplyReportsGOMEMLIMITsLimit(t *testing.T) {
 		t.Fatalf("Apply reported %d from %q, want GOMEMLIMIT's 734003200", limit, source)
 	}
 }
+
+func TestApplyGCPercent(t *testing.T) {
+	before := debug.SetGCPercent(-1)
+	defer debug.SetGCPercent(before)
+	debug.SetGCPercent(100)
+	if got, source := ApplyGCPercent(noEnv); got != GCPercent || source != "default" || debug.SetGCPercent(GCPercent) != GCPercent {
+		t.Fatalf("without GOGC: %d from %q, want %d by default", got, source, GCPercent)
+	}
+	// GOGC set: the runtime read it at start; it is left as it is.
+	debug.SetGCPercent(150)
+	env := func(k string) string {
+		if k == "GOGC" {
+			return "150"
+		}
+		return ""
+	}
+	if got, source := ApplyGCPercent(env); got != 150 || source != "GOGC=150" || debug.SetGCPercent(150) != 150 {
+		t.Fatalf("with GOGC=150: %d from %q, want it kept", got, source)
+	}
+}
