@@ -160,21 +160,13 @@ func TestBackfillPartitionsPerChunkWindow(t *testing.T) {
 	if err := s.WritePoints(ctx, "default", []metrics.Point{pt("x", nil, 2, at("00:10"))}); err != nil {
 		t.Fatal(err)
 	}
-	parts, err := s.ListPartitions(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, p := range parts {
-		got = append(got, fmt.Sprintf("%s [%s, %s)", p.Name, p.Start.Format("15:04"), p.End.Format("15:04")))
-	}
 	want := []string{
 		"metric_points_m202601200000_202601200030 [00:00, 00:30)",
 		"metric_points_m202601200030_202601200045 [00:30, 00:45)",
 		"metric_points_m202601200045_202601200156 [00:45, 01:56)",
 		"metric_points_m202601200300 [03:00, 03:01)",
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := partitionRanges(t, s); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("partitions\n%v\nwant\n%v", got, want)
 	}
 	var n int
@@ -189,6 +181,20 @@ func TestBackfillPartitionsPerChunkWindow(t *testing.T) {
 	if len(res.DroppedPartitions) != 4 || res.Points != 8 {
 		t.Fatalf("compaction: %+v, want 8 points and the 4 partitions dropped", res)
 	}
+}
+
+// partitionRanges lists the raw partitions as "name [HH:MM, HH:MM)".
+func partitionRanges(t *testing.T, s *Store) []string {
+	t.Helper()
+	parts, err := s.ListPartitions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range parts {
+		out = append(out, fmt.Sprintf("%s [%s, %s)", p.Name, p.Start.Format("15:04"), p.End.Format("15:04")))
+	}
+	return out
 }
 
 // TestClosedTimeSharesPartitions: a live push gets its minute's partition;
@@ -212,21 +218,13 @@ func TestClosedTimeSharesPartitions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	parts, err := s.ListPartitions(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, p := range parts {
-		got = append(got, fmt.Sprintf("%s [%s, %s)", p.Name, p.Start.Format("15:04"), p.End.Format("15:04")))
-	}
 	want := []string{
 		"metric_points_m202602140900_202602140915 [09:00, 09:15)",
 		"metric_points_m202602141000_202602141005 [10:00, 10:05)",
 		"metric_points_m202602141005 [10:05, 10:06)",
 		"metric_points_m202602141007 [10:07, 10:08)",
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := partitionRanges(t, s); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("partitions\n%v\nwant\n%v", got, want)
 	}
 }
