@@ -75,6 +75,11 @@ func (s *Store) Compact(ctx context.Context, now time.Time, budget time.Duration
 		if !p.Start.Before(closed) {
 			// The hot window: keep its statistics current, so that queries over
 			// it are planned from real row counts (a new partition has none).
+			// Those made ahead hold nothing yet: a pass would only rewrite
+			// their empty statistics.
+			if p.Start.After(now) {
+				continue
+			}
 			if _, err := s.pool.Exec(ctx, "ANALYZE "+pgx.Identifier{p.Name}.Sanitize()); err != nil {
 				return res, classify(fmt.Errorf("analyze %s: %w", p.Name, err))
 			}

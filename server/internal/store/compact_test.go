@@ -115,6 +115,9 @@ func TestCompactionKeepsEveryPointAndFreesRawRows(t *testing.T) {
 	}
 	s.now = time.Now
 	want := pointLines(pts)
+	if err := s.EnsurePartitionsAhead(ctx, now, 0); err != nil {
+		t.Fatal(err)
+	}
 	res, err := s.Compact(ctx, now, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +142,13 @@ func TestCompactionKeepsEveryPointAndFreesRawRows(t *testing.T) {
 	// autovacuum: queries right after it are planned from its real size.
 	if n := count(t, s, "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'metric_chunks_p20260214' AND last_analyze IS NOT NULL"); n != 1 {
 		t.Fatal("the pass did not analyse the chunk partition it filled")
+	}
+	// The hot window's partitions are analysed too; those made ahead, still empty, are not.
+	if n := count(t, s, "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'metric_points_m202602141209' AND last_analyze IS NOT NULL"); n != 1 {
+		t.Fatal("the pass did not analyse the hot window's partition")
+	}
+	if n := count(t, s, "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'metric_points_m202602141211' AND last_analyze IS NOT NULL"); n != 0 {
+		t.Fatal("the pass analysed a partition made ahead")
 	}
 	if want := int(closed.Sub(now.Add(-3*time.Hour)) / RawWindow); len(res.DroppedPartitions) != want { // 09:10 to 12:08
 		t.Fatalf("dropped partitions %v, want the %d closed raw windows", res.DroppedPartitions, want)
