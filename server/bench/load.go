@@ -117,50 +117,6 @@ func postAll(url string, bodies [][]byte, clients, okStatus int, headers ...stri
 	return time.Since(began), retries.Load(), nil
 }
 
-// traceIngest pushes o.traces gateway-shaped batches with o.clients clients and
-// returns traces/s and the request latency percentiles.
-func traceIngest(base, token string, o options) (float64, [3]float64, error) {
-	if o.traces <= 0 {
-		return 0, [3]float64{}, nil
-	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.clients}}
-	next := make(chan int, o.traces)
-	for i := 0; i < o.traces; i++ {
-		next <- i
-	}
-	close(next)
-	lat := make([][]float64, o.clients)
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	began := time.Now()
-	for c := 0; c < o.clients; c++ {
-		wg.Add(1)
-		go func(c int) {
-			defer wg.Done()
-			for i := range next {
-				body := traceBody(i, time.Now().UTC())
-				req, _ := http.NewRequest("POST", base+"/v1/l/batch", bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+token)
-				req.Header.Set("Content-Type", "application/json")
-				start := time.Now()
-				if err := send(client, req); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				lat[c] = append(lat[c], float64(time.Since(start).Microseconds())/1000)
-			}
-		}(c)
-	}
-	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, [3]float64{}, err
-	}
-	took := time.Since(began)
-	fmt.Printf("trace ingest: %d requests in %s\n", o.traces, took.Round(time.Millisecond))
-	_, pct := percentiles(lat)
-	return float64(o.traces) / took.Seconds(), pct, nil
-}
-
 // send does one request of a load loop; an answer other than 200 is an error.
 func send(client *http.Client, req *http.Request) error {
 	resp, err := client.Do(req)
@@ -188,21 +144,4 @@ func percentiles(lat [][]float64) (int, [3]float64) {
 	sort.Float64s(all)
 	pct := func(p float64) float64 { return round(all[int(p*float64(len(all)-1)+0.5)], 2) }
 	return len(all), [3]float64{pct(0.5), pct(0.95), pct(0.99)}
-}
-
-// traceBody is gateway request i as Nebula Gateway sends it: one trace, a
-// routing span and a generation.
-func traceBody(i int, ts time.Time) []byte {
-	body, _ := json.Marshal(map[string]any{
-		"trace": map[string]any{"id": fmt.Sprintf("bench-trace-%d", i), "name": "/v1/chat/completions", "userId": fmt.Sprintf("team-%d", i%20),
-			"tags": []string{"gateway"}, "timestamp": ts.Format(time.RFC3339Nano)},
-		"observations": []map[string]any{
-			{"id": fmt.Sprintf("bench-route-%d", i), "name": "routing", "startTime": ts.Format(time.RFC3339Nano),
-				"endTime": ts.Add(2 * time.Millisecond).Format(time.RFC3339Nano), "metadata": map[string]any{"endpoint": fmt.Sprintf("node-%d", i%100)}},
-			{"id": fmt.Sprintf("bench-gen-%d", i), "type": "GENERATION", "name": "chat", "model": fmt.Sprintf("model-%d", i%50),
-				"startTime": ts.Format(time.RFC3339Nano), "endTime": ts.Add(800 * time.Millisecond).Format(time.RFC3339Nano),
-				"input": "How do I route this request?", "output": "To the least loaded replica.", "promptTokens": 120, "completionTokens": 48},
-		},
-	})
-	return body
 }

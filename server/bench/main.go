@@ -110,8 +110,7 @@ func run(o options) error {
 		{"settle", b.settle},
 		{"queries", b.queries},
 		{"PromQL queries", b.promqlQueries},
-		{"trace copy", b.alone("trace_copy", copyDB, b.traceCopy)},
-		{"trace ingest", b.alone("trace_ingest", serverDB, b.traceIngest)},
+		{"traces", b.alone("trace_ingest", serverDB, b.traces)},
 	}
 	if o.peers {
 		phases = append(phases, b.peerPhases()...)
@@ -400,40 +399,6 @@ func (b *bench) queries(_ context.Context) error {
 		b.latency[q.name] = ms
 		b.result[q.name+"_p50_ms"], b.result[q.name+"_p95_ms"], b.result[q.name+"_p99_ms"] = ms[0], ms[1], ms[2]
 	}
-	return nil
-}
-
-// traceIngest pushes one request per gateway call, as Nebula Gateway sends
-// them, and measures the CPU both processes spent and the bytes on disk.
-func (b *bench) traceIngest(ctx context.Context) error {
-	pgCPU0, srvCPU0 := treeCPU(b.cluster.Pid()), treeCPU(b.server.Process.Pid)
-	rate, lat, err := traceIngest(b.base, benchToken, b.o)
-	if err != nil || b.o.traces <= 0 {
-		return err
-	}
-	pgCPU, srvCPU := treeCPU(b.cluster.Pid())-pgCPU0, treeCPU(b.server.Process.Pid)-srvCPU0
-	fmt.Printf("trace ingest: postgres used %.1f CPU-s, xtrace %.1f CPU-s\n", pgCPU, srvCPU)
-	b.result["traces"] = float64(b.o.traces)
-	b.result["traces_per_s"] = round(rate, 0)
-	b.result["trace_ingest_postgres_cpu_s"], b.result["trace_ingest_xtrace_cpu_s"] = round(pgCPU, 2), round(srvCPU, 2)
-	b.result["trace_batch_p50_ms"], b.result["trace_batch_p95_ms"], b.result["trace_batch_p99_ms"] = lat[0], lat[1], lat[2]
-	st, err := openStore(ctx, b.cluster.URL(serverDB), 2)
-	if err != nil {
-		return err
-	}
-	if c := b.result["trace_copy_per_s"]; c > 0 {
-		b.result["trace_ingest_ratio"] = round(rate/c, 3)
-	}
-	defer st.Close()
-	stats, err := st.TraceStorage(ctx)
-	if err != nil {
-		return err
-	}
-	if stats.Traces != int64(b.o.traces) {
-		return fmt.Errorf("server stored %d traces, pushed %d", stats.Traces, b.o.traces)
-	}
-	b.result["bytes_per_trace"] = round(float64(stats.TotalBytes)/float64(stats.Traces), 1)
-	b.result["observations_per_trace"] = round(float64(stats.Observations)/float64(stats.Traces), 2)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -157,4 +158,13 @@ func (b *bench) settle(ctx context.Context) error {
 		fmt.Printf("postgres settled (checkpoint, autovacuum idle) in %s\n", took.Round(time.Millisecond))
 	}
 	return err
+}
+
+// selfCPU is the CPU-seconds this process (the bench's clients) has used.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

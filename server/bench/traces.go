@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
+)
+
+// traceRounds splits the trace phase into rounds that alternate a raw COPY
+// of a share of the requests' rows with the server's ingest of the same
+// share. trace_ingest_ratio divides one by the other, and this machine's
+// speed drifts by a quarter within a minute: measured one after the other,
+// the same binary's ratio ranged from 0.21 to 0.33; alternated, both sides
+// see the same drift.
+const traceRounds = 4
+
+// traceLoad is the trace phase's data, built before any clock starts: the
+// request bodies the clients push and, for the raw COPY, the same requests
+// parsed the way the server parses them.
+type traceLoad struct {
+	bodies [][]byte
+	copies [][]traces.Upsert // one COPY each
+}
+
+// copyRequests is the number of requests per COPY, about what a group
+// commit of the server holds.
+const copyRequests = 250
+
+func newTraceLoad(n int) (*traceLoad, error) {
+	now := time.Now().UTC()
+	l := &traceLoad{bodies: make([][]byte, n)}
+	var cur []traces.Upsert
+	for i := range l.bodies {
+		l.bodies[i] = traceBody(i, now)
+		ups, _, _, err := traces.ParseNativeBatch(l.bodies[i], now)
+		if err != nil {
+			return nil, err
+		}
+		cur = append(cur, ups...)
+		if (i+1)%copyRequests == 0 {
+			l.copies, cur = append(l.copies, cur), nil
+		}
+	}
+	if len(cur) > 0 {
+		l.copies = append(l.copies, cur)
+	}
+	return l, nil
+}
+
+// round returns the share of requests and COPYs of round r.
+func (l *traceLoad) round(r int) (bodies [][]byte, copies [][]traces.Upsert) {
+	share := func(n int) (int, int) { return n * r / traceRounds, n * (r + 1) / traceRounds }
+	lo, hi := share(len(l.copies))
+	bodies = l.bodies[min(lo*copyRequests, len(l.bodies)):min(hi*copyRequests, len(l.bodies))]
+	return bodies, l.copies[lo:hi]
+}
+
+// traces measures the trace write path: the server's ingest of gateway
+// requests (one per gateway call, as Nebula Gateway sends them) against a
+// raw COPY of the same rows into the copy database (same tables, same
+// number of writers), the CPU every process spent, and the bytes on disk.
+func (b *bench) traces(ctx context.Context) error {
+	if b.o.traces <= 0 {
+		return nil
+	}
+	load, err := newTraceLoad(b.o.traces)
+	if err != nil {
+		return err
+	}
+	copyStore, err := openStore(ctx, b.cluster.URL(copyDB), int32(b.o.clients))
+	if err != nil {
+		return err
+	}
+	defer copyStore.Close()
+	var copyTook, pushTook time.Duration
+	var pgCPU, srvCPU, clientCPU float64
+	var lat [][]float64
+	for r := 0; r < traceRounds; r++ {
+		bodies, copies := load.round(r)
+		took, err := copyTraces(ctx, copyStore, copies, b.o.clients)
+		if err != nil {
+			return fmt.Errorf("raw COPY: %w", err)
+		}
+		copyTook += took
+		pg0, srv0, self0 := treeCPU(b.cluster.Pid()), treeCPU(b.server.Process.Pid), selfCPU()
+		took, roundLat, err := pushTraces(b.base, benchToken, bodies, b.o.clients)
+		if err != nil {
+			return err
+		}
+		pushTook += took
+		pgCPU += treeCPU(b.cluster.Pid()) - pg0
+		srvCPU += treeCPU(b.server.Process.Pid) - srv0
+		clientCPU += selfCPU() - self0
+		lat = append(lat, roundLat...)
+	}
+	// The copy database's leftovers are cleared here, untimed, so that what
+	// alone reports after this phase is the server's alone.
+	if err := b.cluster.Vacuum(ctx, copyDB); err != nil {
+		return err
+	}
+	n := float64(b.o.traces)
+	fmt.Printf("raw COPY of the trace rows: %d requests in %s\n", b.o.traces, copyTook.Round(time.Millisecond))
+	fmt.Printf("trace ingest: %d requests in %s; postgres used %.1f CPU-s, xtrace %.1f CPU-s, the clients %.1f CPU-s\n",
+		b.o.traces, pushTook.Round(time.Millisecond), pgCPU, srvCPU, clientCPU)
+	b.result["traces"] = n
+	b.result["trace_copy_per_s"] = round(n/copyTook.Seconds(), 0)
+	b.result["traces_per_s"] = round(n/pushTook.Seconds(), 0)
+	b.result["trace_ingest_ratio"] = round(copyTook.Seconds()/pushTook.Seconds(), 3)
+	b.result["trace_ingest_postgres_cpu_s"], b.result["trace_ingest_xtrace_cpu_s"] = round(pgCPU, 2), round(srvCPU, 2)
+	b.result["trace_ingest_client_cpu_s"] = round(clientCPU, 2)
+	_, pct := percentiles(lat)
+	b.result["trace_batch_p50_ms"], b.result["trace_batch_p95_ms"], b.result["trace_batch_p99_ms"] = pct[0], pct[1], pct[2]
+	st, err := openStore(ctx, b.cluster.URL(serverDB), 2)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	stats, err := st.TraceStorage(ctx)
+	if err != nil {
+		return err
+	}
+	if stats.Traces != int64(b.o.traces) {
+		return fmt.Errorf("server stored %d traces, pushed %d", stats.Traces, b.o.traces)
+	}
+	b.result["bytes_per_trace"] = round(float64(stats.TotalBytes)/float64(stats.Traces), 1)
+	b.result["observations_per_trace"] = round(float64(stats.Observations)/float64(stats.Traces), 2)
+	return nil
+}
+
+// copyTraces COPYs the rows with the given number of writers.
+func copyTraces(ctx context.Context, st interface {
+	CopyRawTraces(context.Context, string, []traces.Upsert) error
+}, copies [][]traces.Upsert, writers int) (time.Duration, error) {
+	work := make(chan []traces.Upsert, len(copies))
+	for _, c := range copies {
+		work <- c
+	}
+	close(work)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	began := time.Now()
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ups := range work {
+				if err := st.CopyRawTraces(ctx, "default", ups); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, err
+	}
+	return time.Since(began), nil
+}
+
+// pushTraces posts the bodies to /v1/l/batch with the given number of
+// clients, each waiting for its answer before the next, and returns the time
+// taken and each client's request latencies (ms).
+func pushTraces(base, token string, bodies [][]byte, clients int) (time.Duration, [][]float64, error) {
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	defer client.CloseIdleConnections()
+	next := make(chan []byte, len(bodies))
+	for _, body := range bodies {
+		next <- body
+	}
+	close(next)
+	lat := make([][]float64, clients)
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	began := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for body := range next {
+				req, _ := http.NewRequest("POST", base+"/v1/l/batch", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Content-Type", "application/json")
+				start := time.Now()
+				if err := send(client, req); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				lat[c] = append(lat[c], float64(time.Since(start).Microseconds())/1000)
+			}
+		}(c)
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, nil, err
+	}
+	return time.Since(began), lat, nil
+}
+
+// traceBody is gateway request i as Nebula Gateway sends it: one trace, a
+// routing span and a generation.
+func traceBody(i int, ts time.Time) []byte {
+	body, _ := json.Marshal(map[string]any{
+		"trace": map[string]any{"id": fmt.Sprintf("bench-trace-%d", i), "name": "/v1/chat/completions", "userId": fmt.Sprintf("team-%d", i%20),
+			"tags": []string{"gateway"}, "timestamp": ts.Format(time.RFC3339Nano)},
+		"observations": []map[string]any{
+			{"id": fmt.Sprintf("bench-route-%d", i), "name": "routing", "startTime": ts.Format(time.RFC3339Nano),
+				"endTime": ts.Add(2 * time.Millisecond).Format(time.RFC3339Nano), "metadata": map[string]any{"endpoint": fmt.Sprintf("node-%d", i%100)}},
+			{"id": fmt.Sprintf("bench-gen-%d", i), "type": "GENERATION", "name": "chat", "model": fmt.Sprintf("model-%d", i%50),
+				"startTime": ts.Format(time.RFC3339Nano), "endTime": ts.Add(800 * time.Millisecond).Format(time.RFC3339Nano),
+				"input": "How do I route this request?", "output": "To the least loaded replica.", "promptTokens": 120, "completionTokens": 48},
+		},
+	})
+	return body
+}
