@@ -465,13 +465,18 @@ func (c *Cluster) SetAutovacuum(ctx context.Context, on bool) error {
 }
 
 // Settle brings c to rest for a measurement: a checkpoint writes the dirty
-// buffers a bulk load left, then it waits (at most timeout) until no
-// autovacuum worker runs. It returns how long that took.
+// buffers a bulk load left, the operating system writes them to disk, then
+// it waits (at most timeout) until no autovacuum worker runs. It returns how
+// long that took.
 func (c *Cluster) Settle(ctx context.Context, timeout time.Duration) (time.Duration, error) {
 	began := time.Now()
 	if err := execSQL(ctx, c.URL("postgres"), "CHECKPOINT"); err != nil {
 		return 0, err
 	}
+	// A checkpoint after a bulk load leaves gigabytes in the page cache for
+	// the kernel to write back over the next half minute; whatever is timed
+	// then competes with that writeback.
+	syscall.Sync()
 	for {
 		var workers int
 		if err := queryOnce(ctx, c.URL("postgres"), "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'", nil, &workers); err != nil {
