@@ -97,6 +97,7 @@ func replicaConfigs(primary *pgxpool.Config, urls, hosts []string) ([]*pgxpool.C
 			// pgx's message can contain the password; say only which entry.
 			return nil, fmt.Errorf("DATABASE_READ_URL: entry %d of %d cannot be parsed as a PostgreSQL connection string", i+1, len(urls))
 		}
+		setSessionParams(cfg.ConnConfig)
 		out = append(out, cfg)
 	}
 	for _, h := range hosts {

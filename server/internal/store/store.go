@@ -82,11 +82,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.HealthCheckPeriod = 10 * time.Second
-	if cfg.ConnConfig.RuntimeParams == nil {
-		cfg.ConnConfig.RuntimeParams = map[string]string{}
-	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = "xtrace"
-	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	setSessionParams(cfg.ConnConfig)
 	replicaCfgs, err := replicaConfigs(cfg, opts.ReplicaURLs, opts.ReplicaHosts)
 	if err != nil {
 		return nil, err
@@ -111,6 +107,26 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.replicas.start()
 	}
 	return s, nil
+}
+
+// setSessionParams sets what every connection of the server runs with.
+//
+// plan_cache_mode: the metric reads are single statements over two
+// partitioned tables, and PostgreSQL planned them afresh on every execution,
+// as a plan for the given parameters prunes partitions and so always looks
+// cheaper than a generic one. On a day of data that planning was 1-1.8 ms of
+// the router query's 0.3 ms of execution; a generic plan, made once per
+// connection, prunes the partitions when it runs. The connection string may
+// set another mode.
+func setSessionParams(cc *pgx.ConnConfig) {
+	if cc.RuntimeParams == nil {
+		cc.RuntimeParams = map[string]string{}
+	}
+	cc.RuntimeParams["application_name"] = "xtrace"
+	cc.RuntimeParams["timezone"] = "UTC"
+	if _, set := cc.RuntimeParams["plan_cache_mode"]; !set {
+		cc.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
 }
 
 // readQuerier is what read-only queries need of a pool.

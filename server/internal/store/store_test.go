@@ -65,6 +65,30 @@ func TestConcurrentMigrationsApplyOnce(t *testing.T) {
 	}
 }
 
+// TestReadsUseGenericPlans: the server's connections keep one plan per
+// statement (see setSessionParams) unless the connection string says
+// otherwise.
+func TestReadsUseGenericPlans(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	for _, c := range []struct{ url, want string }{
+		{url, "force_generic_plan"},
+		{url + sep + "plan_cache_mode=auto", "auto"},
+	} {
+		var mode string
+		if err := open(t, c.url).pool.QueryRow(context.Background(), "SHOW plan_cache_mode").Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		if mode != c.want {
+			t.Errorf("plan_cache_mode %q, want %q", mode, c.want)
+		}
+	}
+}
+
 func migrated(t *testing.T) *Store {
 	t.Helper()
 	s := open(t, pgtest.NewDatabase(t))
