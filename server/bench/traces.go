@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
 )
 
@@ -135,9 +136,7 @@ func (b *bench) traces(ctx context.Context) error {
 }
 
 // copyTraces COPYs the rows with the given number of writers.
-func copyTraces(ctx context.Context, st interface {
-	CopyRawTraces(context.Context, string, []traces.Upsert) error
-}, copies [][]traces.Upsert, writers int) (time.Duration, error) {
+func copyTraces(ctx context.Context, st *store.Store, copies [][]traces.Upsert, writers int) (time.Duration, error) {
 	work := make(chan []traces.Upsert, len(copies))
 	for _, c := range copies {
 		work <- c
