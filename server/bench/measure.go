@@ -155,7 +155,7 @@ func treeCPU(pid int) float64 {
 func (b *bench) settle(ctx context.Context) error {
 	took, err := b.cluster.Settle(ctx, 2*time.Minute)
 	if err == nil {
-		fmt.Printf("postgres settled (checkpoint, autovacuum idle) in %s\n", took.Round(time.Millisecond))
+		fmt.Printf("postgres settled (checkpoint written and on disk, autovacuum idle) in %s\n", took.Round(time.Millisecond))
 	}
 	return err
 }
