@@ -55,36 +55,46 @@ func ingest(base, token string, fl []series, o options, start time.Time) (float6
 	if n > 0 {
 		emit()
 	}
-	took, retries, err := postAll(base+"/v1/metrics/batch", encoded, o.clients, http.StatusOK,
+	p, err := postAll(base+"/v1/metrics/batch", encoded, o.clients, http.StatusOK,
 		"Authorization", "Bearer "+token, "Content-Type", "application/json")
 	if err != nil {
 		return 0, err
 	}
 	total := len(fl) * o.steps
 	fmt.Printf("ingest over HTTP: %d points in %s (%d clients, %d points per request, %d retries after 429)\n",
-		total, took.Round(time.Millisecond), o.clients, o.batch, retries)
-	return float64(total) / took.Seconds(), nil
+		total, p.took.Round(time.Millisecond), o.clients, o.batch, p.retries)
+	return float64(total) / p.took.Seconds(), nil
+}
+
+// posted is what postAll measured.
+type posted struct {
+	took    time.Duration
+	retries int64
+	latency [][]float64 // per client, each body's time (ms) until its answer, retries included
 }
 
 // postAll posts every body to url with the given number of concurrent
-// clients and header pairs, retrying a 429 as senders do, and returns how
-// long it took and how many retries there were.
-func postAll(url string, bodies [][]byte, clients, okStatus int, headers ...string) (time.Duration, int64, error) {
+// clients and header pairs, each waiting for its answer before the next and
+// retrying a 429 as senders do.
+func postAll(url string, bodies [][]byte, clients, okStatus int, headers ...string) (posted, error) {
 	queue := make(chan []byte, len(bodies))
 	for _, b := range bodies {
 		queue <- b
 	}
 	close(queue)
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	defer client.CloseIdleConnections()
+	latency := make([][]float64, clients)
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
 	var retries atomic.Int64
 	began := time.Now()
 	for c := 0; c < clients; c++ {
 		wg.Add(1)
-		go func() {
+		go func(c int) {
 			defer wg.Done()
 			for body := range queue {
+				start := time.Now()
 				for attempt := 0; ; attempt++ {
 					req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
 					for i := 0; i+1 < len(headers); i += 2 {
@@ -95,6 +105,7 @@ func postAll(url string, bodies [][]byte, clients, okStatus int, headers ...stri
 						_, _ = io.Copy(io.Discard, resp.Body)
 						resp.Body.Close()
 						if resp.StatusCode == okStatus {
+							latency[c] = append(latency[c], float64(time.Since(start).Microseconds())/1000)
 							break
 						}
 						if resp.StatusCode == http.StatusTooManyRequests && attempt < 100 {
@@ -108,13 +119,13 @@ func postAll(url string, bodies [][]byte, clients, okStatus int, headers ...stri
 					return
 				}
 			}
-		}()
+		}(c)
 	}
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, 0, err
+		return posted{}, err
 	}
-	return time.Since(began), retries.Load(), nil
+	return posted{took: time.Since(began), retries: retries.Load(), latency: latency}, nil
 }
 
 // send does one request of a load loop; an answer other than 200 is an error.

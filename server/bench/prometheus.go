@@ -60,7 +60,7 @@ func (b *bench) remoteWriteIngest(ctx context.Context) error {
 		}
 	}
 
-	took, retries, err := postAll(base+"/api/v1/write", bodies, b.o.clients, http.StatusNoContent, "Authorization", "Bearer "+benchToken,
+	p, err := postAll(base+"/api/v1/write", bodies, b.o.clients, http.StatusNoContent, "Authorization", "Bearer "+benchToken,
 		"Content-Type", remotewrite.ContentTypeV1, "Content-Encoding", "snappy", "X-Prometheus-Remote-Write-Version", "0.1.0")
 	if err != nil {
 		return err
@@ -68,9 +68,9 @@ func (b *bench) remoteWriteIngest(ctx context.Context) error {
 	if _, err := storedPoints(ctx, b.cluster.URL(rwDB), b.points()); err != nil {
 		return err
 	}
-	rate := float64(b.points()) / took.Seconds()
+	rate := float64(b.points()) / p.took.Seconds()
 	fmt.Printf("remote-write: %d samples in %s (%d writers, %d samples per request, %d retries after 429)\n",
-		b.points(), took.Round(time.Millisecond), b.o.clients, b.o.batch, retries)
+		b.points(), p.took.Round(time.Millisecond), b.o.clients, b.o.batch, p.retries)
 	b.result["remote_write_samples_per_s"] = round(rate, 0)
 	b.result["remote_write_ratio"] = round(rate/b.result["copy_points_per_s"], 3)
 	return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -91,15 +90,16 @@ func (b *bench) traces(ctx context.Context) error {
 		}
 		copyTook += took
 		pg0, srv0, self0 := treeCPU(b.cluster.Pid()), treeCPU(b.server.Process.Pid), selfCPU()
-		took, roundLat, err := pushTraces(b.base, benchToken, bodies, b.o.clients)
+		p, err := postAll(b.base+"/v1/l/batch", bodies, b.o.clients, http.StatusOK,
+			"Authorization", "Bearer "+benchToken, "Content-Type", "application/json")
 		if err != nil {
 			return err
 		}
-		pushTook += took
+		pushTook += p.took
 		pgCPU += treeCPU(b.cluster.Pid()) - pg0
 		srvCPU += treeCPU(b.server.Process.Pid) - srv0
 		clientCPU += selfCPU() - self0
-		lat = append(lat, roundLat...)
+		lat = append(lat, p.latency...)
 	}
 	// The copy database's leftovers are cleared here, untimed, so that what
 	// alone reports after this phase is the server's alone.
@@ -162,45 +162,6 @@ func copyTraces(ctx context.Context, st *store.Store, copies [][]traces.Upsert, 
 		return 0, err
 	}
 	return time.Since(began), nil
-}
-
-// pushTraces posts the bodies to /v1/l/batch with the given number of
-// clients, each waiting for its answer before the next, and returns the time
-// taken and each client's request latencies (ms).
-func pushTraces(base, token string, bodies [][]byte, clients int) (time.Duration, [][]float64, error) {
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	defer client.CloseIdleConnections()
-	next := make(chan []byte, len(bodies))
-	for _, body := range bodies {
-		next <- body
-	}
-	close(next)
-	lat := make([][]float64, clients)
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	began := time.Now()
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func(c int) {
-			defer wg.Done()
-			for body := range next {
-				req, _ := http.NewRequest("POST", base+"/v1/l/batch", bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+token)
-				req.Header.Set("Content-Type", "application/json")
-				start := time.Now()
-				if err := send(client, req); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				lat[c] = append(lat[c], float64(time.Since(start).Microseconds())/1000)
-			}
-		}(c)
-	}
-	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, nil, err
-	}
-	return time.Since(began), lat, nil
 }
 
 // traceBody is gateway request i as Nebula Gateway sends it: one trace, a
