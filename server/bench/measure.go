@@ -15,11 +15,10 @@ import (
 
 // warmups are the executions of each query not timed. The figures are
 // steady state, as a router or a dashboard sees it: PostgreSQL plans a
-// prepared statement afresh on each of its first five executions on a
-// connection (then it may keep a generic plan), and those executions cost
-// the router's query about 1 ms of planning each. With two warm-ups, four of
-// them were among the 60 timed and decided its p95 on their own.
-const warmups = 8
+// prepared statement on its first executions on a connection, and the first
+// requests after a pause wait for idle connections to be checked and for
+// idle cores to wake (the first request after 3 s idle took 4–35 ms).
+const warmups = 30
 
 // measure runs a query (path with its query string) reps times after the
 // warm-ups and returns p50/p95/p99 in ms.
