@@ -29,8 +29,10 @@ type traceLoad struct {
 	copies [][]traces.Upsert // one COPY each
 }
 
-// copyRequests is the number of requests per COPY, about what a group
-// commit of the server holds.
+// copyRequests is the number of requests per COPY: a bulk load, which pays
+// its statement and commit costs once per 750 rows. The server's groups hold
+// at most one request per client (8 here), each commit waiting for its
+// flush to disk before the clients hear back.
 const copyRequests = 250
 
 func newTraceLoad(n int) (*traceLoad, error) {
