@@ -53,7 +53,7 @@ func main() {
 	// A p95 of 60 runs is the third-slowest of them: on a shared machine,
 	// one burst of other work decided it (the same server's router p95
 	// ranged 1.2–2.0 ms over six sets of 68 runs).
-	flag.IntVar(&o.reps, "reps", 300, "timed repetitions of each query (≥ 50)")
+	flag.IntVar(&o.reps, "reps", 300, "timed repetitions of each query (≥ 50; a slow query stops after 30 s, see timedBudget)")
 	flag.StringVar(&o.out, "out", "bench-result.json", "JSON result file")
 	flag.IntVar(&o.traces, "traces", 20000, "gateway requests to push to /v1/l/batch (one trace + 2 observations each)")
 	flag.BoolVar(&o.peers, "peers", false, "also push the same data to prometheus and victoria-metrics (when on PATH) by remote-write and time the same PromQL queries there")
@@ -395,12 +395,13 @@ func (b *bench) queries(_ context.Context) error {
 			"step": {"1h"}, "agg": {"avg"}, "group_by": {"node_id"}}.Encode()},
 	}
 	for _, q := range mix {
-		ms, err := measure(b.base, benchToken, "/api/public/metrics/query?"+q.query, b.o.reps)
+		ms, runs, err := measure(b.base, benchToken, "/api/public/metrics/query?"+q.query, b.o.reps)
 		if err != nil {
 			return fmt.Errorf("%s query: %w", q.name, err)
 		}
 		b.latency[q.name] = ms
 		b.result[q.name+"_p50_ms"], b.result[q.name+"_p95_ms"], b.result[q.name+"_p99_ms"] = ms[0], ms[1], ms[2]
+		b.result[q.name+"_runs"] = float64(runs)
 	}
 	return nil
 }

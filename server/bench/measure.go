@@ -20,34 +20,57 @@ import (
 // idle cores to wake (the first request after 3 s idle took 4–35 ms).
 const warmups = 30
 
+// A slow query (a day's PromQL fleet view takes 1–2 s) stops warming up
+// after warmupBudget and its timed runs after timedBudget, once it has
+// minReps: 300 runs of each would add half an hour to a day's run with peers.
+const (
+	warmupBudget = 3 * time.Second
+	timedBudget  = 30 * time.Second
+	minReps      = 50
+)
+
 // measure runs a query (path with its query string) reps times after the
-// warm-ups and returns p50/p95/p99 in ms.
-func measure(base, token, path string, reps int) ([3]float64, error) {
+// warm-ups, fewer when it is slow (see timedBudget), and returns p50/p95/p99
+// in ms and the number of timed runs.
+func measure(base, token, path string, reps int) ([3]float64, int, error) {
 	client := &http.Client{Timeout: 60 * time.Second}
-	var ms []float64
-	for i := 0; i < reps+warmups; i++ {
+	get := func() (time.Duration, []byte, error) {
 		req, _ := http.NewRequest("GET", base+path, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		began := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {
-			return [3]float64{}, err
+			return 0, nil, err
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		took := time.Since(began)
 		if resp.StatusCode != 200 {
-			return [3]float64{}, fmt.Errorf("answered %d: %s", resp.StatusCode, body)
+			return 0, nil, fmt.Errorf("answered %d: %s", resp.StatusCode, body)
+		}
+		return took, body, nil
+	}
+	began := time.Now()
+	for i := 0; i < warmups && (i < 3 || time.Since(began) < warmupBudget); i++ {
+		_, body, err := get()
+		if err != nil {
+			return [3]float64{}, 0, err
 		}
 		if i == 0 {
 			fmt.Printf("query %s → %s\n", path, describeAnswer(body))
 		}
-		if i >= warmups {
-			ms = append(ms, float64(took.Microseconds())/1000)
-		}
 	}
-	_, pct := percentiles([][]float64{ms})
-	return pct, nil
+	var ms []float64
+	began = time.Now()
+	for len(ms) < reps && (len(ms) < minReps || time.Since(began) < timedBudget) {
+		took, _, err := get()
+		if err != nil {
+			return [3]float64{}, 0, err
+		}
+		ms = append(ms, float64(took.Microseconds())/1000)
+	}
+	n, pct := percentiles([][]float64{ms})
+	return pct, n, nil
 }
 
 // describeAnswer summarises a native (meta) or Prometheus (data.result) answer.

@@ -150,11 +150,12 @@ func (b *bench) measurePeer(_ context.Context, p peer) error {
 	}
 	r["bytes_per_point"] = round(float64(size)/float64(b.points()), 2)
 	for _, q := range b.promqlMix() {
-		ms, err := measure(base, benchToken, q.path, b.o.reps)
+		ms, runs, err := measure(base, benchToken, q.path, b.o.reps)
 		if err != nil {
 			return fmt.Errorf("%s %s query: %w", p.name, q.name, err)
 		}
 		r[q.name+"_p50_ms"], r[q.name+"_p95_ms"], r[q.name+"_p99_ms"] = ms[0], ms[1], ms[2]
+		r[q.name+"_runs"] = float64(runs)
 	}
 	fmt.Printf("peer %s: %d samples by remote-write in %s; %.2f bytes per point on disk\n", p.name, b.points(), took.Round(time.Millisecond), r["bytes_per_point"])
 	b.peers[p.name] = r

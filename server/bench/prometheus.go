@@ -83,11 +83,12 @@ func (b *bench) remoteWriteIngest(ctx context.Context) error {
 // a step that gives at most 1000 points.
 func (b *bench) promqlQueries(_ context.Context) error {
 	for _, q := range b.promqlMix() {
-		ms, err := measure(b.base, benchToken, q.path, b.o.reps)
+		ms, runs, err := measure(b.base, benchToken, q.path, b.o.reps)
 		if err != nil {
 			return fmt.Errorf("PromQL %s query: %w", q.name, err)
 		}
 		b.result["promql_"+q.name+"_p50_ms"], b.result["promql_"+q.name+"_p95_ms"], b.result["promql_"+q.name+"_p99_ms"] = ms[0], ms[1], ms[2]
+		b.result["promql_"+q.name+"_runs"] = float64(runs)
 	}
 	return nil
 }
