@@ -52,7 +52,7 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 8, "concurrent pushing clients (agents pushing at once)")
 	// A p95 of 60 runs is the third-slowest of them: on a shared machine,
 	// one burst of other work decided it (the same server's router p95
-	// ranged 1.2–2.0 ms over six sets of 68 runs).
+	// ranged 1.2–2.0 ms over eight sets of 68 runs).
 	flag.IntVar(&o.reps, "reps", 300, "timed repetitions of each query (≥ 50; a slow query stops after 30 s, see timedBudget)")
 	flag.StringVar(&o.out, "out", "bench-result.json", "JSON result file")
 	flag.IntVar(&o.traces, "traces", 20000, "gateway requests to push to /v1/l/batch (one trace + 2 observations each)")

@@ -21,9 +21,11 @@ import (
 const warmups = 30
 
 // A slow query (a day's PromQL fleet view takes 1–2 s) stops warming up
-// after warmupBudget and its timed runs after timedBudget, once it has
-// minReps: 300 runs of each would add half an hour to a day's run with peers.
+// after warmupBudget, once it has minWarmups, and its timed runs after
+// timedBudget, once it has minReps: 300 runs of each would add half an hour
+// to a day's run with peers.
 const (
+	minWarmups   = 3
 	warmupBudget = 3 * time.Second
 	timedBudget  = 30 * time.Second
 	minReps      = 50
@@ -51,7 +53,7 @@ func measure(base, token, path string, reps int) ([3]float64, int, error) {
 		return took, body, nil
 	}
 	began := time.Now()
-	for i := 0; i < warmups && (i < 3 || time.Since(began) < warmupBudget); i++ {
+	for i := 0; i < warmups && (i < minWarmups || time.Since(began) < warmupBudget); i++ {
 		_, body, err := get()
 		if err != nil {
 			return [3]float64{}, 0, err
