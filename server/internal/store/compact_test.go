@@ -244,6 +244,42 @@ func checkReadSamples(t *testing.T, s *Store, written []metrics.Point, now time.
 	}
 }
 
+// TestRollupsAreStoredAsWritten: a chunk row's rollups stay uncompressed
+// and inline, as read by every long-range query, even where they would
+// compress well (every 5-minute bucket alike) and the samples make the row
+// large enough to be toasted: the chunk partitions' low toast_tuple_target
+// would otherwise have PostgreSQL compress them.
+func TestRollupsAreStoredAsWritten(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	now := time.Date(2026, 2, 14, 12, 10, 0, 0, time.UTC)
+	rng := rand.New(rand.NewSource(5))
+	pattern := make([]float64, 60) // five minutes of samples, repeated
+	for i := range pattern {
+		pattern[i] = rng.Float64() * 100 // full mantissas: the samples take ~8 bytes each
+	}
+	var pts []metrics.Point
+	for i, ts := 0, now.Add(-4*time.Hour); ts.Before(now); i, ts = i+1, ts.Add(5*time.Second) {
+		pts = append(pts, pt("repeating", map[string]string{"s": "a"}, pattern[i%len(pattern)], ts))
+	}
+	if err := s.WritePoints(ctx, "default", pts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Compact(ctx, now, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "SELECT count(*) FROM metric_chunks WHERE octet_length(rollup) >= 20*42 AND octet_length(data) > 8000"); n != 2 {
+		t.Fatalf("%d chunk rows of closed windows with rollups and many samples, want 2", n)
+	}
+	// pg_column_size is the stored size: the bytes and a 1- or 4-byte header when stored as written.
+	if n := count(t, s, `SELECT count(*) FROM metric_chunks
+		WHERE pg_column_size(rollup) NOT IN (octet_length(rollup) + 1, octet_length(rollup) + 4)
+		   OR pg_column_size(rollup_hour) NOT IN (octet_length(rollup_hour) + 1, octet_length(rollup_hour) + 4)`); n != 0 {
+		t.Fatalf("%d chunk rows have compressed or out-of-line rollups", n)
+	}
+}
+
 func head(lines []string) []string {
 	if len(lines) > 5 {
 		return lines[:5]
