@@ -400,8 +400,7 @@ func (b *bench) queries(_ context.Context) error {
 			return fmt.Errorf("%s query: %w", q.name, err)
 		}
 		b.latency[q.name] = ms
-		b.result[q.name+"_p50_ms"], b.result[q.name+"_p95_ms"], b.result[q.name+"_p99_ms"] = ms[0], ms[1], ms[2]
-		b.result[q.name+"_runs"] = float64(runs)
+		recordLatency(b.result, q.name, ms, runs)
 	}
 	return nil
 }

@@ -75,6 +75,13 @@ func measure(base, token, path string, reps int) ([3]float64, int, error) {
 	return pct, n, nil
 }
 
+// recordLatency puts measure's figures of a query into a result under
+// <name>_p50_ms, _p95_ms, _p99_ms and _runs.
+func recordLatency(r map[string]float64, name string, ms [3]float64, runs int) {
+	r[name+"_p50_ms"], r[name+"_p95_ms"], r[name+"_p99_ms"] = ms[0], ms[1], ms[2]
+	r[name+"_runs"] = float64(runs)
+}
+
 // describeAnswer summarises a native (meta) or Prometheus (data.result) answer.
 func describeAnswer(body []byte) string {
 	var r struct {

@@ -154,8 +154,7 @@ func (b *bench) measurePeer(_ context.Context, p peer) error {
 		if err != nil {
 			return fmt.Errorf("%s %s query: %w", p.name, q.name, err)
 		}
-		r[q.name+"_p50_ms"], r[q.name+"_p95_ms"], r[q.name+"_p99_ms"] = ms[0], ms[1], ms[2]
-		r[q.name+"_runs"] = float64(runs)
+		recordLatency(r, q.name, ms, runs)
 	}
 	fmt.Printf("peer %s: %d samples by remote-write in %s; %.2f bytes per point on disk\n", p.name, b.points(), took.Round(time.Millisecond), r["bytes_per_point"])
 	b.peers[p.name] = r

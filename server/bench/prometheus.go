@@ -87,8 +87,7 @@ func (b *bench) promqlQueries(_ context.Context) error {
 		if err != nil {
 			return fmt.Errorf("PromQL %s query: %w", q.name, err)
 		}
-		b.result["promql_"+q.name+"_p50_ms"], b.result["promql_"+q.name+"_p95_ms"], b.result["promql_"+q.name+"_p99_ms"] = ms[0], ms[1], ms[2]
-		b.result["promql_"+q.name+"_runs"] = float64(runs)
+		recordLatency(b.result, "promql_"+q.name, ms, runs)
 	}
 	return nil
 }
