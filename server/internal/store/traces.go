@@ -109,15 +109,13 @@ func insertNew(ctx context.Context, conn *pgxpool.Conn, project string, g *upser
 	batch.Queue("BEGIN")
 	for _, kind := range kindOrder {
 		ids := g.keys[kind]
-		if len(ids) == 0 {
-			continue
-		}
 		kindRows := make([][]any, len(ids))
 		for i, id := range ids {
 			kindRows[i] = rows[entityKey{kind, id}]
 		}
-		args := append([]any{project}, columnArrays(kind, kindRows)...)
-		batch.Queue(insertSQL(kind, 2)+" ON CONFLICT (project_id, id) DO NOTHING", args...)
+		for _, st := range insertStatements(kind, project, kindRows, " ON CONFLICT (project_id, id) DO NOTHING") {
+			batch.Queue(st.sql, st.args...)
+		}
 	}
 	batch.Queue("COMMIT")
 	results := conn.SendBatch(ctx, batch)
@@ -258,7 +256,8 @@ func loadEntities(ctx context.Context, db querier, kind traces.Kind, project str
 	return out, err
 }
 
-// upsertSet completes insertSQL into an upsert that replaces stored rows.
+// upsertSet completes an INSERT of insertStatements into an upsert that
+// replaces stored rows.
 var upsertSet = map[traces.Kind]string{
 	traces.KindTrace: `
 		ON CONFLICT (project_id, id) DO UPDATE SET
@@ -280,7 +279,10 @@ var upsertSet = map[traces.Kind]string{
 }
 
 func writeEntities(ctx context.Context, db execer, kind traces.Kind, project string, rows [][]any) error {
-	args := append([]any{project}, columnArrays(kind, rows)...)
-	_, err := db.Exec(ctx, insertSQL(kind, 2)+upsertSet[kind], args...)
-	return err
+	for _, st := range insertStatements(kind, project, rows, upsertSet[kind]) {
+		if _, err := db.Exec(ctx, st.sql, st.args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }

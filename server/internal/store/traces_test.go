@@ -124,3 +124,77 @@ func splitIntoWrites(ups []traces.Upsert, n int) []*TraceWrite {
 	}
 	return writes
 }
+
+// TestGroupsLargerThanOneInsert: a group's rows of a kind travel in INSERTs
+// of at most maxRowsPerInsert rows. A group of several such chunks, half of
+// whose traces exist already, must store every entity, with every column as
+// sent, and merge the existing ones.
+func TestGroupsLargerThanOneInsert(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 2, 14, 10, 0, 0, 0, time.UTC)
+	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	traceID := func(i int) string { return fmt.Sprintf("big-%03d", i) }
+	write := func(from, to int, name string, at time.Time) {
+		t.Helper()
+		stamp := traces.NewStamp(at, false)
+		var ups []traces.Upsert
+		for i := from; i < to; i++ {
+			tr, err := traces.TraceUpserts(map[string]json.RawMessage{"id": raw(traceID(i)), "name": raw(name),
+				"timestamp": raw(t0.Add(time.Duration(i) * time.Second).Format(time.RFC3339)),
+				"tags":      raw([]string{name, fmt.Sprintf("t%d", i)})}, stamp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obs, err := traces.ObservationUpserts(map[string]json.RawMessage{"id": raw(traceID(i) + "-gen"), "traceId": raw(traceID(i)),
+				"type": raw("GENERATION"), "name": raw(name), "startTime": raw(t0.Format(time.RFC3339)),
+				"usageDetails": raw(map[string]int{"input": i, "output": 2 * i})}, stamp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ups = append(append(ups, tr...), obs...)
+		}
+		if err := s.WriteTraces(ctx, "default", splitIntoWrites(ups, 30)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 3*maxRowsPerInsert + 5
+	write(0, n/2, "first", t0)
+	write(n/4, n, "second", t0.Add(time.Minute)) // a quarter exists already
+	rows, err := s.pool.Query(ctx, `SELECT t.id, t.name, t.tags, t."timestamp", o.name, o.usage_input, o.usage_output
+		FROM traces t JOIN observations o ON o.trace_id = t.id AND o.id = t.id || '-gen' ORDER BY t.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	i := 0
+	for ; rows.Next(); i++ {
+		var id, name, obsName string
+		var tags []string
+		var ts time.Time
+		var in, out float64
+		if err := rows.Scan(&id, &name, &tags, &ts, &obsName, &in, &out); err != nil {
+			t.Fatal(err)
+		}
+		want := "first"
+		if i >= n/4 {
+			want = "second"
+		}
+		wantTags := []string{want, fmt.Sprintf("t%d", i)}
+		if i >= n/4 && i < n/2 {
+			wantTags = []string{"first", "second", fmt.Sprintf("t%d", i)} // tags merge as a sorted set
+		}
+		if id != traceID(i) || name != want || obsName != want || !reflect.DeepEqual(tags, wantTags) ||
+			!ts.Equal(t0.Add(time.Duration(i)*time.Second)) || in != float64(i) || out != float64(2*i) {
+			t.Errorf("row %d: %s %s %v %s %s %v %v; want %s %s %v %s usage %d/%d", i, id, name, tags, ts, obsName, in, out,
+				traceID(i), want, wantTags, t0.Add(time.Duration(i)*time.Second), i, 2*i)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if i != n {
+		t.Errorf("%d traces with their generation stored, want %d", i, n)
+	}
+}
