@@ -84,8 +84,8 @@ func ptr[T any](v T) *T { return &v }
 
 // maxRowsPerInsert bounds the rows of one INSERT: a group's rows of a kind
 // take ceil(n/maxRowsPerInsert) statements, each with at most
-// maxRowsPerInsert × 19 parameters (PostgreSQL takes at most 65,535), and a
-// connection prepares at most one statement per kind, row count and
+// 1 + maxRowsPerInsert × 18 parameters (PostgreSQL takes at most 65,535),
+// and a connection prepares at most one statement per kind, row count and
 // conflict action.
 const maxRowsPerInsert = 64
 
