@@ -117,8 +117,9 @@ func round(v float64, digits int) float64 {
 	return float64(int64(v*p+0.5)) / p
 }
 
-// commitStats reads the server's own metrics: number and total seconds of metric commits.
-func commitStats(base string) (count, sum float64, err error) {
+// commitStats reads the server's own metrics: number and total seconds of
+// the group commits of a queue ("metrics", "traces").
+func commitStats(base, queue string) (count, sum float64, err error) {
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		return 0, 0, err
@@ -132,9 +133,9 @@ func commitStats(base string) (count, sum float64, err error) {
 		}
 		v, _ := strconv.ParseFloat(fields[1], 64)
 		switch fields[0] {
-		case `xtrace_ingest_commit_duration_seconds_count{queue="metrics"}`:
+		case `xtrace_ingest_commit_duration_seconds_count{queue="` + queue + `"}`:
 			count = v
-		case `xtrace_ingest_commit_duration_seconds_sum{queue="metrics"}`:
+		case `xtrace_ingest_commit_duration_seconds_sum{queue="` + queue + `"}`:
 			sum = v
 		}
 	}

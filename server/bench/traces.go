@@ -84,6 +84,10 @@ func (b *bench) traces(ctx context.Context) error {
 	var copyTook, pushTook time.Duration
 	var pgCPU, srvCPU, clientCPU float64
 	var lat [][]float64
+	commits0, commitSeconds0, err := commitStats(b.base, "traces")
+	if err != nil {
+		return err
+	}
 	for r := 0; r < traceRounds; r++ {
 		bodies, copies := load.round(r)
 		took, err := copyTraces(ctx, copyStore, copies, b.o.clients)
@@ -112,6 +116,21 @@ func (b *bench) traces(ctx context.Context) error {
 	fmt.Printf("raw COPY of the trace rows: %d requests in %s\n", b.o.traces, copyTook.Round(time.Millisecond))
 	fmt.Printf("trace ingest: %d requests in %s; postgres used %.1f CPU-s, xtrace %.1f CPU-s, the clients %.1f CPU-s\n",
 		b.o.traces, pushTook.Round(time.Millisecond), pgCPU, srvCPU, clientCPU)
+	commits, commitSeconds, err := commitStats(b.base, "traces")
+	if err != nil {
+		return err
+	}
+	if commits -= commits0; commits > 0 {
+		// A round of the lockstep clients is their requests' parsing, on
+		// every core, then the group's commit, which waits for PostgreSQL's
+		// one backend and the flush: the share says which dominates.
+		commitSeconds -= commitSeconds0
+		fmt.Printf("server: %.0f trace group commits, %.1f requests per commit, %.2f ms per commit; commits took %.0f%% of the push time\n",
+			commits, n/commits, commitSeconds/commits*1000, 100*commitSeconds/pushTook.Seconds())
+		b.result["trace_requests_per_commit"] = round(n/commits, 2)
+		b.result["trace_commit_ms"] = round(commitSeconds/commits*1000, 3)
+		b.result["trace_commit_share"] = round(commitSeconds/pushTook.Seconds(), 3)
+	}
 	b.result["traces"] = n
 	b.result["trace_copy_per_s"] = round(n/copyTook.Seconds(), 0)
 	b.result["traces_per_s"] = round(n/pushTook.Seconds(), 0)
