@@ -103,7 +103,7 @@ func insertStatements(kind traces.Kind, project string, rows [][]any, tail strin
 		for _, r := range rows[:n] {
 			args = append(args, r...)
 		}
-		out = append(out, rowsInsert{valuesSQL(kind, n) + tail, args})
+		out = append(out, rowsInsert{valuesSQL(kind, n, tail), args})
 		rows = rows[n:]
 	}
 	return out
@@ -117,14 +117,16 @@ type rowsInsert struct {
 type valuesKey struct {
 	kind traces.Kind
 	rows int
+	tail string
 }
 
 var valuesSQLs sync.Map // valuesKey -> string
 
-// valuesSQL is the INSERT of n rows of a kind: $1 is the project, then each
-// row's entityValues, each parameter cast to its column's type.
-func valuesSQL(kind traces.Kind, n int) string {
-	key := valuesKey{kind, n}
+// valuesSQL is the INSERT of n rows of a kind, then tail: $1 is the project,
+// then each row's entityValues, each parameter cast to its column's type.
+// It is built once per kind, row count and tail, not per group.
+func valuesSQL(kind traces.Kind, n int, tail string) string {
+	key := valuesKey{kind, n, tail}
 	if sql, ok := valuesSQLs.Load(key); ok {
 		return sql.(string)
 	}
@@ -147,6 +149,7 @@ func valuesSQL(kind traces.Kind, n int) string {
 		}
 		b.WriteString(")")
 	}
+	b.WriteString(tail)
 	sql, _ := valuesSQLs.LoadOrStore(key, b.String())
 	return sql.(string)
 }
