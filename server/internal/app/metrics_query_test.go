@@ -299,6 +299,17 @@ func TestQueryMatchesIndependentComputation(t *testing.T) {
 	}
 	checkQueryCombinations(t, s, pts, from, to)
 
+	// A new value for the last compacted sample of the window being filled
+	// (889, just before 14:30): a raw point at exactly its chunk's last time
+	// replaces that sample rather than adding to it.
+	for i := range pts {
+		if pts[i].value == 889 {
+			pts[i].value = 890
+			push(t, s, []point{pts[i]})
+		}
+	}
+	checkQueryCombinations(t, s, pts, from, to)
+
 	// The filled window's remaining raw points appended to its chunk.
 	if res, err := st.Compact(context.Background(), base.Add(5*time.Hour+store.CompactionGrace), time.Minute); err != nil || res.Merged == 0 {
 		t.Fatalf("appending to the window being filled: %+v %v", res, err)

@@ -132,19 +132,20 @@ func (s *Store) ReadSeries(ctx context.Context, _ string, req metrics.ReadReques
 
 func (s *Store) readSeries(ctx context.Context, db querier, req metrics.ReadRequest) ([]metrics.SeriesData, error) {
 	sd := newSeriesData()
-	late := map[metrics.WindowKey]bool{} // compacted windows that raw points fall in
+	var partials rawPartials
 	if req.Values {
 		if err := s.readRawPoints(ctx, db, req, nil, sd); err != nil {
 			return nil, err
 		}
 	} else {
-		if err := s.readRawPartials(ctx, db, req, sd, late); err != nil {
+		if err := s.readRawPartials(ctx, db, req, sd, &partials); err != nil {
 			return nil, err
 		}
 	}
 	if err := s.readChunks(ctx, db, req, sd); err != nil {
 		return nil, err
 	}
+	late := partials.settle(req.Agg, sd) // compacted windows that raw points fall in
 	if len(late) == 0 {
 		return sd.list(), nil
 	}
@@ -218,11 +219,9 @@ func (sd *seriesData) list() []metrics.SeriesData {
 
 // rawPartialsSQL aggregates the raw points of series (the bigint[]
 // expression ids) in a range ($2, $3) per query bucket ($4) and chunk window
-// ($5), computing only what agg uses (each aggregate costs per row).
-// compacted says whether some raw point of the window is not newer than the
-// window's chunk: late points, which may replace compacted samples and so
-// are read one by one with the window's samples. Raw points newer than the
-// chunk (the window being filled) simply add to it.
+// ($5), computing only what agg uses (each aggregate costs per row). first,
+// the group's earliest point, tells with the compacted windows read beside
+// it which groups hold late points (see rawPartials.settle).
 func rawPartialsSQL(agg metrics.Agg, ids string) string {
 	sum, lo, hi, last := "0::float8", "0::float8", "0::float8", "ARRAY[0, 0]::float8[]"
 	switch agg {
@@ -237,7 +236,8 @@ func rawPartialsSQL(agg metrics.Agg, ids string) string {
 		last = "max(ARRAY[extract(epoch FROM ts) * 1000000, value])"
 	}
 	return `
-		WITH g AS (
+		SELECT g.series_id, g.win, g.bucket, g.n, g.total, g.lo, g.hi, g.last[2] AS last_v, g.last[1]::bigint AS last_t, g.latest, g.first
+		FROM (
 			SELECT series_id, date_bin($5::interval, ts, '1970-01-01T00:00:00Z') AS win,
 			       date_bin($4::interval, ts, '1970-01-01T00:00:00Z') AS bucket,
 			       count(*) AS n, ` + sum + ` AS total, ` + lo + ` AS lo, ` + hi + ` AS hi, ` + last + ` AS last,
@@ -245,13 +245,7 @@ func rawPartialsSQL(agg metrics.Agg, ids string) string {
 			FROM metric_points
 			WHERE series_id = ANY(` + ids + `) AND ts >= $2::timestamptz AND ts <= $3::timestamptz
 			  AND ` + notStaleMarker + `
-			GROUP BY 1, 2, 3),
-		w AS (SELECT g.*, min(g.first) OVER (PARTITION BY g.series_id, g.win) AS win_first FROM g)
-		SELECT w.series_id, w.win, w.bucket, w.n, w.total, w.lo, w.hi, w.last[2] AS last_v, w.last[1]::bigint AS last_t, w.latest,
-		       ch.compacted IS NOT NULL AS compacted
-		FROM w LEFT JOIN LATERAL ( -- a probe of the chunks' key per window (EXISTS may hash the whole table)
-			SELECT true AS compacted FROM metric_chunks c
-			WHERE c.series_id = w.series_id AND c.start_ts = w.win AND c.max_ts >= w.win_first LIMIT 1) ch ON true`
+			GROUP BY 1, 2, 3) g`
 }
 
 // chunksSQL selects the compacted windows of series (the bigint[]
@@ -274,31 +268,64 @@ func chunksSQL(ids, rollups, step, window string) string {
 
 // partialRow is one row of rawPartialsSQL.
 type partialRow struct {
-	series      int64
-	win, bucket time.Time
-	n           int64
-	b           chunks.Bucket
-	latest      time.Time
-	compacted   bool
+	series        int64
+	win, bucket   time.Time
+	n             int64
+	b             chunks.Bucket
+	latest, first time.Time
 }
 
 func (r *partialRow) dest() []any {
-	return []any{&r.series, &r.win, &r.bucket, &r.n, &r.b.Sum, &r.b.Min, &r.b.Max, &r.b.Last, &r.b.LastT, &r.latest, &r.compacted}
+	return []any{&r.series, &r.win, &r.bucket, &r.n, &r.b.Sum, &r.b.Min, &r.b.Max, &r.b.Last, &r.b.LastT, &r.latest, &r.first}
 }
 
-// add records the row: a partial, or (compacted) a late window to read one by one.
-func (r *partialRow) add(agg metrics.Agg, sd *seriesData, late map[metrics.WindowKey]bool) {
-	if r.compacted {
-		late[metrics.WindowKey{Series: r.series, Start: r.win.UnixMicro()}] = true
-		return
+// rawPartials holds a read's raw partials until its compacted windows are
+// read too. The points of a window compacted at or after the window's first
+// raw point in the range are late: they may replace compacted samples, so
+// the window is read point by point instead. Points newer than the window's
+// chunk (the window being filled) simply add to it.
+type rawPartials struct {
+	rows []partialRow
+}
+
+func (r *rawPartials) add(p partialRow, sd *seriesData) {
+	sd.of(p.series) // the series keeps its place among the read's
+	r.rows = append(r.rows, p)
+}
+
+// settle adds the partials that are not late to sd and returns the late
+// windows. A window's chunk that was not read lies wholly after the range
+// (the chunks read are those overlapping it), so none of its samples can be
+// replaced by a point in the range.
+func (r *rawPartials) settle(agg metrics.Agg, sd *seriesData) map[metrics.WindowKey]bool {
+	first := map[metrics.WindowKey]int64{}
+	for _, p := range r.rows {
+		k := metrics.WindowKey{Series: p.series, Start: p.win.UnixMicro()}
+		if f, ok := first[k]; !ok || p.first.UnixMicro() < f {
+			first[k] = p.first.UnixMicro()
+		}
 	}
-	b := r.b
-	b.Start, b.Count = r.bucket.UnixMicro(), uint32(r.n)
-	if agg != metrics.AggLast {
-		b.LastT = r.latest.UnixMicro() // the newest point's time: the series' freshness
+	late := map[metrics.WindowKey]bool{}
+	for k, f := range first {
+		for _, w := range sd.byID[k.Series].Windows {
+			if w.Start == k.Start && w.MaxT >= f {
+				late[k] = true
+			}
+		}
 	}
-	d := sd.of(r.series)
-	d.Partials = append(d.Partials, b)
+	for _, p := range r.rows {
+		if late[metrics.WindowKey{Series: p.series, Start: p.win.UnixMicro()}] {
+			continue
+		}
+		b := p.b
+		b.Start, b.Count = p.bucket.UnixMicro(), uint32(p.n)
+		if agg != metrics.AggLast {
+			b.LastT = p.latest.UnixMicro() // the newest point's time: the series' freshness
+		}
+		d := sd.byID[p.series]
+		d.Partials = append(d.Partials, b)
+	}
+	return late
 }
 
 // chunkRow is one row of chunksSQL.
@@ -325,15 +352,16 @@ const idsParam = "$1::bigint[]"
 // aggregatableSQL reads raw partials (kind 0) and compacted windows (kind 1)
 // of series ids (a bigint[] expression) in one statement: $2 from, $3 to,
 // $4 step, $5 the chunk window, $6 whether rollups may stand for samples.
-// Every row also has a labels column, NULL here, for the series rows (kind
-// 2) of findAndReadSQL.
+// A raw partial's first point comes in the min_ts column. Every row also
+// has a labels column, NULL here, for the series rows (kind 2) of
+// findAndReadSQL.
 func aggregatableSQL(agg metrics.Agg, ids string) string {
 	return `
-		SELECT 0 AS kind, p.series_id, p.bucket AS at, p.win, p.bucket, p.n, p.total, p.lo, p.hi, p.last_v, p.last_t, p.latest, p.compacted,
-		       NULL::timestamptz, NULL::timestamptz, NULL::integer, NULL::bytea, NULL::bytea, NULL::jsonb
+		SELECT 0 AS kind, p.series_id, p.bucket AS at, p.win, p.bucket, p.n, p.total, p.lo, p.hi, p.last_v, p.last_t, p.latest,
+		       p.first, NULL::timestamptz, NULL::integer, NULL::bytea, NULL::bytea, NULL::jsonb
 		FROM (` + rawPartialsSQL(agg, ids) + `) p
 		UNION ALL
-		SELECT 1, c.series_id, c.start_ts, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+		SELECT 1, c.series_id, c.start_ts, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 		       c.min_ts, c.max_ts, c.count, c.rollup, c.data, NULL
 		FROM (` + chunksSQL(ids, "$6", "$4", "$5") + `) c`
 }
@@ -347,7 +375,7 @@ func findAndReadSQL(agg metrics.Agg) string {
 		WITH s AS MATERIALIZED (` + findSeriesSQL("$1", "$7", "$8", "$2", "$3", "$9", "$5") + `),
 		     ids AS (SELECT CASE WHEN count(*) <= $10 THEN array_agg(id) END AS ids FROM s)
 		SELECT 2, s.id, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::bigint, NULL::float8, NULL::float8,
-		       NULL::float8, NULL::float8, NULL::bigint, NULL::timestamptz, NULL::boolean,
+		       NULL::float8, NULL::float8, NULL::bigint, NULL::timestamptz,
 		       NULL::timestamptz, NULL::timestamptz, NULL::integer, NULL::bytea, NULL::bytea, s.labels
 		FROM s
 		UNION ALL` + aggregatableSQL(agg, "CAST((SELECT ids FROM ids) AS bigint[])") + `
@@ -430,7 +458,7 @@ func (s *Store) queryAggregatable(ctx context.Context, sql string, agg metrics.A
 		return nil, nil, false, classify(fmt.Errorf("read points: %w", err))
 	}
 	sd := newSeriesData()
-	late := map[metrics.WindowKey]bool{}
+	var partials rawPartials
 	var kind int32
 	var id int64
 	var p partialRow
@@ -441,16 +469,15 @@ func (s *Store) queryAggregatable(ctx context.Context, sql string, agg metrics.A
 	var at, win, bucket, latest, minT, maxT pgtype.Timestamptz
 	var n, lastT pgtype.Int8
 	var sum, lo, hi, lastV pgtype.Float8
-	var compacted pgtype.Bool
 	var count pgtype.Int4
 	var labels pgtype.DriverBytes
-	_, err = pgx.ForEachRow(rows, []any{&kind, &id, &at, &win, &bucket, &n, &sum, &lo, &hi, &lastV, &lastT, &latest, &compacted,
+	_, err = pgx.ForEachRow(rows, []any{&kind, &id, &at, &win, &bucket, &n, &sum, &lo, &hi, &lastV, &lastT, &latest,
 		&minT, &maxT, &count, &c.rollup, &c.data, &labels}, func() error {
 		switch kind {
 		case 0:
-			p = partialRow{series: id, win: win.Time, bucket: bucket.Time, n: n.Int64, latest: latest.Time, compacted: compacted.Bool,
+			p = partialRow{series: id, win: win.Time, bucket: bucket.Time, n: n.Int64, latest: latest.Time, first: minT.Time,
 				b: chunks.Bucket{Sum: sum.Float64, Min: lo.Float64, Max: hi.Float64, Last: lastV.Float64, LastT: lastT.Int64}}
-			p.add(agg, sd, late)
+			partials.add(p, sd)
 		case 1:
 			c.series, c.start, c.minT, c.maxT, c.count = id, at.Time, minT.Time, maxT.Time, count.Int32
 			c.add(sd)
@@ -469,13 +496,13 @@ func (s *Store) queryAggregatable(ctx context.Context, sql string, agg metrics.A
 		}
 		return nil, nil, false, classify(fmt.Errorf("read points: %w", err))
 	}
+	late := partials.settle(agg, sd)
 	return sd.list(), found, len(late) == 0, nil
 }
 
 // readRawPartials aggregates the raw points per (series, window, query
-// bucket) in the database. Partials of compacted windows are not kept: those
-// windows go into late, to be read point by point.
-func (s *Store) readRawPartials(ctx context.Context, db querier, req metrics.ReadRequest, sd *seriesData, late map[metrics.WindowKey]bool) error {
+// bucket) in the database, into partials to settle once the chunks are read.
+func (s *Store) readRawPartials(ctx context.Context, db querier, req metrics.ReadRequest, sd *seriesData, partials *rawPartials) error {
 	sql := statement("raw-partials-by-ids", req.Agg, rawPartialsByIDsSQL)
 	rows, err := db.Query(ctx, sql, req.IDs, req.From, req.To, req.Step, ChunkWindow)
 	if err != nil {
@@ -483,7 +510,7 @@ func (s *Store) readRawPartials(ctx context.Context, db querier, req metrics.Rea
 	}
 	var p partialRow
 	_, err = pgx.ForEachRow(rows, p.dest(), func() error {
-		p.add(req.Agg, sd, late)
+		partials.add(p, sd)
 		return nil
 	})
 	if err != nil && !isOverflow(err) {
