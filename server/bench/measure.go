@@ -31,9 +31,16 @@ const (
 	minReps      = 50
 )
 
+// A fast query's timed runs go on for at least timedFloor, beyond reps:
+// this machine's speed moves in waves of a tenth to a third of a second
+// (the router query's median over 25 runs went from 0.9 to 1.4 ms and back
+// within 200 runs), so 300 runs of a 1 ms query would sample one wave or
+// none, and its p95 would say which.
+const timedFloor = 3 * time.Second
+
 // measure runs a query (path with its query string) reps times after the
-// warm-ups, fewer when it is slow (see timedBudget), and returns p50/p95/p99
-// in ms and the number of timed runs.
+// warm-ups, more when it is fast (see timedFloor), fewer when it is slow (see
+// timedBudget), and returns p50/p95/p99 in ms and the number of timed runs.
 func measure(base, token, path string, reps int) ([3]float64, int, error) {
 	client := &http.Client{Timeout: 60 * time.Second}
 	get := func() (time.Duration, []byte, error) {
@@ -64,7 +71,7 @@ func measure(base, token, path string, reps int) ([3]float64, int, error) {
 	}
 	var ms []float64
 	began = time.Now()
-	for len(ms) < reps && (len(ms) < minReps || time.Since(began) < timedBudget) {
+	for (len(ms) < reps || time.Since(began) < timedFloor) && (len(ms) < minReps || time.Since(began) < timedBudget) {
 		took, _, err := get()
 		if err != nil {
 			return [3]float64{}, 0, err
