@@ -289,7 +289,7 @@ type rawPartials struct {
 }
 
 func (r *rawPartials) add(p partialRow, sd *seriesData) {
-	sd.of(p.series) // the series keeps its place among the read's
+	sd.of(p.series) // the series takes its place in the read's order at its first row
 	r.rows = append(r.rows, p)
 }
 
