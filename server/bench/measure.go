@@ -31,8 +31,8 @@ const (
 	minReps      = 50
 )
 
-// A fast query's timed runs go on for at least timedFloor, beyond reps:
-// this machine's speed moves in waves of a tenth to a third of a second
+// A fast query's timed runs go on for at least timedFloor, beyond reps: a
+// shared machine's speed moves in waves of a tenth to a third of a second
 // (the router query's median over 25 runs went from 0.9 to 1.4 ms and back
 // within 200 runs), so 300 runs of a 1 ms query would sample one wave or
 // none, and its p95 would say which.

@@ -302,11 +302,16 @@ func TestQueryMatchesIndependentComputation(t *testing.T) {
 	// A new value for the last compacted sample of the window being filled
 	// (889, just before 14:30): a raw point at exactly its chunk's last time
 	// replaces that sample rather than adding to it.
+	repushed := 0
 	for i := range pts {
 		if pts[i].value == 889 {
 			pts[i].value = 890
 			push(t, s, []point{pts[i]})
+			repushed++
 		}
+	}
+	if repushed != 1 {
+		t.Fatalf("re-pushed %d points, want the one of value 889", repushed)
 	}
 	checkQueryCombinations(t, s, pts, from, to)
 
