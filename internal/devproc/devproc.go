@@ -161,3 +161,31 @@ func ParseMetrics(body []byte) map[string]float64 {
 	}
 	return out
 }
+
+// ProcStat is what /proc/<pid>/stat says of a process (Linux): its parent,
+// and its CPU seconds (user + system), its own and its exited children's.
+type ProcStat struct {
+	PPID             int
+	CPU, ChildrenCPU float64
+}
+
+// ReadProcStat reads /proc/<pid>/stat.
+func ReadProcStat(pid int) (ProcStat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ProcStat{}, err
+	}
+	// The fields after the command, which may hold spaces and parentheses:
+	// state ppid … utime(14) stime(15) cutime(16) cstime(17).
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 > len(b) {
+		return ProcStat{}, fmt.Errorf("/proc/%d/stat: no command field", pid)
+	}
+	f := strings.Fields(string(b[i+2:]))
+	if len(f) < 15 {
+		return ProcStat{}, fmt.Errorf("/proc/%d/stat: %d fields after the command", pid, len(f))
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	seconds := func(k int) float64 { v, _ := strconv.ParseFloat(f[k], 64); return v / 100 } // in USER_HZ
+	return ProcStat{PPID: ppid, CPU: seconds(11) + seconds(12), ChildrenCPU: seconds(13) + seconds(14)}, nil
+}

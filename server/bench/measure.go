@@ -8,9 +8,10 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 )
 
 // warmups are the executions of each query not timed. The figures are
@@ -126,27 +127,9 @@ func round(v float64, digits int) float64 {
 
 // commitStats reads the server's own metrics: number and total seconds of
 // the group commits of a queue ("metrics", "traces").
-func commitStats(base, queue string) (count, sum float64, err error) {
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) != 2 {
-			continue
-		}
-		v, _ := strconv.ParseFloat(fields[1], 64)
-		switch fields[0] {
-		case `xtrace_ingest_commit_duration_seconds_count{queue="` + queue + `"}`:
-			count = v
-		case `xtrace_ingest_commit_duration_seconds_sum{queue="` + queue + `"}`:
-			sum = v
-		}
-	}
-	return count, sum, nil
+func commitStats(base, queue string) (count, sum float64) {
+	m := scrapeMetrics(base)
+	return m[`xtrace_ingest_commit_duration_seconds_count{queue="`+queue+`"}`], m[`xtrace_ingest_commit_duration_seconds_sum{queue="`+queue+`"}`]
 }
 
 // treeCPU returns the user+system CPU seconds of pid and its children, live
@@ -159,29 +142,15 @@ func treeCPU(pid int) float64 {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
+		st, err := devproc.ReadProcStat(p)
+		if err != nil || (p != pid && st.PPID != pid) {
 			continue
 		}
-		// Fields after the command name: state ppid ... utime(14) stime(15).
-		rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
-		f := strings.Fields(rest)
-		if len(f) < 13 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		if p != pid && ppid != pid {
-			continue
-		}
-		ut, _ := strconv.ParseFloat(f[11], 64)
-		st, _ := strconv.ParseFloat(f[12], 64)
-		total += (ut + st) / 100 // USER_HZ
-		if p == pid && len(f) >= 15 {
-			// cutime, cstime: the children that exited (PostgreSQL backends
-			// whose connections closed), so the total never goes down.
-			cut, _ := strconv.ParseFloat(f[13], 64)
-			cst, _ := strconv.ParseFloat(f[14], 64)
-			total += (cut + cst) / 100
+		total += st.CPU
+		if p == pid {
+			// The children that exited (PostgreSQL backends whose connections
+			// closed), so that the total never goes down.
+			total += st.ChildrenCPU
 		}
 	}
 	return total

@@ -1,15 +1,12 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
@@ -103,12 +100,9 @@ func BenchmarkWriteTraces(b *testing.B) {
 
 // processCPU is the user and system CPU seconds of a process (Linux).
 func processCPU(b *testing.B, pid int) float64 {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := devproc.ReadProcStat(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:])) // after the command, which may hold spaces
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100 // USER_HZ
+	return st.CPU
 }
