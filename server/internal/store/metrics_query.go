@@ -298,6 +298,9 @@ func (r *rawPartials) add(p partialRow, sd *seriesData) {
 // (the chunks read are those overlapping it), so none of its samples can be
 // replaced by a point in the range.
 func (r *rawPartials) settle(agg metrics.Agg, sd *seriesData) map[metrics.WindowKey]bool {
+	if len(r.rows) == 0 { // all compacted, as a long range mostly is: nothing to look up
+		return nil
+	}
 	first := map[metrics.WindowKey]int64{}
 	for _, p := range r.rows {
 		k := metrics.WindowKey{Series: p.series, Start: p.win.UnixMicro()}
