@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/chunks"
 )
@@ -168,18 +169,40 @@ type groupBuckets struct {
 	dense       []accumulator
 	sparse      map[int64]*accumulator // buckets outside dense
 	count       int                    // buckets with points
+	pooled      *[]accumulator         // dense's array, from denseBuckets
+	rollups     []chunks.Bucket        // decoded rollups, one window at a time
 }
 
 // maxDenseBuckets bounds the slice (about 120 bytes a bucket, one group at a time).
 const maxDenseBuckets = 4096
 
-// newGroupBuckets prepares the buckets of [from, to] (microseconds).
+// denseBuckets passes the slices on from query to query: a day's dashboard
+// query needs 288 buckets (some 35 KB), and allocating them afresh was an
+// eighth of what it allocated.
+var denseBuckets = sync.Pool{New: func() any { return new([]accumulator) }}
+
+// newGroupBuckets prepares the buckets of [from, to] (microseconds); release
+// them when done.
 func newGroupBuckets(bk bucketer, from, to int64) *groupBuckets {
 	g := &groupBuckets{first: bk.start(from), step: bk.step}
 	if n := (bk.start(to)-g.first)/bk.step + 1; n > 0 && n <= maxDenseBuckets {
-		g.dense = make([]accumulator, n)
+		g.pooled = denseBuckets.Get().(*[]accumulator)
+		if int64(cap(*g.pooled)) < n {
+			*g.pooled = make([]accumulator, n)
+		}
+		g.dense = (*g.pooled)[:n]
 	}
 	return g
+}
+
+// release hands the dense slice back, emptied (a percentile's values are
+// not kept alive), for other queries; g is not used again.
+func (g *groupBuckets) release() {
+	if g.pooled != nil {
+		clear(g.dense)
+		denseBuckets.Put(g.pooled)
+	}
+	*g = groupBuckets{}
 }
 
 // reset empties the buckets for the next group of the same query: the

@@ -7,7 +7,7 @@ import (
 
 // The buckets answer the same whether they live in the slice, in the map
 // (outside the slice's range, or a range too long for a slice) or both, and
-// after holding another group's buckets: in time order, the most recent
+// after holding another group's (or query's) buckets: in time order, the most recent
 // MaxPointsPerSeries+1 kept, the newest point's time over all of them.
 func TestGroupBucketsSliceAndMapAgree(t *testing.T) {
 	const step = int64(10)
@@ -63,6 +63,7 @@ func TestGroupBucketsSliceAndMapAgree(t *testing.T) {
 		if prev != bk.start(latest) || got.Latest.UnixMicro() != latest {
 			t.Fatalf("%s: last bucket %d (latest %v), want %d (%d)", name, prev, got.Latest.UnixMicro(), bk.start(latest), latest)
 		}
+		g.release() // the next range may get this one's slice
 	}
 	if !newGroupBuckets(bk, 0, 100).empty() {
 		t.Fatal("new buckets are not empty")

@@ -314,7 +314,9 @@ type FindReader interface {
 // points are aggregated, and each keeps its MaxPointsPerSeries most recent
 // buckets.
 func Run(ctx context.Context, src Source, project string, q *Query) (*Result, error) {
-	found, read, err := findSeries(ctx, src, project, q)
+	arena := NewArena() // the reads' bytes, needed until the groups are aggregated
+	defer arena.Release()
+	found, read, err := findSeries(ctx, src, project, q, arena)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +329,7 @@ func Run(ctx context.Context, src Source, project string, q *Query) (*Result, er
 	for len(groups) > 0 && len(res.Series) < MaxSeries {
 		page := groups[:min(len(groups), MaxSeries-len(res.Series))]
 		groups = groups[len(page):]
-		answered, err := runGroups(ctx, src, project, q, page, read)
+		answered, err := runGroups(ctx, src, project, q, page, read, arena)
 		if err != nil {
 			return nil, err
 		}
@@ -350,22 +352,22 @@ func Run(ctx context.Context, src Source, project string, q *Query) (*Result, er
 // every series found (at most MaxSeries, so at most MaxSeries groups), their
 // points are read in the same round trip: read holds them by id (nil when
 // not read).
-func findSeries(ctx context.Context, src Source, project string, q *Query) (found []SeriesRef, read map[int64]*SeriesData, err error) {
+func findSeries(ctx context.Context, src Source, project string, q *Query, arena *Arena) (found []SeriesRef, read map[int64]*SeriesData, err error) {
 	sel := Selector{Name: q.Name, Labels: q.Labels, From: q.From, To: q.To, Limit: MaxSeriesScanned + 1}
 	fr, ok := src.(FindReader)
 	if !ok || singleLastBucket(q) { // a single last bucket is answered from the latest values
 		found, err = src.FindSeries(ctx, project, sel)
 		return found, nil, err
 	}
-	found, data, ok, err := fr.FindAndReadSeries(ctx, project, sel, readRequest(q, nil), MaxSeries)
+	found, data, ok, err := fr.FindAndReadSeries(ctx, project, sel, readRequest(q, nil, arena), MaxSeries)
 	if err != nil || !ok {
 		return found, nil, err
 	}
 	return found, indexByID(data), nil
 }
 
-func readRequest(q *Query, ids []int64) ReadRequest {
-	return ReadRequest{IDs: ids, From: q.From, To: q.To, Step: q.Step, Agg: q.Agg, Values: isPercentile(q.Agg), Rollups: usesRollups(q)}
+func readRequest(q *Query, ids []int64, arena *Arena) ReadRequest {
+	return ReadRequest{IDs: ids, From: q.From, To: q.To, Step: q.Step, Agg: q.Agg, Values: isPercentile(q.Agg), Rollups: usesRollups(q), Arena: arena}
 }
 
 func indexByID(data []SeriesData) map[int64]*SeriesData {
@@ -379,7 +381,7 @@ func indexByID(data []SeriesData) map[int64]*SeriesData {
 // runGroups aggregates a page of groups; groups without points in the
 // window (possible when a compacted window only overlaps it) are left out.
 // read holds the groups' points when findSeries read them already.
-func runGroups(ctx context.Context, src Source, project string, q *Query, groups []Group, read map[int64]*SeriesData) ([]Series, error) {
+func runGroups(ctx context.Context, src Source, project string, q *Query, groups []Group, read map[int64]*SeriesData, arena *Arena) ([]Series, error) {
 	byID := read
 	if byID == nil {
 		var ids []int64
@@ -391,7 +393,7 @@ func runGroups(ctx context.Context, src Source, project string, q *Query, groups
 				return out, err
 			}
 		}
-		data, err := src.ReadSeries(ctx, project, readRequest(q, ids))
+		data, err := src.ReadSeries(ctx, project, readRequest(q, ids, arena))
 		if err != nil {
 			return nil, err
 		}
@@ -399,6 +401,7 @@ func runGroups(ctx context.Context, src Source, project string, q *Query, groups
 	}
 	out := make([]Series, 0, len(groups))
 	buckets := newGroupBuckets(bucketer{step: q.Step.Microseconds()}, q.From.UnixMicro(), q.To.UnixMicro())
+	defer buckets.release()
 	for _, g := range groups {
 		if missing := aggregateGroup(q, g, byID, buckets); len(missing) > 0 {
 			// rollups could not stand for these windows: read their samples

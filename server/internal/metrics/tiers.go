@@ -58,6 +58,9 @@ type ReadRequest struct {
 	// Rollups: the query can use rollups; windows wholly inside [From, To]
 	// without raw points in them may come without Data.
 	Rollups bool
+	// Arena keeps the windows' bytes (nil: a zero Arena, for data that
+	// outlives the query).
+	Arena *Arena
 }
 
 // usesRollups says whether rollup buckets answer q exactly: the aggregation
@@ -84,7 +87,6 @@ func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData, buckets *grou
 	useRollups := usesRollups(q)
 	buckets.reset()
 	var missing []WindowKey
-	var scratch []chunks.Bucket // decoded rollups, one window at a time
 	for _, id := range g.SeriesIDs {
 		d := data[id]
 		if d == nil {
@@ -105,7 +107,7 @@ func aggregateGroup(q *Query, g Group, data map[int64]*SeriesData, buckets *grou
 			buckets.at(bk.start(p.T)).add(p.T, p.V, id, keep)
 		}
 		for _, w := range d.Windows {
-			if !addWindow(buckets, bk, w, id, from, to, keep, useRollups && !overrides(d.Raw, w), overridden, &scratch) {
+			if !addWindow(buckets, bk, w, id, from, to, keep, useRollups && !overrides(d.Raw, w), overridden) {
 				missing = append(missing, WindowKey{id, w.Start})
 			}
 		}
@@ -127,15 +129,15 @@ func isPercentile(agg Agg) bool {
 // overflow), the other buckets through the samples, decoding only from the
 // first of them to the end of the last. false: it needs the window's
 // samples, which did not come.
-func addWindow(buckets *groupBuckets, bk bucketer, w WindowData, id, from, to int64, keep, rollups bool, overridden map[int64]bool, scratch *[]chunks.Bucket) bool {
+func addWindow(buckets *groupBuckets, bk bucketer, w WindowData, id, from, to int64, keep, rollups bool, overridden map[int64]bool) bool {
 	var rolled []chunks.Bucket
 	width := chunks.RollupWidth
 	if rollups && len(w.Rollup) > 0 {
 		var err error
-		if rolled, width, err = chunks.DecodeRollups(*scratch, w.Start, w.Rollup); err != nil {
+		if rolled, width, err = chunks.DecodeRollups(buckets.rollups, w.Start, w.Rollup); err != nil {
 			rolled = nil // corrupt rollups: read the samples
 		} else {
-			*scratch = rolled
+			buckets.rollups = rolled // the next window decodes into the same slice
 		}
 	}
 	var fromSamples map[int64]bool // buckets (starts) read from the samples

@@ -131,7 +131,7 @@ func (s *Store) ReadSeries(ctx context.Context, _ string, req metrics.ReadReques
 }
 
 func (s *Store) readSeries(ctx context.Context, db querier, req metrics.ReadRequest) ([]metrics.SeriesData, error) {
-	sd := newSeriesData()
+	sd := newSeriesData(req)
 	var partials rawPartials
 	if req.Values {
 		if err := s.readRawPoints(ctx, db, req, nil, sd); err != nil {
@@ -173,31 +173,28 @@ func (s *Store) readSeries(ctx context.Context, db querier, req metrics.ReadRequ
 
 // seriesData collects SeriesData by id.
 type seriesData struct {
-	byID  map[int64]*metrics.SeriesData
-	order []int64
-	bytes []byte // the block the rows' byte columns are copied into
+	byID    map[int64]*metrics.SeriesData
+	order   []int64
+	arena   *metrics.Arena // keeps the rows' byte columns, valid only until the next row
+	windows int            // how many windows a series may have in the range, for Windows' capacity
 }
 
-// keep copies b (memory of the driver, valid until the next row) into
-// blocks shared by the read: one allocation per block instead of one per
-// column of each of a day's ten thousand chunk rows. Blocks start at 4 KiB
-// and double up to 64 KiB, so a router's read of a few chunks does not
-// allocate (and make the collector sweep) 64 KiB it never uses. Earlier
-// blocks stay alive through the slices cut from them.
-func (sd *seriesData) keep(b []byte) []byte {
-	if b == nil {
-		return nil
+func newSeriesData(req metrics.ReadRequest) *seriesData {
+	sd := &seriesData{byID: map[int64]*metrics.SeriesData{}, arena: req.Arena, windows: windowsIn(req.From, req.To)}
+	if sd.arena == nil {
+		sd.arena = &metrics.Arena{}
 	}
-	if cap(sd.bytes)-len(sd.bytes) < len(b) {
-		size := min(max(2*cap(sd.bytes), 4<<10), 64<<10)
-		sd.bytes = make([]byte, 0, max(size, len(b)))
-	}
-	start := len(sd.bytes)
-	sd.bytes = append(sd.bytes, b...)
-	return sd.bytes[start:len(sd.bytes):len(sd.bytes)]
+	return sd
 }
 
-func newSeriesData() *seriesData { return &seriesData{byID: map[int64]*metrics.SeriesData{}} }
+// windowsIn is how many chunk windows [from, to] overlaps, at most 16: a
+// series' Windows start with this capacity (growing them one append at a
+// time was a tenth of what a day's dashboard query allocated), and a long
+// range of sparse series does not reserve more than a day's.
+func windowsIn(from, to time.Time) int {
+	n := to.Sub(from)/ChunkWindow + 2
+	return int(min(max(n, 1), 16))
+}
 
 func (sd *seriesData) of(id int64) *metrics.SeriesData {
 	d := sd.byID[id]
@@ -345,8 +342,11 @@ func (r *chunkRow) dest() []any {
 
 func (r *chunkRow) add(sd *seriesData) {
 	d := sd.of(r.series)
+	if d.Windows == nil {
+		d.Windows = make([]metrics.WindowData, 0, sd.windows)
+	}
 	d.Windows = append(d.Windows, metrics.WindowData{Start: r.start.UnixMicro(), MinT: r.minT.UnixMicro(), MaxT: r.maxT.UnixMicro(),
-		Count: int(r.count), Rollup: sd.keep(r.rollup), Data: sd.keep(r.data)})
+		Count: int(r.count), Rollup: sd.arena.Keep(r.rollup), Data: sd.arena.Keep(r.data)})
 }
 
 // idsParam is the series of a read given as parameter $1.
@@ -418,7 +418,7 @@ func rawPartialsByIDsSQL(agg metrics.Agg) string {
 // (late points), which need more reads.
 func (s *Store) readAggregatable(ctx context.Context, req metrics.ReadRequest) (out []metrics.SeriesData, complete bool, err error) {
 	sql := statement("read-by-ids", req.Agg, readByIDsSQL)
-	out, _, complete, err = s.queryAggregatable(ctx, sql, req.Agg,
+	out, _, complete, err = s.queryAggregatable(ctx, sql, req,
 		req.IDs, req.From, req.To, req.Step, ChunkWindow, req.Rollups)
 	return out, complete, err
 }
@@ -439,7 +439,7 @@ func (s *Store) FindAndReadSeries(ctx context.Context, project string, sel metri
 		return nil, nil, false, err
 	}
 	sql := statement("find-and-read", req.Agg, findAndReadSQL)
-	data, found, complete, err := s.queryAggregatable(ctx, sql, req.Agg,
+	data, found, complete, err := s.queryAggregatable(ctx, sql, req,
 		project, req.From, req.To, req.Step, ChunkWindow, req.Rollups,
 		sel.Name, metrics.CanonicalLabels(sel.Labels), sel.Limit, maxRead)
 	if isOverflow(err) { // ReadSeries aggregates such sums in Go
@@ -453,14 +453,14 @@ func (s *Store) FindAndReadSeries(ctx context.Context, project string, sel metri
 }
 
 // queryAggregatable runs aggregatableSQL (or findAndReadSQL, whose series
-// rows come back as found) and collects its rows by series.
-func (s *Store) queryAggregatable(ctx context.Context, sql string, agg metrics.Agg, args ...any) (
+// rows come back as found) for req and collects its rows by series.
+func (s *Store) queryAggregatable(ctx context.Context, sql string, req metrics.ReadRequest, args ...any) (
 	out []metrics.SeriesData, found []metrics.SeriesRef, complete bool, err error) {
 	rows, err := s.reader(ctx).Query(ctx, sql, args...)
 	if err != nil {
 		return nil, nil, false, classify(fmt.Errorf("read points: %w", err))
 	}
-	sd := newSeriesData()
+	sd := newSeriesData(req)
 	var partials rawPartials
 	var kind int32
 	var id int64
@@ -499,7 +499,7 @@ func (s *Store) queryAggregatable(ctx context.Context, sql string, agg metrics.A
 		}
 		return nil, nil, false, classify(fmt.Errorf("read points: %w", err))
 	}
-	late := partials.settle(agg, sd)
+	late := partials.settle(req.Agg, sd)
 	return sd.list(), found, len(late) == 0, nil
 }
 
