@@ -20,9 +20,9 @@ func TestQueryResponseEncodingMatchesEncodingJSON(t *testing.T) {
 		"values and hostile labels": {
 			Data: []metrics.Series{
 				{Labels: map[string]string{"node_id": "node-1", "model": `<b>"q"&\x</b>`, "ctl": "a\x00\x01\t\n\r\b\f", "bad": "\xff\xfe", "sep": "\u2028\u2029", "ü": "日本"},
-					Values: []metrics.Sample{{Timestamp: at, Value: 1.5}, {Timestamp: at.Add(time.Minute), Value: math.NaN()},
-						{Timestamp: at.Add(2 * time.Minute), Value: math.Inf(1)}, {Timestamp: at.Add(3 * time.Minute), Value: math.Inf(-1)},
-						{Timestamp: at.Add(4 * time.Minute), Value: 1e21}, {Timestamp: at.Add(5 * time.Minute), Value: -0.000001234}},
+					Values: []metrics.Sample{{Start: at.UnixMicro(), Value: 1.5}, {Start: at.Add(time.Minute).UnixMicro(), Value: math.NaN()},
+						{Start: at.Add(2 * time.Minute).UnixMicro(), Value: math.Inf(1)}, {Start: at.Add(3 * time.Minute).UnixMicro(), Value: math.Inf(-1)},
+						{Start: at.Add(4 * time.Minute).UnixMicro(), Value: 1e21}, {Start: at.Add(5 * time.Minute).UnixMicro(), Value: -0.000001234}},
 					LatestTS: latest},
 				{Labels: map[string]string{}, Values: []metrics.Sample{}, LatestTS: latest},
 				{Labels: nil, Values: nil},

@@ -254,7 +254,7 @@ func (g *groupBuckets) finish(agg Agg) Buckets {
 				skip--
 				continue
 			}
-			out.Values = append(out.Values, Sample{Timestamp: microsToTime(g.first + int64(i)*g.step), Value: a.result(agg)})
+			out.Values = append(out.Values, Sample{Start: g.first + int64(i)*g.step, Value: a.result(agg)})
 		}
 		out.Latest = microsToTime(latest)
 		return out
@@ -282,7 +282,7 @@ func (g *groupBuckets) finish(agg Agg) Buckets {
 	}
 	out := Buckets{Values: make([]Sample, len(all)), Latest: microsToTime(latest)}
 	for i, b := range all {
-		out.Values[i] = Sample{Timestamp: microsToTime(b.start), Value: b.acc.result(agg)}
+		out.Values[i] = Sample{Start: b.start, Value: b.acc.result(agg)}
 	}
 	return out
 }

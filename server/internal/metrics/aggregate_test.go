@@ -51,7 +51,7 @@ func TestGroupBucketsSliceAndMapAgree(t *testing.T) {
 		}
 		prev := int64(-1 << 62)
 		for _, s := range got.Values {
-			start := s.Timestamp.UnixMicro()
+			start := s.Start
 			if start <= prev {
 				t.Fatalf("%s: bucket %d after %d", name, start, prev)
 			}

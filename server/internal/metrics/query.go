@@ -154,11 +154,17 @@ type Series struct {
 	LatestTS time.Time         `json:"latest_ts"`
 }
 
-// Sample is one bucket: its start time and the aggregated value.
+// Sample is one bucket: its start time and the aggregated value. The time
+// is in microseconds, not a time.Time (24 bytes, one a pointer for the
+// collector to follow): a day's dashboard answer holds some 2,300 samples,
+// and they were a quarter of what its query allocated.
 type Sample struct {
-	Timestamp time.Time `json:"timestamp"`
-	Value     float64   `json:"value"`
+	Start int64 // microseconds since 1970, UTC; written as "timestamp"
+	Value float64
 }
+
+// Time is the bucket's start.
+func (s Sample) Time() time.Time { return microsToTime(s.Start) }
 
 // MarshalJSON writes the value as a JSON number, or, where JSON has none
 // (an aggregate that overflowed, or NaN/±Inf samples written by Prometheus),
@@ -179,7 +185,7 @@ type sampleWriter struct {
 
 func (w *sampleWriter) append(b []byte, s Sample) []byte {
 	b = append(b, `{"timestamp":"`...)
-	b = w.appendTime(b, s.Timestamp)
+	b = w.appendTime(b, s.Start)
 	b = append(b, `","value":`...)
 	switch v := s.Value; {
 	case math.IsNaN(v):
@@ -201,11 +207,12 @@ func (w *sampleWriter) append(b []byte, s Sample) []byte {
 // fastTimeLimit is the first second of the year 10000: RFC 3339 has four year digits.
 const fastTimeLimit = 253402300800
 
-// appendTime writes t as t.UTC().AppendFormat(b, time.RFC3339Nano) does.
-func (w *sampleWriter) appendTime(b []byte, t time.Time) []byte {
-	sec := t.Unix()
-	if t.Nanosecond() != 0 || sec < 0 || sec >= fastTimeLimit {
-		return t.UTC().AppendFormat(b, time.RFC3339Nano)
+// appendTime writes the time us (microseconds) as
+// time.UnixMicro(us).UTC().AppendFormat(b, time.RFC3339Nano) does.
+func (w *sampleWriter) appendTime(b []byte, us int64) []byte {
+	sec := us / 1e6
+	if us%1e6 != 0 || us < 0 || sec >= fastTimeLimit {
+		return microsToTime(us).AppendFormat(b, time.RFC3339Nano)
 	}
 	const secondsPerDay = 24 * 60 * 60
 	day, clock := sec/secondsPerDay, sec%secondsPerDay
@@ -463,7 +470,7 @@ func fromLatest(ctx context.Context, src Source, project string, q *Query, group
 		}
 		if acc.n > 0 {
 			out = append(out, Series{Labels: g.Labels, LatestTS: microsToTime(acc.latest),
-				Values: []Sample{{Timestamp: microsToTime(bk.start(acc.lastT)), Value: acc.last}}})
+				Values: []Sample{{Start: bk.start(acc.lastT), Value: acc.last}}})
 		}
 	}
 	return out, true, nil
