@@ -12,7 +12,7 @@ import (
 // time and float formatting, which sampleWriter must match byte for byte.
 func sampleJSON(s Sample) string {
 	b := []byte(`{"timestamp":"`)
-	b = s.Time().UTC().AppendFormat(b, time.RFC3339Nano)
+	b = time.UnixMicro(s.Start).UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","value":`...)
 	switch {
 	case math.IsNaN(s.Value):
@@ -50,7 +50,7 @@ func TestSampleWriterMatchesGeneralFormatting(t *testing.T) {
 			s.Start = times[i%len(times)].Add(time.Duration(i%50) * time.Minute).UnixMicro()
 		}
 		if got, want := string(w.append(nil, s)), sampleJSON(s); got != want {
-			t.Fatalf("sample %v %v:\n got %s\nwant %s", s.Time(), s.Value, got, want)
+			t.Fatalf("sample %d µs %v:\n got %s\nwant %s", s.Start, s.Value, got, want)
 		}
 	}
 }

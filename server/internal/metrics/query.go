@@ -163,9 +163,6 @@ type Sample struct {
 	Value float64
 }
 
-// Time is the bucket's start.
-func (s Sample) Time() time.Time { return microsToTime(s.Start) }
-
 // MarshalJSON writes the value as a JSON number, or, where JSON has none
 // (an aggregate that overflowed, or NaN/±Inf samples written by Prometheus),
 // as the string "+Inf", "-Inf" or "NaN" — Prometheus' own spelling.
