@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,5 +48,30 @@ func TestPrometheusErrorShape(t *testing.T) {
 		if tc.status == 500 && body.Error == tc.err.Error() {
 			t.Errorf("an internal error's cause reached the client: %q", body.Error)
 		}
+	}
+}
+
+// An answer larger than net/http's buffer goes out with its length, not
+// chunked, and the length is the body's.
+func TestLargeJSONAnswerHasItsLength(t *testing.T) {
+	long := strings.Repeat("x", 12000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"value": long})
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.TransferEncoding) > 0 || resp.ContentLength != int64(len(body)) {
+		t.Errorf("sent with Transfer-Encoding %v and Content-Length %d; the body has %d bytes", resp.TransferEncoding, resp.ContentLength, len(body))
+	}
+	if want := `{"value":"` + long + "\"}\n"; string(body) != want {
+		t.Errorf("body changed: %.40s...", body)
 	}
 }
