@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,6 +132,18 @@ func (b *bench) traces(ctx context.Context) error {
 	b.result["trace_ingest_ratio"] = round(copyTook.Seconds()/pushTook.Seconds(), 3)
 	b.result["trace_ingest_postgres_cpu_s"], b.result["trace_ingest_xtrace_cpu_s"] = round(pgCPU, 2), round(srvCPU, 2)
 	b.result["trace_ingest_client_cpu_s"] = round(clientCPU, 2)
+	// The ratio is bounded twice: by the lockstep clients' latency (a
+	// request waits for its group's commit) and by CPU. What the CPU each
+	// request took would allow with every core busy says which bound holds:
+	// when the ratio is near it, only cheaper requests raise it.
+	cores := float64(runtime.NumCPU())
+	cpuPerRequest := (pgCPU + srvCPU + clientCPU) / n
+	cpuBound := cores / cpuPerRequest / (n / copyTook.Seconds())
+	idle := 1 - (pgCPU+srvCPU+clientCPU)/(cores*pushTook.Seconds())
+	fmt.Printf("trace ingest used %.0f µs of CPU per request (all processes); with all %d cores busy the ratio could reach %.3f; %.0f%% of the cores' time went unused during the push\n",
+		cpuPerRequest*1e6, int(cores), cpuBound, 100*max(idle, 0))
+	b.result["trace_cpu_bound_ratio"] = round(cpuBound, 3)
+	b.result["trace_ingest_idle_share"] = round(max(idle, 0), 3)
 	_, pct := percentiles(lat)
 	b.result["trace_batch_p50_ms"], b.result["trace_batch_p95_ms"], b.result["trace_batch_p99_ms"] = pct[0], pct[1], pct[2]
 	st, err := openStore(ctx, b.cluster.URL(serverDB), 2)
