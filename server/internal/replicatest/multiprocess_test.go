@@ -30,7 +30,7 @@ type member struct {
 	name   string
 	proc   *servertest.Process
 	logs   *logSink
-	killed time.Time // zero while it runs (or ran until the test's end)
+	killed time.Time // when the kill signal was sent; zero while it runs (or ran until the test's end)
 }
 
 func (f *fleet) start(name string) *member {
@@ -165,8 +165,10 @@ func TestThreeProcessesOnOneDatabase(t *testing.T) {
 
 	// One pod dies without warning and comes back.
 	victim := f.procs[1]
-	victim.proc.Kill()
+	// Its open sections end when the signal is sent: PostgreSQL releases its
+	// locks as soon as the connections drop, which can be before Kill returns.
 	victim.killed = time.Now()
+	victim.proc.Kill()
 	before := acked()
 	servertest.WaitFor(t, 60*time.Second, "writes to go on through the others", func() bool { return acked() >= before+10*nodes })
 	restarted := f.start("b2")
@@ -294,7 +296,7 @@ func checkExclusiveSections(t *testing.T, members []*member) map[string]string {
 				case i+1 < len(evs) && !evs[i+1].enter:
 					s.exit = evs[i+1].at
 				case i+1 == len(evs) && !m.killed.IsZero():
-					s.exit = m.killed // died holding it; PostgreSQL released it with the connection
+					s.exit = latest(m.killed, s.enter) // died holding it; PostgreSQL released it with the connection
 				case i+1 == len(evs):
 					s.exit = now // still inside (e.g. a retention pass under way)
 				default:
@@ -335,4 +337,11 @@ func clip(b []byte) string {
 		return s[:300] + "…"
 	}
 	return strings.TrimSpace(s)
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
