@@ -136,14 +136,13 @@ func (b *bench) traces(ctx context.Context) error {
 	// request waits for its group's commit) and by CPU. What the CPU each
 	// request took would allow with every core busy says which bound holds:
 	// when the ratio is near it, only cheaper requests raise it.
-	cores := float64(runtime.NumCPU())
-	cpuPerRequest := (pgCPU + srvCPU + clientCPU) / n
-	cpuBound := cores / cpuPerRequest / (n / copyTook.Seconds())
-	idle := 1 - (pgCPU+srvCPU+clientCPU)/(cores*pushTook.Seconds())
+	cores, cpu := float64(runtime.NumCPU()), pgCPU+srvCPU+clientCPU
+	cpuBound := cores / (cpu / n) / (n / copyTook.Seconds())
+	idle := max(1-cpu/(cores*pushTook.Seconds()), 0)
 	fmt.Printf("trace ingest used %.0f µs of CPU per request (all processes); with all %d cores busy the ratio could reach %.3f; %.0f%% of the cores' time went unused during the push\n",
-		cpuPerRequest*1e6, int(cores), cpuBound, 100*max(idle, 0))
+		cpu/n*1e6, int(cores), cpuBound, 100*idle)
 	b.result["trace_cpu_bound_ratio"] = round(cpuBound, 3)
-	b.result["trace_ingest_idle_share"] = round(max(idle, 0), 3)
+	b.result["trace_ingest_idle_share"] = round(idle, 3)
 	_, pct := percentiles(lat)
 	b.result["trace_batch_p50_ms"], b.result["trace_batch_p95_ms"], b.result["trace_batch_p99_ms"] = pct[0], pct[1], pct[2]
 	st, err := openStore(ctx, b.cluster.URL(serverDB), 2)

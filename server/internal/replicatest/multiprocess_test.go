@@ -296,7 +296,10 @@ func checkExclusiveSections(t *testing.T, members []*member) map[string]string {
 				case i+1 < len(evs) && !evs[i+1].enter:
 					s.exit = evs[i+1].at
 				case i+1 == len(evs) && !m.killed.IsZero():
-					s.exit = latest(m.killed, s.enter) // died holding it; PostgreSQL released it with the connection
+					s.exit = m.killed // died holding it; PostgreSQL released it with the connection
+					if s.exit.Before(s.enter) {
+						s.exit = s.enter // entered between the kill time and the signal
+					}
 				case i+1 == len(evs):
 					s.exit = now // still inside (e.g. a retention pass under way)
 				default:
@@ -337,11 +340,4 @@ func clip(b []byte) string {
 		return s[:300] + "…"
 	}
 	return strings.TrimSpace(s)
-}
-
-func latest(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
