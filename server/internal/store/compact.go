@@ -209,30 +209,21 @@ type window struct {
 }
 
 func (s *Store) compactBatch(ctx context.Context, ids []int64, from, to time.Time, names map[uint32]string, res *CompactionResult) error {
-	rows, err := s.pool.Query(ctx, `SELECT series_id, ts, value, tableoid::oid, ctid FROM metric_points
-		WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3 ORDER BY series_id, ts`, ids, from, to)
-	if err != nil {
-		return err
-	}
-	var windows []*window
-	ctids := map[uint32][]pgtype.TID{} // per raw partition
-	var r rawRow
-	_, err = pgx.ForEachRow(rows, []any{&r.series, &r.ts, &r.value, &r.table, &r.ctid}, func() error {
-		if n := len(windows); n == 0 || windows[n-1].series != r.series {
-			windows = append(windows, &window{series: r.series, start: from})
-		}
-		w := windows[len(windows)-1]
-		w.raw = append(w.raw, chunks.Sample{T: r.ts.UnixMicro(), V: r.value})
-		ctids[r.table] = append(ctids[r.table], r.ctid)
-		return nil
-	})
-	if err != nil || len(windows) == 0 {
-		return err
-	}
 	if err := s.ensurePartitions(ctx, chunkPartitions, []time.Time{from}, 1, time.Time{}); err != nil {
 		return err
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Taken before anything is read, so this transaction sees every chunk
+		// an earlier one wrote: two that overlapped could each merge raw rows
+		// into a chunk the other had not committed yet, and the later upsert
+		// would drop the earlier one's points.
+		if err := lockTx(ctx, tx, lockChunkWrites); err != nil {
+			return err
+		}
+		windows, ctids, err := lockRawRows(ctx, tx, ids, from, to)
+		if err != nil || len(windows) == 0 {
+			return err
+		}
 		merged, err := mergeExistingChunks(ctx, tx, windows)
 		if err != nil {
 			return err
@@ -252,14 +243,37 @@ func (s *Store) compactBatch(ctx context.Context, ids []int64, from, to time.Tim
 			}
 			points += tag.RowsAffected()
 		}
-		// A row upserted between the read and the delete has a new version,
-		// which the delete misses: it stays raw, wins over the chunk's value
-		// when read, and is merged at the next pass.
 		res.Points += points
 		res.Chunks += int64(len(windows))
 		res.Merged += merged
 		return nil
 	})
+}
+
+// lockRawRows reads the raw rows of the series in [from, to), grouped into
+// windows, and where each is (per raw partition). The rows stay locked until
+// commit: a re-push of one of them waits, then lands as a new raw row after
+// the delete, and no row version read here can be replaced by another
+// before the delete by ctid finds it.
+func lockRawRows(ctx context.Context, tx pgx.Tx, ids []int64, from, to time.Time) ([]*window, map[uint32][]pgtype.TID, error) {
+	rows, err := tx.Query(ctx, `SELECT series_id, ts, value, tableoid::oid, ctid FROM metric_points
+		WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3 ORDER BY series_id, ts FOR UPDATE`, ids, from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	var windows []*window
+	ctids := map[uint32][]pgtype.TID{}
+	var r rawRow
+	_, err = pgx.ForEachRow(rows, []any{&r.series, &r.ts, &r.value, &r.table, &r.ctid}, func() error {
+		if n := len(windows); n == 0 || windows[n-1].series != r.series {
+			windows = append(windows, &window{series: r.series, start: from})
+		}
+		w := windows[len(windows)-1]
+		w.raw = append(w.raw, chunks.Sample{T: r.ts.UnixMicro(), V: r.value})
+		ctids[r.table] = append(ctids[r.table], r.ctid)
+		return nil
+	})
+	return windows, ctids, err
 }
 
 // mergeExistingChunks reads the chunks already stored for the windows (late

@@ -20,6 +20,11 @@ const (
 	lockRetention lockID = 0x78747261636503
 	// lockCompaction: one compaction pass at a time.
 	lockCompaction lockID = 0x78747261636504
+	// lockChunkWrites: one transaction at a time rewrites chunks (a
+	// compaction batch, a retention trim). It is taken per transaction, so it
+	// also holds when a killed replica's last transaction outlives the
+	// session that held lockCompaction, and the next pass starts beside it.
+	lockChunkWrites lockID = 0x78747261636505
 )
 
 // Bucket locks use PostgreSQL's two-key advisory locks (a space and a
@@ -45,7 +50,7 @@ const (
 var jobLocks = map[Job]lockID{JobRetention: lockRetention, JobCompaction: lockCompaction}
 
 // lockNames name the exclusive sections in logs.
-var lockNames = map[lockID]string{lockMigrations: "migrations", lockPartitions: "partitions", lockRetention: "retention", lockCompaction: "compaction"}
+var lockNames = map[lockID]string{lockMigrations: "migrations", lockPartitions: "partitions", lockRetention: "retention", lockCompaction: "compaction", lockChunkWrites: "chunk writes"}
 
 // String is the job's name.
 func (j Job) String() string { return lockNames[jobLocks[j]] }

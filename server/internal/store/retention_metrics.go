@@ -104,6 +104,9 @@ func (s *Store) trimChunks(ctx context.Context, partition string, cutoff time.Ti
 func (s *Store) reencodeStraddling(ctx context.Context, table string, cutoff time.Time) (int64, error) {
 	var removed int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockTx(ctx, tx, lockChunkWrites); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `SELECT series_id, start_ts, data FROM `+table+` WHERE min_ts < $1 AND max_ts >= $1 FOR UPDATE`, cutoff)
 		if err != nil {
 			return err
