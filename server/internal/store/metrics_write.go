@@ -30,9 +30,11 @@ func (s *Store) WritePoints(ctx context.Context, project string, points []metric
 		return nil
 	}
 	err := s.writePoints(ctx, project, points)
-	if isNoPartition(err) {
+	for attempt := 1; attempt < noPartitionAttempts && isNoPartition(err); attempt++ {
 		// A retention pass elsewhere (the CronJob) dropped a day this replica
-		// believed existed: forget what it knew of those days and try once more.
+		// believed existed, or a compaction pass dropped an emptied raw
+		// partition between its creation and this write: forget what this
+		// replica knew of those windows and try again.
 		s.forgetPartitions(pointWindows(points))
 		err = s.writePoints(ctx, project, points)
 	}
@@ -101,6 +103,11 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 	}
 	return nil
 }
+
+// noPartitionAttempts bounds the writes of one group that find a partition
+// gone. A pass drops only the partitions that existed when it began, so a
+// partition made again is not dropped again by the same pass.
+const noPartitionAttempts = 3
 
 // copyPoints runs a COPY of points on a connection of its own (atomic by itself).
 func (s *Store) copyPoints(ctx context.Context, body *pointCopy) error {
