@@ -75,8 +75,9 @@ func (a *API) otlpMetrics(w http.ResponseWriter, r *http.Request) error {
 }
 
 // submitPoints refuses a request that would create more than
-// XTRACE_MAX_SERIES_PER_REQUEST new series, then commits its points through
-// the ingest queue and returns after the commit.
+// XTRACE_MAX_SERIES_PER_REQUEST new series, makes the partitions its points
+// need, then commits its points through the ingest queue and returns after
+// the commit.
 func (a *API) submitPoints(ctx context.Context, points []metrics.Point) error {
 	if len(points) == 0 {
 		return nil
@@ -88,6 +89,9 @@ func (a *API) submitPoints(ctx context.Context, points []metrics.Point) error {
 	}
 	if n > limit {
 		return errs.InvalidField("series", "the request would create more than %d new series (XTRACE_MAX_SERIES_PER_REQUEST); send new series in smaller requests", limit)
+	}
+	if err := a.store.PreparePartitions(ctx, points); err != nil {
+		return err
 	}
 	if err := a.points.Submit(ctx, points, len(points)); err != nil {
 		return err

@@ -41,6 +41,14 @@ func (s *Store) WritePoints(ctx context.Context, project string, points []metric
 	return classify(err)
 }
 
+// PreparePartitions creates the raw partitions that points need, before
+// they are written: a back-fill's DDL (hundreds of partitions, seconds of
+// work) then runs under its own request's deadline, not inside a group
+// commit that other clients' points wait on. Known partitions cost nothing.
+func (s *Store) PreparePartitions(ctx context.Context, points []metrics.Point) error {
+	return s.EnsurePartitions(ctx, pointWindows(points)...)
+}
+
 func (s *Store) writePoints(ctx context.Context, project string, points []metrics.Point) error {
 	if err := s.EnsurePartitions(ctx, pointWindows(points)...); err != nil {
 		return err
