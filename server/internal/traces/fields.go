@@ -54,7 +54,8 @@ func cleanFields(fields map[string]json.RawMessage) error {
 // cannot exhaust the stack or the database's jsonb limits.
 const maxDepth = 64
 
-// bodyFields decodes an event body into its defined fields.
+// bodyFields decodes an event body (a value encoding/json has validated)
+// into its defined fields.
 func bodyFields(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, errs.InvalidField("body", "required")
@@ -62,8 +63,8 @@ func bodyFields(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	if err := checkDepth(raw); err != nil {
 		return nil, err
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
+	fields, ok := splitObject(raw) // raw was validated by the decoder that cut it out
+	if !ok {
 		return nil, errs.InvalidField("body", "must be an object")
 	}
 	for k, v := range fields {
