@@ -523,11 +523,15 @@ func TestOverlappingCompactionsLoseNothing(t *testing.T) {
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	compactions := make([]int, 2)
+	stores := make([]*Store, len(compactions)+writers) // opened here: t.Fatal must not run in the goroutines
+	for i := range stores {
+		stores[i] = open(t, url)
+	}
 	for c := range compactions {
 		wg.Add(1)
 		go func(c int) {
 			defer wg.Done()
-			st := open(t, url)
+			st := stores[c]
 			for !stop.Load() {
 				// Two passes at once may fail (one drops a partition the other
 				// listed); a failed pass is retried by the next. Only loss counts.
@@ -543,7 +547,7 @@ func TestOverlappingCompactionsLoseNothing(t *testing.T) {
 		writing.Add(1)
 		go func(w int) {
 			defer writing.Done()
-			st := open(t, url)
+			st := stores[len(compactions)+w]
 			rng := rand.New(rand.NewSource(int64(w)))
 			for r := 0; r < rounds; r++ {
 				var pts []metrics.Point

@@ -140,16 +140,23 @@ func hasLatePoints(points []metrics.Point, now time.Time) bool {
 }
 
 // pointWindows returns one time per raw partition (window) of the points.
+// It runs twice per push (PreparePartitions, then the commit), so a point in
+// the same window as the one before it (most of a fleet's snapshot) skips
+// the map.
 func pointWindows(points []metrics.Point) []time.Time {
-	var hours []time.Time
+	var windows []time.Time
 	seen := map[time.Time]bool{}
 	for i := range points {
-		if h := rawPartitions.start(points[i].Time); !seen[h] {
-			seen[h] = true
-			hours = append(hours, h)
+		w := rawPartitions.start(points[i].Time)
+		if n := len(windows); n > 0 && windows[n-1].Equal(w) {
+			continue
+		}
+		if !seen[w] {
+			seen[w] = true
+			windows = append(windows, w)
 		}
 	}
-	return hours
+	return windows
 }
 
 // isNoPartition: a row's day has no partition (SQLSTATE 23514 on a partitioned insert).
