@@ -160,6 +160,12 @@ func groupUpserts(ups []traces.Upsert) *upsertGroup {
 		g.byKey[k] = append(g.byKey[k], u)
 	}
 	for k, list := range g.byKey {
+		list = traces.WithoutRedundantPlaceholders(list)
+		g.byKey[k] = list
+		if len(list) == 1 {
+			g.fresh[k] = traces.EntityOf(list[0])
+			continue
+		}
 		var e traces.Entity
 		for _, u := range list {
 			traces.Merge(&e, u)

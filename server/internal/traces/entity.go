@@ -119,6 +119,54 @@ func Merge(e *Entity, u Upsert) {
 	}
 }
 
+// EntityOf is what merging u alone into an empty entity gives, without the
+// copy: the entity shares u's fields, so neither may change afterwards.
+func EntityOf(u Upsert) Entity {
+	stamps := make(map[string]Stamp, len(u.Fields))
+	for name := range u.Fields {
+		stamps[name] = u.Stamp
+	}
+	return Entity{Fields: u.Fields, Stamps: stamps}
+}
+
+// WithoutRedundantPlaceholders drops from the upserts of one entity the
+// placeholders whose every field another of them sets for real: a
+// placeholder never replaces a real value, so those change nothing in any
+// merge (a native batch's observations each bring one for the batch's trace).
+func WithoutRedundantPlaceholders(list []Upsert) []Upsert {
+	if len(list) < 2 {
+		return list
+	}
+	real := map[string]bool{}
+	for _, u := range list {
+		if u.Stamp != Placeholder {
+			for name := range u.Fields {
+				real[name] = true
+			}
+		}
+	}
+	if len(real) == 0 {
+		return list
+	}
+	out := list[:0:0]
+	for _, u := range list {
+		if u.Stamp == Placeholder && coveredBy(u.Fields, real) {
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+func coveredBy(fields map[string]json.RawMessage, names map[string]bool) bool {
+	for name := range fields {
+		if !names[name] {
+			return false
+		}
+	}
+	return true
+}
+
 func parseTime(raw json.RawMessage) time.Time {
 	s, _ := DecodeString(raw)
 	t, _ := time.Parse(time.RFC3339Nano, s)
@@ -194,9 +242,8 @@ func (e *Entity) Time(name string) *time.Time {
 
 // Numbers returns an object field of numbers (e.g. usageDetails), or nil.
 func (e *Entity) Numbers(field string) Numbers {
-	var m map[string]float64
-	if v, ok := e.Fields[field]; ok && json.Unmarshal(v, &m) == nil {
-		return m
+	if v, ok := e.Fields[field]; ok {
+		return decodeNumbers(v)
 	}
 	return nil
 }
@@ -216,7 +263,7 @@ func (n Numbers) Get(key string) *float64 {
 func (e *Entity) Strings(name string) []string {
 	var ss []string
 	if v, ok := e.Fields[name]; ok {
-		_ = json.Unmarshal(v, &ss)
+		ss = decodeStrings(v)
 	}
 	if ss == nil {
 		ss = []string{}
@@ -226,9 +273,36 @@ func (e *Entity) Strings(name string) []string {
 
 // Bool returns a boolean field (false when unset).
 func (e *Entity) Bool(name string) bool {
-	var b bool
-	if v, ok := e.Fields[name]; ok {
-		_ = json.Unmarshal(v, &b)
+	v, ok := e.Fields[name]
+	if !ok || string(v) == "false" {
+		return false
 	}
+	if string(v) == "true" {
+		return true
+	}
+	var b bool
+	_ = json.Unmarshal(v, &b)
 	return b
+}
+
+// decodeStrings decodes v, valid JSON, as json.Unmarshal into a []string
+// does (tags: a handful of plain strings each time).
+func decodeStrings(v []byte) []string {
+	if elems, ok := splitArray(v); ok {
+		ss := make([]string, 0, len(elems))
+		for _, raw := range elems {
+			s, err := DecodeString(raw)
+			if err != nil {
+				ss = nil
+				break
+			}
+			ss = append(ss, s)
+		}
+		if ss != nil {
+			return ss
+		}
+	}
+	var ss []string
+	_ = json.Unmarshal(v, &ss)
+	return ss
 }

@@ -215,3 +215,43 @@ func TestFieldNamesWithASlashAreRefused(t *testing.T) {
 		t.Fatalf("a slash inside metadata's keys is data: %v", err)
 	}
 }
+
+// Dropping the placeholders that real upserts cover changes no merge, into
+// an empty entity or into stored ones (one holding a placeholder value, one
+// holding real values).
+func TestRedundantPlaceholdersChangeNothing(t *testing.T) {
+	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
+	realTrace := Upsert{Kind: KindTrace, ID: "t", Stamp: NewStamp(now, false), Fields: map[string]json.RawMessage{
+		"timestamp": raw(`"2026-02-14T12:00:00Z"`), "name": raw(`"gateway"`)}}
+	covered := Upsert{Kind: KindTrace, ID: "t", Stamp: Placeholder, Fields: map[string]json.RawMessage{"timestamp": raw(`"2026-02-14T11:00:00Z"`)}}
+	uncovered := Upsert{Kind: KindTrace, ID: "t", Stamp: Placeholder, Fields: map[string]json.RawMessage{
+		"timestamp": raw(`"2026-02-14T11:00:00Z"`), "environment": raw(`"prod"`)}}
+	list := []Upsert{covered, realTrace, uncovered, covered}
+	kept := WithoutRedundantPlaceholders(list)
+	if len(kept) != 2 || kept[0].Stamp == Placeholder || len(kept[1].Fields) != 2 {
+		t.Fatalf("kept %v, want the real trace and the placeholder with an environment", kept)
+	}
+	if got := WithoutRedundantPlaceholders([]Upsert{covered, uncovered}); len(got) != 2 {
+		t.Errorf("placeholders alone: kept %d of 2", len(got))
+	}
+	stored := []Entity{{}, {Fields: map[string]json.RawMessage{"timestamp": raw(`"2026-02-14T10:00:00Z"`)}, Stamps: map[string]Stamp{"timestamp": Placeholder}},
+		{Fields: map[string]json.RawMessage{"timestamp": raw(`"2026-02-14T09:00:00Z"`), "name": raw(`"old"`)}, Stamps: map[string]Stamp{"timestamp": 1, "name": 1}}}
+	for i, before := range stored {
+		all, fewer := before.Clone(), before.Clone()
+		for _, u := range list {
+			Merge(&all, u)
+		}
+		for _, u := range kept {
+			Merge(&fewer, u)
+		}
+		if !all.Equal(fewer) {
+			t.Errorf("stored entity %d: with every placeholder %v, without the covered ones %v", i, all, fewer)
+		}
+	}
+	one := EntityOf(realTrace)
+	var merged Entity
+	Merge(&merged, realTrace)
+	if !one.Equal(merged) {
+		t.Errorf("EntityOf %v, Merge into an empty entity %v", one, merged)
+	}
+}

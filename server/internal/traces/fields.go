@@ -114,21 +114,37 @@ type fieldSpec func(name string, v json.RawMessage) (json.RawMessage, error)
 // profile of trace ingest. Anything else is decoded by encoding/json, so the
 // result and the error are the same for every input.
 func DecodeString(v []byte) (string, error) {
-	if n := len(v); n >= 2 && v[0] == '"' && v[n-1] == '"' {
-		plain := true
-		for _, c := range v[1 : n-1] {
-			if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-				plain = false
-				break
-			}
-		}
-		if plain {
-			return string(v[1 : n-1]), nil
-		}
+	if plainString(v) {
+		return string(v[1 : len(v)-1]), nil
 	}
 	var s string
 	err := json.Unmarshal(v, &s)
 	return s, err
+}
+
+// plainString says whether v is a JSON string of plain ASCII without escapes:
+// its value is v without the quotes.
+func plainString(v []byte) bool {
+	n := len(v)
+	if n < 2 || v[0] != '"' || v[n-1] != '"' {
+		return false
+	}
+	for _, c := range v[1 : n-1] {
+		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// stringLen is the length in bytes of the JSON string v decodes to; ok is
+// false when v is not a string. Validation needs no copy of the string.
+func stringLen(v []byte) (n int, ok bool) {
+	if plainString(v) {
+		return len(v) - 2, true
+	}
+	s, err := DecodeString(v)
+	return len(s), err == nil
 }
 
 func asTime(name string, v json.RawMessage) (json.RawMessage, error) {
@@ -140,7 +156,9 @@ func asTime(name string, v json.RawMessage) (json.RawMessage, error) {
 	if err != nil {
 		return nil, errs.InvalidField(name, "%q is not ISO 8601 with an offset", trunc(s))
 	}
-	return json.RawMessage(`"` + t.UTC().Format(time.RFC3339Nano) + `"`), nil
+	b := make([]byte, 0, len(`"2006-01-02T15:04:05.999999999Z"`))
+	b = t.UTC().AppendFormat(append(b, '"'), time.RFC3339Nano)
+	return append(b, '"'), nil
 }
 
 // typed accepts a field whose JSON decodes as T; what names T in the error ("a string").
@@ -156,7 +174,7 @@ func typed[T any](what string) fieldSpec {
 
 // asString accepts a string.
 func asString(name string, v json.RawMessage) (json.RawMessage, error) {
-	if _, err := DecodeString(v); err != nil {
+	if _, ok := stringLen(v); !ok {
 		return nil, errs.InvalidField(name, "must be a string")
 	}
 	return v, nil
@@ -176,12 +194,12 @@ const (
 
 // asIndexed accepts a string of at most MaxIndexedBytes.
 func asIndexed(name string, v json.RawMessage) (json.RawMessage, error) {
-	s, err := DecodeString(v)
-	if err != nil {
+	n, ok := stringLen(v)
+	if !ok {
 		return nil, errs.InvalidField(name, "must be a string")
 	}
-	if len(s) > MaxIndexedBytes {
-		return nil, errs.InvalidField(name, "%d bytes long, at most %d", len(s), MaxIndexedBytes)
+	if n > MaxIndexedBytes {
+		return nil, errs.InvalidField(name, "%d bytes long, at most %d", n, MaxIndexedBytes)
 	}
 	return v, nil
 }

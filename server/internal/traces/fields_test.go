@@ -2,6 +2,7 @@ package traces
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -59,5 +60,90 @@ func TestSplitObjectMatchesEncodingJSON(t *testing.T) {
 	_ = append(fields["a"], 'Z')
 	if string(fields["b"]) != `"y"` {
 		t.Errorf("appending to a member changed the next one: %s", fields["b"])
+	}
+}
+
+func TestSplitNativeBatchMatchesEncodingJSON(t *testing.T) {
+	inputs := []string{
+		`{"trace":{"id":"t"},"observations":[{"id":"a"},{"id":"b","x":[1,{"y":"]"}]}]}`,
+		` { "observations" : [ ] , "trace" : null } `, `{"observations":null}`, `{}`, `{"other":1}`,
+		`{"trace":{"id":"a"},"trace":{"id":"b"}}`, `{"Trace":{"id":"t"}}`, `{"trace":{"id":"t"},"OBSERVATIONS":[{"id":"o"}]}`,
+		`{"observations":{"id":"o"}}`, `{"observations":"x"}`, `{"trace":{"id":"t"}} trailing`, `{"trace":`, `[]`, `null`, ``,
+		"{\"observations\":[\n{\"id\":\"o\"}\t,\r\n{}\n]}",
+	}
+	for _, in := range inputs {
+		var want nativeBatch
+		wantErr := json.NewDecoder(strings.NewReader(in)).Decode(&want)
+		got, err := splitNativeBatch([]byte(in))
+		if (err == nil) != (wantErr == nil) {
+			t.Errorf("%q: error %v, encoding/json: %v", in, err, wantErr)
+			continue
+		}
+		if string(got.Trace) != string(want.Trace) || (got.Observations == nil) != (want.Observations == nil) || len(got.Observations) != len(want.Observations) {
+			t.Errorf("%q: got trace %s, %d observations; encoding/json %s, %d", in, got.Trace, len(got.Observations), want.Trace, len(want.Observations))
+			continue
+		}
+		for i := range want.Observations {
+			if string(got.Observations[i]) != string(want.Observations[i]) {
+				t.Errorf("%q: observations[%d] = %s, encoding/json %s", in, i, got.Observations[i], want.Observations[i])
+			}
+		}
+	}
+}
+
+// The usage shortcuts must give what encoding/json gives.
+func TestNumbersMatchEncodingJSON(t *testing.T) {
+	for _, in := range []string{`0`, `-0`, `120`, `-1.5e+10`, `1E400`, `1e-7`, `0.000001`, `123456789012345678901234`, `"12"`, `true`, `null`, `{}`, `[1]`} {
+		var want float64
+		wantErr := json.Unmarshal([]byte(in), &want)
+		got, ok := number([]byte(in))
+		if ok != (wantErr == nil) || (ok && got != want) {
+			t.Errorf("number(%s) = %v, %v; encoding/json %v, %v", in, got, ok, want, wantErr)
+		}
+	}
+	for _, in := range []string{`{}`, `{"input":120,"output":48}`, `{"a":1,"a":2}`, `{"a":null,"b":1}`, `{"a":"1"}`, `{"\u00e9":1}`, `[]`, `null`, `"x"`} {
+		var want map[string]float64
+		if json.Unmarshal([]byte(in), &want) != nil {
+			want = nil
+		}
+		got := decodeNumbers([]byte(in))
+		if (got == nil) != (want == nil) || len(got) != len(want) {
+			t.Errorf("decodeNumbers(%s) = %v; encoding/json %v", in, got, want)
+			continue
+		}
+		for k, v := range want {
+			if g, ok := got[k]; !ok || g != v {
+				t.Errorf("decodeNumbers(%s)[%q] = %v; encoding/json %v", in, k, g, v)
+			}
+		}
+	}
+	for _, m := range []map[string]float64{{}, {"total": 168, "input": 120, "output": 48}, {"a": 1e-7, "b": 1e21, "c": -2.5e-9, "d": 0.1, "e": 123456789}, {"<&>\"\\é\x01": 1}} {
+		want, _ := json.Marshal(m)
+		if got := numbersJSON(m); string(got) != string(want) {
+			t.Errorf("numbersJSON(%v) = %s; encoding/json %s", m, got, want)
+		}
+	}
+}
+
+func TestEntityAccessorsMatchEncodingJSON(t *testing.T) {
+	for _, in := range []string{`[]`, `["gateway"]`, `[ "a" , "b\"c", "\u00e9" ]`, `null`, `[null]`, `["a",1]`, `{}`, `"a"`} {
+		var want []string
+		_ = json.Unmarshal([]byte(in), &want)
+		e := Entity{Fields: map[string]json.RawMessage{"tags": json.RawMessage(in)}}
+		got := e.Strings("tags")
+		if want == nil {
+			want = []string{}
+		}
+		if strings.Join(got, "\x00") != strings.Join(want, "\x00") || len(got) != len(want) {
+			t.Errorf("Strings(%s) = %q; encoding/json %q", in, got, want)
+		}
+	}
+	for _, in := range []string{`true`, `false`, `null`, `1`, `"true"`} {
+		var want bool
+		_ = json.Unmarshal([]byte(in), &want)
+		e := Entity{Fields: map[string]json.RawMessage{"public": json.RawMessage(in)}}
+		if got := e.Bool("public"); got != want {
+			t.Errorf("Bool(%s) = %v; encoding/json %v", in, got, want)
+		}
 	}
 }

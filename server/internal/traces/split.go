@@ -33,6 +33,28 @@ func splitObject(raw []byte) (fields map[string]json.RawMessage, ok bool) {
 	return fields, true
 }
 
+// splitArray splits raw, an array (or null, or nothing) that encoding/json
+// has already validated, into its elements, as json.Unmarshal into a
+// []json.RawMessage does; ok is false for any other value.
+func splitArray(raw []byte) (elems []json.RawMessage, ok bool) {
+	i := skipSpace(raw, 0)
+	if i == len(raw) || string(raw[i:]) == "null" {
+		return nil, true
+	}
+	if raw[i] != '[' {
+		return nil, false
+	}
+	elems = []json.RawMessage{}
+	for i = skipSpace(raw, i+1); i < len(raw) && raw[i] != ']'; {
+		end := valueEnd(raw, i)
+		elems = append(elems, raw[i:end:end])
+		if i = skipSpace(raw, end); i < len(raw) && raw[i] == ',' {
+			i = skipSpace(raw, i+1)
+		}
+	}
+	return elems, true
+}
+
 // memberName decodes a member name (a JSON string with its quotes): plain
 // ASCII as is, anything else (escapes, UTF-8, which encoding/json checks and
 // mends) through encoding/json.

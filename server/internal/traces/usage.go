@@ -5,7 +5,9 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/xtrace-dev/xtrace-operator/server/internal/errs"
 )
@@ -40,10 +42,7 @@ func normalizeUsage(fields map[string]json.RawMessage) error {
 	costs := map[string]float64{}
 	num := func(m map[string]json.RawMessage, key string) (float64, bool) {
 		if v, ok := m[key]; ok && string(v) != "null" { // a null is no count
-			var f float64
-			if json.Unmarshal(v, &f) == nil {
-				return f, true
-			}
+			return number(v)
 		}
 		return 0, false
 	}
@@ -137,13 +136,13 @@ func normalizeUsage(fields map[string]json.RawMessage) error {
 			}
 			details["total"] = sum
 		}
-		fields["usageDetails"], _ = json.Marshal(details)
+		fields["usageDetails"] = numbersJSON(details)
 	}
 	if len(costs) > 0 {
 		if _, ok := costs["total"]; !ok {
 			costs["total"] = costs["input"] + costs["output"]
 		}
-		fields["costDetails"], _ = json.Marshal(costs)
+		fields["costDetails"] = numbersJSON(costs)
 	}
 	return nil
 }
@@ -154,9 +153,17 @@ const MaxAmount = 1e15
 
 // checkAmounts rejects values that are not finite numbers in [min, MaxAmount].
 func checkAmounts(field string, m map[string]float64, min float64) error {
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+	bad := func(v float64) bool { return math.IsNaN(v) || v < min || v > MaxAmount }
+	anyBad := false
+	for _, v := range m {
+		anyBad = anyBad || bad(v)
+	}
+	if !anyBad {
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) { // the first bad one by name, every time
 		v := m[k]
-		if math.IsNaN(v) || v < min || v > MaxAmount {
+		if bad(v) {
 			if min == 0 {
 				return errs.InvalidField(field+"."+k, "%v is not a count from 0 to %g", v, MaxAmount)
 			}
@@ -164,4 +171,90 @@ func checkAmounts(field string, m map[string]float64, min float64) error {
 		}
 	}
 	return nil
+}
+
+// number decodes a JSON number as json.Unmarshal into a float64 does: a
+// plain literal through strconv directly (encoding/json does the same after
+// its reflection), anything else through encoding/json.
+func number(v []byte) (float64, bool) {
+	plain := len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9')
+	for i := 0; plain && i < len(v); i++ {
+		c := v[i]
+		plain = c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
+	}
+	if plain {
+		f, err := strconv.ParseFloat(string(v), 64)
+		return f, err == nil
+	}
+	var f float64
+	return f, json.Unmarshal(v, &f) == nil
+}
+
+// decodeNumbers decodes v, valid JSON, as an object of numbers (usageDetails, costDetails) as
+// json.Unmarshal into a map[string]float64 does; nil when it is not one.
+func decodeNumbers(v []byte) map[string]float64 {
+	if members, ok := splitObject(v); ok {
+		m := make(map[string]float64, len(members))
+		for name, raw := range members {
+			f, ok := number(raw)
+			if !ok {
+				m = nil
+				break
+			}
+			m[name] = f
+		}
+		if m != nil {
+			return m
+		}
+	}
+	var m map[string]float64
+	if json.Unmarshal(v, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// numbersJSON is json.Marshal of m (m's numbers are finite: checkAmounts),
+// written directly: keys in order, numbers as encoding/json spells them.
+func numbersJSON(m map[string]float64) json.RawMessage {
+	b := make([]byte, 0, 16*len(m)+2)
+	b = append(b, '{')
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendName(b, k)
+		b = appendFloat(b, m[k])
+	}
+	return append(b, '}')
+}
+
+// appendName appends "k": as encoding/json writes a key.
+func appendName(b []byte, k string) []byte {
+	plain := true
+	for i := 0; plain && i < len(k); i++ {
+		c := k[i]
+		plain = c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	if plain {
+		b = append(b, '"')
+		b = append(b, k...)
+		return append(b, '"', ':')
+	}
+	q, _ := json.Marshal(k)
+	return append(append(b, q...), ':')
+}
+
+// appendFloat appends f as encoding/json writes a float64.
+func appendFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if n := len(b); format == 'e' && n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+		b[n-2] = b[n-1] // e-07 is written e-7
+		b = b[:n-1]
+	}
+	return b
 }
