@@ -60,6 +60,9 @@ type Store struct {
 	series     *seriesCache
 	partitions sync.Map // partitionKey -> struct{}: partitions known to exist
 	latest     *latestWriter
+	// traceConflictGroups counts down the trace groups still to insert with
+	// ON CONFLICT DO NOTHING after one found an existing entity (WriteTraces).
+	traceConflictGroups atomic.Int64
 	// now is the clock writes judge which raw windows are closed by (tests
 	// set it to push "live" at dates of their choosing).
 	now func() time.Time

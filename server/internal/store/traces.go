@@ -52,6 +52,13 @@ func (w *TraceWrite) Upserts() int { return len(w.ups) }
 // Measured against one transaction that took the locks first and inserted
 // through one statement of data-modifying CTEs: PostgreSQL spends about a
 // third less CPU per group and the group commits in about 25% less time.
+//
+// The first insert is a plain INSERT, without ON CONFLICT: PostgreSQL's
+// speculative insertion cost about 13% of its CPU per gateway request. When
+// an entity exists, that transaction fails as a whole and the group takes
+// the path above; so do the next conflictBackoffGroups groups, as a client
+// that updates what it sent (a Langfuse SDK ending its spans) would
+// otherwise pay for a failed transaction in most of its groups.
 func (s *Store) WriteTraces(ctx context.Context, project string, writes []*TraceWrite) error {
 	g, rows := combineWrites(writes)
 	if len(g.fresh) == 0 {
@@ -62,7 +69,16 @@ func (s *Store) WriteTraces(ctx context.Context, project string, writes []*Trace
 		return classify(err)
 	}
 	defer conn.Release()
-	allNew, err := insertNew(ctx, conn, project, g, rows)
+	if s.traceConflictGroups.Load() <= 0 {
+		_, err := insertNew(ctx, conn, project, g, rows, "")
+		if err == nil || !isUniqueViolation(err) {
+			return classify(err)
+		}
+		s.traceConflictGroups.Store(conflictBackoffGroups)
+	} else {
+		s.traceConflictGroups.Add(-1)
+	}
+	allNew, err := insertNew(ctx, conn, project, g, rows, onConflictDoNothing)
 	if err != nil || allNew {
 		return classify(err)
 	}
@@ -102,9 +118,17 @@ func prepareAll(writes []*TraceWrite) (*upsertGroup, map[entityKey][]any) {
 	return joined.g, joined.rows
 }
 
+// conflictBackoffGroups is the number of groups after a conflict that
+// insert with onConflictDoNothing straight away.
+const conflictBackoffGroups = 64
+
+const onConflictDoNothing = " ON CONFLICT (project_id, id) DO NOTHING"
+
 // insertNew inserts, in one transaction and one round trip, every entity of
-// the group that does not exist yet; allNew says none existed.
-func insertNew(ctx context.Context, conn *pgxpool.Conn, project string, g *upsertGroup, rows map[entityKey][]any) (allNew bool, err error) {
+// the group, with tail after each INSERT: with onConflictDoNothing, those
+// that do not exist yet, and allNew says none existed; with "", all or,
+// when one exists, none (a unique violation).
+func insertNew(ctx context.Context, conn *pgxpool.Conn, project string, g *upsertGroup, rows map[entityKey][]any, tail string) (allNew bool, err error) {
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
 	for _, kind := range kindOrder {
@@ -113,7 +137,7 @@ func insertNew(ctx context.Context, conn *pgxpool.Conn, project string, g *upser
 		for i, id := range ids {
 			kindRows[i] = rows[entityKey{kind, id}]
 		}
-		for _, st := range insertStatements(kind, project, kindRows, " ON CONFLICT (project_id, id) DO NOTHING") {
+		for _, st := range insertStatements(kind, project, kindRows, tail) {
 			batch.Queue(st.sql, st.args...)
 		}
 	}

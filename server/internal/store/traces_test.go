@@ -198,3 +198,66 @@ func TestGroupsLargerThanOneInsert(t *testing.T) {
 		t.Errorf("%d traces with their generation stored, want %d", i, n)
 	}
 }
+
+// TestAConflictFallsBackToTheMerge: a group is first inserted without ON
+// CONFLICT. One holding an existing entity fails as a whole, is written by
+// the merge path (the new entity inserted, the existing one merged), and
+// the next groups go straight to ON CONFLICT DO NOTHING.
+func TestAConflictFallsBackToTheMerge(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	t0 := time.Date(2026, 2, 14, 10, 0, 0, 0, time.UTC)
+	trace := func(id, name string, at time.Time) []traces.Upsert {
+		ups, err := traces.TraceUpserts(map[string]json.RawMessage{"id": raw(id), "name": raw(name), "metadata": raw(map[string]string{name: id})}, traces.NewStamp(at, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ups
+	}
+	write := func(ups ...[]traces.Upsert) {
+		t.Helper()
+		var all []traces.Upsert
+		for _, u := range ups {
+			all = append(all, u...)
+		}
+		if err := s.WriteTraces(ctx, "default", []*TraceWrite{PrepareTraceWrite(all)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(trace("fb-1", "first", t0))
+	if n := s.traceConflictGroups.Load(); n != 0 {
+		t.Fatalf("after a group of new entities %d groups are to skip the plain insert, want 0", n)
+	}
+	write(trace("fb-1", "second", t0.Add(time.Second)), trace("fb-2", "new", t0))
+	if n := s.traceConflictGroups.Load(); n != conflictBackoffGroups {
+		t.Fatalf("after a conflict %d groups are to skip the plain insert, want %d", n, conflictBackoffGroups)
+	}
+	write(trace("fb-3", "later", t0))
+	if n := s.traceConflictGroups.Load(); n != conflictBackoffGroups-1 {
+		t.Fatalf("one group later %d groups are to skip the plain insert, want %d", n, conflictBackoffGroups-1)
+	}
+	stored, err := loadEntities(ctx, s.pool, traces.KindTrace, "default", []string{"fb-1", "fb-2", "fb-3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]string{
+		"fb-1": {`"second"`, `{"first":"fb-1","second":"fb-1"}`},
+		"fb-2": {`"new"`, `{"new":"fb-2"}`},
+		"fb-3": {`"later"`, `{"later":"fb-3"}`},
+	}
+	for id, w := range want {
+		e, ok := stored[id]
+		if !ok {
+			t.Errorf("trace %s not stored", id)
+			continue
+		}
+		var gotMeta, wantMeta map[string]string
+		_ = json.Unmarshal(e.Fields["metadata"], &gotMeta)
+		_ = json.Unmarshal([]byte(w[1]), &wantMeta)
+		if string(e.Fields["name"]) != w[0] || !reflect.DeepEqual(gotMeta, wantMeta) {
+			t.Errorf("trace %s: name %s metadata %s, want %s and %s", id, e.Fields["name"], e.Fields["metadata"], w[0], w[1])
+		}
+	}
+}
