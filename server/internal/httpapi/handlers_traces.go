@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
 
@@ -25,7 +26,8 @@ func (a *API) nativeBatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.tel.TracesWritten.Add(float64(nTraces))
 	a.tel.ObservationsWrote.Add(float64(nObs))
-	writeJSON(w, http.StatusOK, map[string]any{"accepted": map[string]int{"traces": nTraces, "observations": nObs}})
+	// What writeJSON would write, without its reflection: this answers every gateway request.
+	writeJSONBytes(w, http.StatusOK, fmt.Appendf(nil, "{\"accepted\":{\"observations\":%d,\"traces\":%d}}\n", nObs, nTraces))
 	return nil
 }
 

@@ -131,11 +131,17 @@ func (a *API) wrap(pattern string, opts routeOptions, h handlerFunc) http.Handle
 			took := time.Since(start)
 			a.tel.Requests.WithLabelValues(pattern, strconv.Itoa(rec.status)).Inc()
 			a.tel.RequestDuration.WithLabelValues(pattern).Observe(took.Seconds())
+			pool := route.Served()
+			if pool != "" {
+				a.tel.ReadRequests.WithLabelValues(pattern, pool).Inc()
+			}
+			if !a.log.Enabled(ctx, slog.LevelInfo) {
+				return // the attributes below cost more than the rest of a small request's bookkeeping
+			}
 			attrs := []any{"method", r.Method, "route", pattern, "status", rec.status,
 				"duration_ms", float64(took.Microseconds()) / 1000, "bytes", rec.bytes}
-			if pool := route.Served(); pool != "" {
+			if pool != "" {
 				attrs = append(attrs, "pool", pool)
-				a.tel.ReadRequests.WithLabelValues(pattern, pool).Inc()
 			}
 			a.log.InfoContext(ctx, "request", attrs...)
 		}()
