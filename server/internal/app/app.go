@@ -81,6 +81,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	// the same load, and two transactions inserting at the right edge of the
 	// same time-ordered indexes contend. Measured with 8 gateway clients:
 	// -40 % PostgreSQL and -25 % xtrace CPU per trace, 5-8 % more traces/s.
+	// Tried again later: when the cores are the limit, two writers keep them
+	// busier (about 10 % more traces/s), but when fsync is slow (a loaded
+	// disk, the day-long bench) one writer's larger groups share each flush
+	// and gave 20-40 % more; the loss is the larger one, so one writer.
 	traceQueue := ingest.New(ingest.Options{Name: "traces", Workers: 1, MaxGroupItems: 2000, MaxDelay: time.Millisecond, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
 		func(ctx context.Context, writes []*store.TraceWrite) error {
 			return st.WriteTraces(ctx, project, writes)
