@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -173,23 +172,7 @@ func objectJSON[V any](m map[string]V, size int, appendValue func([]byte, V) []b
 		if len(b) > 1 {
 			b = append(b, ',')
 		}
-		b = appendValue(appendKey(b, k), v)
+		b = appendValue(traces.AppendName(b, k), v)
 	}
 	return append(b, '}')
-}
-
-// appendKey appends "k": with JSON escaping when k needs it.
-func appendKey(b []byte, k string) []byte {
-	plain := utf8.ValidString(k)
-	for i := 0; plain && i < len(k); i++ {
-		plain = k[i] >= 0x20 && k[i] != '"' && k[i] != '\\'
-	}
-	if plain {
-		b = append(b, '"')
-		b = append(b, k...)
-		b = append(b, '"', ':')
-		return b
-	}
-	q, _ := json.Marshal(k)
-	return append(append(b, q...), ':')
 }

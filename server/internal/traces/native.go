@@ -34,13 +34,17 @@ func ParseNativeBatch(body []byte, now time.Time) (ups []Upsert, traces, observa
 		ups = append(ups, u...)
 		traces = 1
 	}
+	var traceID json.RawMessage // the batch's trace, for observations that name none; values are never changed in place
+	if traces == 1 {
+		traceID, _ = json.Marshal(ups[0].ID)
+	}
 	for i, raw := range req.Observations {
 		fields, err := bodyFields(raw)
 		if err != nil {
 			return nil, 0, 0, bodyError(err, fmt.Sprintf("observations[%d]", i))
 		}
-		if _, ok := fields["traceId"]; !ok && traces == 1 {
-			fields["traceId"], _ = json.Marshal(ups[0].ID)
+		if _, ok := fields["traceId"]; !ok && traceID != nil {
+			fields["traceId"] = traceID
 		}
 		obsType := ""
 		if _, ok := fields["type"]; !ok {

@@ -223,14 +223,15 @@ func numbersJSON(m map[string]float64) json.RawMessage {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendName(b, k)
+		b = AppendName(b, k)
 		b = appendFloat(b, m[k])
 	}
 	return append(b, '}')
 }
 
-// appendName appends "k": as encoding/json writes a key.
-func appendName(b []byte, k string) []byte {
+// AppendName appends "k": as encoding/json writes an object's key (the
+// rows' fields and stamps are written with it too).
+func AppendName(b []byte, k string) []byte {
 	plain := true
 	for i := 0; plain && i < len(k); i++ {
 		c := k[i]
