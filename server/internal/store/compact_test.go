@@ -500,6 +500,36 @@ func TestInterruptedDetachIsFinishedAndItsRowsShownAgain(t *testing.T) {
 	}
 }
 
+// TestAPassCompactsPartitionsMadeSinceItBegan: a late write can make a raw
+// partition again, for a window that a pass has already emptied and
+// dropped, while the next pass runs. That pass finds rows in a partition it
+// did not list; it compacts them like the others, rather than failing (and
+// failing again, for as long as late points keep coming).
+func TestAPassCompactsPartitionsMadeSinceItBegan(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	old := time.Date(2026, 2, 14, 9, 1, 0, 0, time.UTC)
+	if err := s.WritePoints(ctx, "default", []metrics.Point{pt("made_since", nil, 1, old), pt("made_since", nil, 2, old.Add(time.Second))}); err != nil {
+		t.Fatal(err)
+	}
+	from := old.Truncate(ChunkWindow)
+	var res CompactionResult
+	// The pass's list of partitions is empty: every partition was made since it began.
+	if err := s.compactWindow(ctx, from, from.Add(ChunkWindow), map[uint32]string{}, time.Now().Add(time.Minute), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Points != 2 || res.Chunks != 1 {
+		t.Errorf("compacted %d points into %d chunks, want 2 into 1", res.Points, res.Chunks)
+	}
+	if n := count(t, s, "SELECT count(*) FROM metric_points"); n != 0 {
+		t.Errorf("%d raw rows left", n)
+	}
+	if got := decodedPoints(t, s, "made_since"); len(got) != 2 {
+		t.Errorf("points in chunks: %v, want both", got)
+	}
+}
+
 // TestOverlappingCompactionsLoseNothing: a replica killed mid-pass loses its
 // compaction lock with its connection, while the transaction it had sent
 // may still commit; the next pass, on another replica, can then run beside
