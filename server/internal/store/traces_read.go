@@ -154,9 +154,13 @@ func (s *Store) ListTraces(ctx context.Context, project string, f TraceFilter) (
 	if f.Desc {
 		dir = "DESC"
 	}
+	orderBy := fmt.Sprintf(" ORDER BY %s %s, t.id %s", order, dir, dir)
+	// The page is chosen first, then joined with its observations and
+	// scores: joined before the sort, every matching trace was (a list of
+	// 12,000 traces took 0.2-0.7 s, and grew with the table).
 	return listWithCount(ctx, s, "SELECT count(*) FROM traces t WHERE "+w.sql(),
-		"SELECT "+traceColumns(true)+" FROM traces t "+traceJoins+" WHERE "+w.sql()+
-			fmt.Sprintf(" ORDER BY %s %s, t.id %s LIMIT %d OFFSET %d", order, dir, dir, f.Limit, f.offset()),
+		"SELECT "+traceColumns(true)+" FROM (SELECT * FROM traces t WHERE "+w.sql()+orderBy+
+			fmt.Sprintf(" LIMIT %d OFFSET %d) t ", f.Limit, f.offset())+traceJoins+orderBy,
 		w.args, scanTrace)
 }
 
@@ -357,18 +361,19 @@ func (s *Store) DailyMetrics(ctx context.Context, project string, f DailyFilter)
 	if err := s.reader(ctx).QueryRow(ctx, base+" SELECT count(DISTINCT day) FROM ft", w.args...).Scan(&total); err != nil {
 		return nil, 0, classify(err)
 	}
+	// The page's days are aggregated in one join of their traces with
+	// their observations; a subquery per day read every trace once per day.
 	rows, err := s.reader(ctx).Query(ctx, base+`,
-		days AS (SELECT day FROM ft GROUP BY day ORDER BY day DESC LIMIT `+fmt.Sprint(f.Limit)+` OFFSET `+fmt.Sprint(f.offset())+`)
-		SELECT to_char(d.day, 'YYYY-MM-DD'),
-		       (SELECT count(*) FROM ft WHERE ft.day = d.day),
+		days AS (SELECT day, count(*) AS traces FROM ft GROUP BY day ORDER BY day DESC LIMIT `+fmt.Sprint(f.Limit)+` OFFSET `+fmt.Sprint(f.offset())+`)
+		SELECT to_char(d.day, 'YYYY-MM-DD'), d.traces,
 		       coalesce(u.model, ''), coalesce(u.input, 0), coalesce(u.output, 0), coalesce(u.total, 0),
 		       coalesce(u.traces, 0), coalesce(u.observations, 0), coalesce(u.cost, 0)
 		FROM days d
-		LEFT JOIN LATERAL (
-			SELECT o.model, sum(o.usage_input) AS input, sum(o.usage_output) AS output, sum(o.usage_total) AS total,
+		LEFT JOIN (
+			SELECT ft.day, o.model, sum(o.usage_input) AS input, sum(o.usage_output) AS output, sum(o.usage_total) AS total,
 			       count(DISTINCT o.trace_id) AS traces, count(*) AS observations, sum(o.total_cost) AS cost
-			FROM ft JOIN observations o ON o.project_id = ft.project_id AND o.trace_id = ft.id
-			WHERE ft.day = d.day GROUP BY o.model) u ON true
+			FROM ft JOIN days USING (day) JOIN observations o ON o.project_id = ft.project_id AND o.trace_id = ft.id
+			GROUP BY ft.day, o.model) u ON u.day = d.day
 		ORDER BY d.day DESC, u.model NULLS FIRST`, w.args...)
 	if err != nil {
 		return nil, 0, classify(err)
