@@ -92,9 +92,16 @@ func (s *Store) Compact(ctx context.Context, now time.Time, budget time.Duration
 			}
 		}
 	}
+	fresh, err := s.ensureChunkDays(ctx, windows)
+	if err != nil {
+		return res, err
+	}
 	for _, w := range windows {
 		if time.Now().After(deadline) {
 			return res, nil
+		}
+		if fresh[dayOf(w)] {
+			continue
 		}
 		to := w.Add(ChunkWindow)
 		if closed.Before(to) {
@@ -126,6 +133,43 @@ func (s *Store) Compact(ctx context.Context, now time.Time, budget time.Duration
 		}
 	}
 	return res, nil
+}
+
+// ensureChunkDays makes the chunk partitions of the windows' days that do
+// not exist yet, and returns those days: their windows wait for the next
+// pass. A query fixes its partitions when it is planned and takes its
+// snapshot a moment later; had this pass moved rows into a partition
+// attached in that moment, the query would find them in neither tier.
+// Raw partitions are made with their day's chunk partition, so this
+// happens only to days written before that was so.
+func (s *Store) ensureChunkDays(ctx context.Context, windows []time.Time) (map[time.Time]bool, error) {
+	var missing []time.Time
+	for _, w := range windows {
+		if _, ok := s.partitions.Load(partitionKey{chunkPartitions.parent, dayOf(w)}); !ok {
+			missing = append(missing, w)
+		}
+	}
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	parts, err := s.ListChunkPartitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fresh := map[time.Time]bool{}
+	for _, w := range missing {
+		covered := false
+		for _, p := range parts {
+			if !w.Before(p.Start) && w.Before(p.End) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			fresh[dayOf(w)] = true
+		}
+	}
+	return fresh, s.ensurePartitions(ctx, chunkPartitions, missing, len(missing), time.Time{})
 }
 
 // analyzeChunkPartitions analyses the chunk partitions holding windows that
@@ -209,9 +253,6 @@ type window struct {
 }
 
 func (s *Store) compactBatch(ctx context.Context, ids []int64, from, to time.Time, names map[uint32]string, res *CompactionResult) error {
-	if err := s.ensurePartitions(ctx, chunkPartitions, []time.Time{from}, 1, time.Time{}); err != nil {
-		return err
-	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Taken before anything is read, so this transaction sees every chunk
 		// an earlier one wrote: two that overlapped could each merge raw rows

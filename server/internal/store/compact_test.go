@@ -530,6 +530,99 @@ func TestAPassCompactsPartitionsMadeSinceItBegan(t *testing.T) {
 	}
 }
 
+// TestAQueryPlannedBeforeACompactionSeesItsPoints: a statement fixes the
+// partitions it reads when it is planned, and takes its snapshot a moment
+// later. A compaction that commits in between must not move points into a
+// partition the plan does not have: the day's chunk partition is made with
+// its first raw partition. Here planning is held up (a sleeping immutable
+// function, folded while planning) while a pass compacts the only point.
+func TestAQueryPlannedBeforeACompactionSeesItsPoints(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	old := time.Now().UTC().AddDate(0, 0, -9).Truncate(time.Hour)
+	if err := s.WritePoints(ctx, "default", []metrics.Point{pt("planned_before", nil, 7, old)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `CREATE FUNCTION sleep_while_planning(s float8) RETURNS int
+		LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM pg_sleep(s); RETURN 1; END $$`); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int64, 1)
+	go func() {
+		var n int64
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT value FROM metrics WHERE name = 'planned_before'
+			UNION ALL SELECT 1 WHERE sleep_while_planning(1) = 0) x`).Scan(&n); err != nil {
+			t.Error(err)
+		}
+		got <- n
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for count(t, s, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the query never began planning")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The pass's chunk transaction (a whole pass would then wait to drop the
+	// emptied raw partition until the query ends).
+	parts, err := s.ListPartitions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[uint32]string{}
+	for _, p := range parts {
+		names[p.oid] = p.Name
+	}
+	var res CompactionResult
+	from := old.Truncate(ChunkWindow)
+	if err := s.compactWindow(ctx, from, from.Add(ChunkWindow), names, time.Now().Add(time.Minute), &res); err != nil || res.Points != 1 {
+		t.Fatalf("compacted %d points (%v), want the one, while the query was planned", res.Points, err)
+	}
+	if count(t, s, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") == 0 {
+		t.Fatal("the query was planned before the pass ended; the test proves nothing")
+	}
+	if n := <-got; n != 1 {
+		t.Errorf("the query saw %d points, want 1", n)
+	}
+}
+
+// TestCompactionWaitsAPassForAChunkPartitionItMade: raw rows of a day whose
+// chunk partition is missing (written by an older version) are compacted
+// one pass after the partition is made, not by the pass that makes it
+// (see TestAQueryPlannedBeforeACompactionSeesItsPoints).
+func TestCompactionWaitsAPassForAChunkPartitionItMade(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	writer := open(t, url)
+	ctx := context.Background()
+	if _, err := writer.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().UTC().AddDate(0, 0, -9).Truncate(time.Hour)
+	if err := writer.WritePoints(ctx, "default", []metrics.Point{pt("older_day", nil, 7, old)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.pool.Exec(ctx, "DROP TABLE "+chunkPartitions.name(dayOf(old), dayOf(old).AddDate(0, 0, 1))); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, url) // knows no partitions yet
+	res, err := s.Compact(ctx, time.Now(), time.Minute)
+	if err != nil || res.Points != 0 {
+		t.Fatalf("first pass compacted %d points (%v), want none", res.Points, err)
+	}
+	if n := count(t, s, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'metric_chunks'::regclass AND inhrelid = to_regclass($1)",
+		chunkPartitions.name(dayOf(old), dayOf(old).AddDate(0, 0, 1))); n != 1 {
+		t.Fatalf("the day's chunk partition was not made")
+	}
+	if res, err = s.Compact(ctx, time.Now(), time.Minute); err != nil || res.Points != 1 {
+		t.Fatalf("second pass compacted %d points (%v), want 1", res.Points, err)
+	}
+	if got := decodedPoints(t, s, "older_day"); len(got) != 1 {
+		t.Errorf("points in chunks: %v", got)
+	}
+}
+
 // TestOverlappingCompactionsLoseNothing: a replica killed mid-pass loses its
 // compaction lock with its connection, while the transaction it had sent
 // may still commit; the next pass, on another replica, can then run beside

@@ -124,6 +124,15 @@ func (s *Store) ensurePartitions(ctx context.Context, p partitioning, times []ti
 		}
 	}
 	sort.Slice(missing, func(i, j int) bool { return missing[i].Before(missing[j]) })
+	if len(missing) > 0 && p.parent == rawPartitions.parent {
+		// A day's chunk partition exists before its first raw row: a query
+		// fixes its partitions when it is planned and its snapshot a moment
+		// later, so rows compacted in that moment into a partition attached
+		// in it would be in neither (see Compact).
+		if err := s.ensurePartitions(ctx, chunkPartitions, missing, len(missing), time.Time{}); err != nil {
+			return err
+		}
+	}
 	var runs []timeRange
 	for i := 0; i < len(missing); {
 		run := timeRange{missing[i], missing[i].Add(p.width)}

@@ -140,8 +140,9 @@ func TestPartitionsAheadAndOnDemand(t *testing.T) {
 	for _, p := range chunkParts {
 		names = append(names, p.Name)
 	}
-	// Chunks by day: today and the next two.
-	if want := []string{"metric_chunks_p20260214", "metric_chunks_p20260215", "metric_chunks_p20260216"}; fmt.Sprint(names) != fmt.Sprint(want) {
+	// Chunks by day: today and the next two, and the back-filled point's
+	// day, made with its raw partition.
+	if want := []string{"metric_chunks_p20260110", "metric_chunks_p20260214", "metric_chunks_p20260215", "metric_chunks_p20260216"}; fmt.Sprint(names) != fmt.Sprint(want) {
 		t.Fatalf("chunk partitions %v, want %v", names, want)
 	}
 	// A second store (another replica) creating the same partitions does not fail.
