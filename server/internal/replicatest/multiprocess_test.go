@@ -75,6 +75,11 @@ func TestThreeProcessesOnOneDatabase(t *testing.T) {
 	t.Parallel()
 	f := &fleet{t: t, db: servertest.MigratedDatabase(t)}
 	f.procs = []*member{f.start("a"), f.start("b"), f.start("c")}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logProblems(t, f.all)
+		}
+	})
 
 	const nodes = 20
 	base := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
@@ -194,13 +199,18 @@ func TestThreeProcessesOnOneDatabase(t *testing.T) {
 		stored[fmt.Sprintf("%s|%d", row[0], row[1])] = row[2].(float64)
 	}
 	lost := 0
+	var lostKeys []string
 	for k, v := range ackedPoints {
 		if got, ok := stored[k]; !ok || got != v {
 			lost++
+			lostKeys = append(lostKeys, k)
 			if lost <= 3 {
 				t.Errorf("acknowledged point %s = %v is stored as %v (present %v)", k, v, got, ok)
 			}
 		}
+	}
+	if len(lostKeys) > 0 {
+		explainLostPoints(t, db, lostKeys)
 	}
 	storedTraces := map[string]bool{}
 	for _, row := range db.Rows(`SELECT t.id FROM traces t JOIN observations o ON o.trace_id = t.id`) {
@@ -340,4 +350,66 @@ func clip(b []byte) string {
 		return s[:300] + "…"
 	}
 	return strings.TrimSpace(s)
+}
+
+// explainLostPoints logs what a failure needs to be understood: the times
+// of the lost points; every raw table (attached, detach pending, or
+// detached) holding rows of the first lost time's day, read directly;
+// detached chunk tables; the chunk rows of its window; and whether the
+// points are visible again now (background passes go on meanwhile).
+func explainLostPoints(t *testing.T, db *pgtest.DB, keys []string) {
+	t.Helper()
+	byTime := map[int64]int{}
+	for _, k := range keys {
+		var node string
+		var ts int64
+		if _, err := fmt.Sscanf(strings.Replace(k, "|", " ", 1), "%s %d", &node, &ts); err == nil {
+			byTime[ts]++
+		}
+	}
+	var times []int64
+	for ts := range byTime {
+		times = append(times, ts)
+	}
+	if len(times) == 0 {
+		return
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	for _, ts := range times {
+		t.Logf("lost: %d points at %s", byTime[ts], time.Unix(ts, 0).UTC().Format(time.RFC3339))
+	}
+	at := time.Unix(times[0], 0).UTC()
+	const sameDay = `ts >= date_trunc('day', $1::timestamptz) AND ts < date_trunc('day', $1::timestamptz) + interval '1 day'`
+	for _, row := range db.Rows(`SELECT c.relname, coalesce(i.inhparent::regclass::text, '-'), coalesce(i.inhdetachpending, false)
+		FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
+		WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND (c.relname LIKE 'metric_points_%' OR (c.relname LIKE 'metric_chunks_%' AND i.inhrelid IS NULL))
+		ORDER BY 1`) {
+		name := fmt.Sprint(row[0])
+		if strings.HasPrefix(name, "metric_chunks_") {
+			t.Logf("table %s is detached (%d rows)", name, db.Int(`SELECT count(*) FROM `+name))
+		} else if n := db.Int(`SELECT count(*) FROM `+name+` WHERE `+sameDay, at); n > 0 || row[1] == "-" || row[2] == true {
+			t.Logf("table %s: parent %s, detach pending %v, %d rows of the first lost time's day", name, row[1], row[2], n)
+		}
+	}
+	for _, row := range db.Rows(`SELECT s.labels->>'node_id', c.start_ts, c.min_ts, c.max_ts, c.count, c.tableoid::regclass::text
+		FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id
+		WHERE s.name = 'mp_gpu_utilization' AND c.start_ts <= $1 AND c.start_ts > $1 - interval '2 hours' ORDER BY 1 LIMIT 3`, at) {
+		t.Logf("chunk of the first lost time's window: %v", row)
+	}
+	t.Logf("visible again now: %d of the points of the first lost time", db.Int(`SELECT count(*) FROM metrics WHERE name = 'mp_gpu_utilization' AND "timestamp" = $1`, at))
+}
+
+// logProblems logs the processes' errors and warnings, their answers other
+// than 200 (but for readiness probes at startup), their compaction passes and
+// the retention passes that dropped partitions.
+func logProblems(t *testing.T, members []*member) {
+	for _, m := range members {
+		for _, l := range m.logs.all(func(l map[string]any) bool {
+			return l["level"] == "ERROR" || l["level"] == "WARN" || l["message"] == "compaction pass" ||
+				(l["message"] == "retention pass" && l["dropped_partitions"] != 0.0) ||
+				(l["message"] == "request" && l["status"] != 200.0 && l["route"] != "GET /readyz")
+		}) {
+			t.Logf("process %s: %v", m.name, l)
+		}
+	}
 }
