@@ -86,10 +86,14 @@ func TestMetricsRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each expired day's raw partition, and its chunk partition (made with it).
 	var wantDropped []string
 	for d := 5; d >= 1; d-- {
-		wantDropped = append(wantDropped, "metric_points_m"+cutoff.AddDate(0, 0, -d).Truncate(store.RawWindow).Format("200601021504"))
+		day := cutoff.AddDate(0, 0, -d)
+		wantDropped = append(wantDropped, "metric_points_m"+day.Truncate(store.RawWindow).Format("200601021504"),
+			"metric_chunks_p"+day.Format("20060102"))
 	}
+	sort.Strings(wantDropped)
 	sort.Strings(res.DroppedPartitions)
 	if fmt.Sprint(res.DroppedPartitions) != fmt.Sprint(wantDropped) {
 		t.Fatalf("dropped %v, want %v (partitions before: %v)", res.DroppedPartitions, wantDropped, before)
