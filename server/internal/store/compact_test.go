@@ -593,12 +593,8 @@ func TestAQueryPlannedBeforeACompactionSeesItsPoints(t *testing.T) {
 // (see TestAQueryPlannedBeforeACompactionSeesItsPoints).
 func TestCompactionWaitsAPassForAChunkPartitionItMade(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	writer := open(t, url)
+	writer := migrated(t)
 	ctx := context.Background()
-	if _, err := writer.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	old := time.Now().UTC().AddDate(0, 0, -9).Truncate(time.Hour)
 	if err := writer.WritePoints(ctx, "default", []metrics.Point{pt("older_day", nil, 7, old)}); err != nil {
 		t.Fatal(err)
@@ -606,7 +602,7 @@ func TestCompactionWaitsAPassForAChunkPartitionItMade(t *testing.T) {
 	if _, err := writer.pool.Exec(ctx, "DROP TABLE "+chunkPartitions.name(dayOf(old), dayOf(old).AddDate(0, 0, 1))); err != nil {
 		t.Fatal(err)
 	}
-	s := open(t, url) // knows no partitions yet
+	s := open(t, writer.pool.Config().ConnString()) // knows no partitions yet
 	res, err := s.Compact(ctx, time.Now(), time.Minute)
 	if err != nil || res.Points != 0 {
 		t.Fatalf("first pass compacted %d points (%v), want none", res.Points, err)
