@@ -158,15 +158,9 @@ func (s *Store) ensureChunkDays(ctx context.Context, windows []time.Time) (map[t
 	}
 	fresh := map[time.Time]bool{}
 	for _, w := range missing {
-		covered := false
-		for _, p := range parts {
-			if !w.Before(p.Start) && w.Before(p.End) {
-				covered = true
-				break
-			}
-		}
-		if !covered {
-			fresh[dayOf(w)] = true
+		day := dayOf(w)
+		if start, end := uncoveredRun(parts, chunkPartitions.width, day, day.Add(chunkPartitions.width)); start.Before(end) {
+			fresh[day] = true
 		}
 	}
 	return fresh, s.ensurePartitions(ctx, chunkPartitions, missing, len(missing), time.Time{})
