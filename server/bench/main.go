@@ -93,6 +93,7 @@ const (
 	serverDB   = "bench_server"
 	copyDB     = "bench_copy"
 	rwDB       = "bench_remote_write"
+	writerDB   = "bench_trace_writer"
 )
 
 func run(o options) error {
@@ -168,7 +169,7 @@ func (b *bench) startPostgres(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, db := range []string{serverDB, copyDB, rwDB} {
+	for _, db := range []string{serverDB, copyDB, rwDB, writerDB} {
 		if err := b.cluster.CreateDatabase(ctx, db); err != nil {
 			return err
 		}
@@ -488,6 +489,7 @@ func (b *bench) report() error {
 	line("trace ingest /v1/l/batch (traces/s)", r["traces_per_s"], "%14.0f", fmt.Sprintf("(%d clients, 1 trace + 2 observations per request)", b.o.clients))
 	line("raw COPY of the same rows (traces/s)", r["trace_copy_per_s"], "%14.0f", "")
 	line("trace_ingest_ratio", r["trace_ingest_ratio"], "%14.3f", "(first bar ≥ 0.3, stretch ≥ 0.5)")
+	line("trace_writer_ratio", r["trace_writer_ratio"], "%14.3f", "(the trace writer alone: the ratio were HTTP and parsing free)")
 	line("trace_cpu_bound_ratio", r["trace_cpu_bound_ratio"], "%14.3f", fmt.Sprintf("(the ratio with every core busy; %.0f%% of them idle in the push)", 100*r["trace_ingest_idle_share"]))
 	fmt.Printf("%-40s %4.1f / %4.1f / %5.1f\n", "trace request p50/p95/p99 (ms)", r["trace_batch_p50_ms"], r["trace_batch_p95_ms"], r["trace_batch_p99_ms"])
 	fmt.Printf("%-40s %14.0f\n", "remote-write ingest (samples/s)", r["remote_write_samples_per_s"])

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/xtrace-dev/xtrace-operator/server/internal/app"
+	batching "github.com/xtrace-dev/xtrace-operator/server/internal/ingest"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/traces"
 )
@@ -27,6 +30,7 @@ const traceRounds = 4
 // parsed the way the server parses them.
 type traceLoad struct {
 	bodies [][]byte
+	ups    [][]traces.Upsert // each body's, parsed
 	copies [][]traces.Upsert // one COPY each
 }
 
@@ -38,7 +42,7 @@ const copyRequests = 250
 
 func newTraceLoad(n int) (*traceLoad, error) {
 	now := time.Now().UTC()
-	l := &traceLoad{bodies: make([][]byte, n)}
+	l := &traceLoad{bodies: make([][]byte, n), ups: make([][]traces.Upsert, n)}
 	var cur []traces.Upsert
 	for i := range l.bodies {
 		l.bodies[i] = traceBody(i, now)
@@ -46,6 +50,7 @@ func newTraceLoad(n int) (*traceLoad, error) {
 		if err != nil {
 			return nil, err
 		}
+		l.ups[i] = ups
 		cur = append(cur, ups...)
 		if (i+1)%copyRequests == 0 {
 			l.copies, cur = append(l.copies, cur), nil
@@ -57,12 +62,13 @@ func newTraceLoad(n int) (*traceLoad, error) {
 	return l, nil
 }
 
-// round returns the share of requests and COPYs of round r.
-func (l *traceLoad) round(r int) (bodies [][]byte, copies [][]traces.Upsert) {
+// round returns the share of requests (bodies and their upserts) and
+// COPYs of round r.
+func (l *traceLoad) round(r int) (bodies [][]byte, ups [][]traces.Upsert, copies [][]traces.Upsert) {
 	share := func(n int) (int, int) { return n * r / traceRounds, n * (r + 1) / traceRounds }
 	lo, hi := share(len(l.copies))
-	bodies = l.bodies[min(lo*copyRequests, len(l.bodies)):min(hi*copyRequests, len(l.bodies))]
-	return bodies, l.copies[lo:hi]
+	from, to := min(lo*copyRequests, len(l.bodies)), min(hi*copyRequests, len(l.bodies))
+	return l.bodies[from:to], l.ups[from:to], l.copies[lo:hi]
 }
 
 // traces measures the trace write path: the server's ingest of gateway
@@ -82,17 +88,26 @@ func (b *bench) traces(ctx context.Context) error {
 		return err
 	}
 	defer copyStore.Close()
-	var copyTook, pushTook time.Duration
+	writerStore, err := openStore(ctx, b.cluster.URL(writerDB), 2)
+	if err != nil {
+		return err
+	}
+	defer writerStore.Close()
+	var copyTook, pushTook, writerTook time.Duration
 	var pgCPU, srvCPU, clientCPU float64
 	var lat [][]float64
 	commits0, commitSeconds0 := commitStats(b.base, "traces")
 	for r := 0; r < traceRounds; r++ {
-		bodies, copies := load.round(r)
+		bodies, ups, copies := load.round(r)
 		took, err := copyTraces(ctx, copyStore, copies, b.o.clients)
 		if err != nil {
 			return fmt.Errorf("raw COPY: %w", err)
 		}
 		copyTook += took
+		if took, err = writeAlone(ctx, writerStore, ups, b.o.clients); err != nil {
+			return fmt.Errorf("trace writer alone: %w", err)
+		}
+		writerTook += took
 		pg0, srv0, self0 := treeCPU(b.cluster.Pid()), treeCPU(b.server.Process.Pid), selfCPU()
 		p, err := postAll(b.base+"/v1/l/batch", bodies, b.o.clients, http.StatusOK,
 			"Authorization", "Bearer "+benchToken, "Content-Type", "application/json")
@@ -107,11 +122,16 @@ func (b *bench) traces(ctx context.Context) error {
 	}
 	// The copy database's leftovers are cleared here, untimed, so that what
 	// alone reports after this phase is the server's alone.
-	if err := b.cluster.Vacuum(ctx, copyDB); err != nil {
-		return err
+	for _, db := range []string{copyDB, writerDB} {
+		if err := b.cluster.Vacuum(ctx, db); err != nil {
+			return err
+		}
 	}
 	n := float64(b.o.traces)
 	fmt.Printf("raw COPY of the trace rows: %d requests in %s\n", b.o.traces, copyTook.Round(time.Millisecond))
+	fmt.Printf("the trace writer alone (requests parsed before the clock, %d lockstep submitters, the server's grouping): %d requests in %s\n",
+		b.o.clients, b.o.traces, writerTook.Round(time.Millisecond))
+	b.result["trace_writer_ratio"] = round(copyTook.Seconds()/writerTook.Seconds(), 3)
 	fmt.Printf("trace ingest: %d requests in %s; postgres used %.1f CPU-s, xtrace %.1f CPU-s, the clients %.1f CPU-s\n",
 		b.o.traces, pushTook.Round(time.Millisecond), pgCPU, srvCPU, clientCPU)
 	commits, commitSeconds := commitStats(b.base, "traces")
@@ -160,6 +180,43 @@ func (b *bench) traces(ctx context.Context) error {
 	b.result["bytes_per_trace"] = round(float64(stats.TotalBytes)/float64(stats.Traces), 1)
 	b.result["observations_per_trace"] = round(float64(stats.Observations)/float64(stats.Traces), 2)
 	return nil
+}
+
+// writeAlone is the server's trace writer without HTTP and parsing: each
+// submitter hands the batcher one prepared request at a time and waits for
+// its commit, as a lockstep client waits for its answer. With the raw COPY
+// it bounds trace_ingest_ratio: what the ratio would be were HTTP and
+// parsing free.
+func writeAlone(ctx context.Context, st *store.Store, requests [][]traces.Upsert, submitters int) (time.Duration, error) {
+	writes := make(chan *store.TraceWrite, len(requests))
+	for _, ups := range requests {
+		writes <- store.PrepareTraceWrite(ups)
+	}
+	close(writes)
+	queue := batching.New(app.TraceQueueOptions(0, nil), func(ctx context.Context, ws []*store.TraceWrite) error {
+		return st.WriteTraces(ctx, "default", ws)
+	})
+	defer queue.Close(ctx)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	began := time.Now()
+	for c := 0; c < submitters; c++ {
+		wg.Add(1)
+		go func(client context.Context) {
+			defer wg.Done()
+			for w := range writes {
+				if err := queue.Submit(client, []*store.TraceWrite{w}, w.Upserts()); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}(batching.WithClient(ctx, strconv.Itoa(c)))
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, err
+	}
+	return time.Since(began), nil
 }
 
 // copyTraces COPYs the rows with the given number of writers.

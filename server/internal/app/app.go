@@ -62,6 +62,21 @@ const DefaultReadTimeout = 60 * time.Second
 // DefaultShutdownDelay covers the time Kubernetes takes to remove a terminating pod from its Service.
 const DefaultShutdownDelay = 2 * time.Second
 
+// TraceQueueOptions are the trace writer's: how submissions of
+// /v1/l/batch and the other trace endpoints are grouped into commits.
+//
+// One trace writer: its groups are twice as large as two writers' under
+// the same load, and two transactions inserting at the right edge of the
+// same time-ordered indexes contend. Measured with 8 gateway clients:
+// -40 % PostgreSQL and -25 % xtrace CPU per trace, 5-8 % more traces/s.
+// Tried again later: when the cores are the limit, two writers keep them
+// busier (about 10 % more traces/s), but when fsync is slow (a loaded
+// disk, the day-long bench) one writer's larger groups share each flush
+// and gave 20-40 % more; the loss is the larger one, so one writer.
+func TraceQueueOptions(maxQueuedItems int, obs ingest.Observer) ingest.Options {
+	return ingest.Options{Name: "traces", Workers: 1, MaxGroupItems: 2000, MaxDelay: time.Millisecond, MaxQueuedItems: maxQueuedItems, Observer: obs}
+}
+
 // New opens the pool (lazily: the database may still be starting) and builds the API.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, MaxConns: cfg.DBMaxConns,
@@ -77,15 +92,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	points := ingest.New(ingest.Options{Name: "metrics", Workers: 2, MaxGroupItems: 20000, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
 		func(ctx context.Context, pts []metrics.Point) error { return st.WritePoints(ctx, project, pts) })
 	tel.QueueDepth("traces", 0)
-	// One trace writer: its groups are twice as large as two writers' under
-	// the same load, and two transactions inserting at the right edge of the
-	// same time-ordered indexes contend. Measured with 8 gateway clients:
-	// -40 % PostgreSQL and -25 % xtrace CPU per trace, 5-8 % more traces/s.
-	// Tried again later: when the cores are the limit, two writers keep them
-	// busier (about 10 % more traces/s), but when fsync is slow (a loaded
-	// disk, the day-long bench) one writer's larger groups share each flush
-	// and gave 20-40 % more; the loss is the larger one, so one writer.
-	traceQueue := ingest.New(ingest.Options{Name: "traces", Workers: 1, MaxGroupItems: 2000, MaxDelay: time.Millisecond, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
+	traceQueue := ingest.New(TraceQueueOptions(opts.MaxQueuedItems, tel),
 		func(ctx context.Context, writes []*store.TraceWrite) error {
 			return st.WriteTraces(ctx, project, writes)
 		})
