@@ -25,6 +25,9 @@ type Options struct {
 	Name string
 	// Workers commit groups in parallel (each uses one connection).
 	Workers int
+	// Overlap, when set, says whether workers beyond the first may take a
+	// group now; while it says no, one group commits at a time.
+	Overlap func() bool
 	// MaxGroupItems flushes a group once it holds this many item units.
 	MaxGroupItems int
 	// MaxDelay is how long a group may wait for more submissions; less when
@@ -86,7 +89,7 @@ func New[T any](opts Options, commit CommitFunc[T]) *Batcher[T] {
 		clients: newClients(10 * opts.MaxDelay), complete: make(chan struct{}, 1)}
 	for i := 0; i < opts.Workers; i++ {
 		b.workers.Add(1)
-		go b.work()
+		go b.work(i)
 	}
 	return b
 }
@@ -172,9 +175,20 @@ func (b *Batcher[T]) observeDepth() {
 	}
 }
 
-func (b *Batcher[T]) work() {
+// overlapRecheck is how often a worker held back by Options.Overlap asks again.
+const overlapRecheck = 5 * time.Millisecond
+
+func (b *Batcher[T]) work(worker int) {
 	defer b.workers.Done()
-	for first := range b.queue {
+	for {
+		if worker > 0 && b.opts.Overlap != nil && !b.opts.Overlap() && !b.isClosed() {
+			time.Sleep(overlapRecheck)
+			continue
+		}
+		first, ok := <-b.queue
+		if !ok {
+			return
+		}
 		group := []*job[T]{first}
 		size := first.size
 		named := first.client != ""

@@ -161,3 +161,53 @@ func TestCloseDrainsQueuedWork(t *testing.T) {
 		t.Fatalf("committed %d of 5 queued items on close", committed.Load())
 	}
 }
+
+// TestOverlapDecidesWhetherASecondGroupCommits: while Options.Overlap says
+// no, a group waits for the one committing; once it says yes, a second
+// group commits while the first is committing.
+func TestOverlapDecidesWhetherASecondGroupCommits(t *testing.T) {
+	var overlap atomic.Bool
+	started := make(chan struct{}, 2)
+	release := make(chan struct{})
+	b := New(Options{Workers: 2, MaxGroupItems: 1, MaxDelay: time.Millisecond, Overlap: overlap.Load},
+		func(ctx context.Context, items []int) error {
+			started <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		})
+	defer b.Close(context.Background())
+	var wg sync.WaitGroup
+	submit := func(i int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Submit(context.Background(), []int{i}, 1); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+
+	submit(1)
+	<-started
+	submit(2)
+	select {
+	case <-started:
+		t.Fatal("with overlap off, a second group committed while the first was committing")
+	case <-time.After(200 * time.Millisecond): // a negative: bounded by a wait
+	}
+	close(release) // the first commits, then the second
+	wg.Wait()
+	<-started
+
+	overlap.Store(true)
+	release = make(chan struct{})
+	submit(3)
+	<-started
+	submit(4)
+	<-started // the second group commits while the first still holds
+	close(release)
+	wg.Wait()
+}
