@@ -146,6 +146,11 @@ func (b *bench) traces(ctx context.Context) error {
 		b.result["trace_commit_ms"] = round(commitSeconds/commits*1000, 3)
 		b.result["trace_commit_share"] = round(commitSeconds/pushTook.Seconds(), 3)
 	}
+	m := scrapeMetrics(b.base)
+	fmt.Printf("server: the flush is %.0f%% of a trace group's commit (moving average); two groups commit at once: %v\n",
+		100*m["xtrace_trace_commit_flush_share"], m["xtrace_trace_commits_overlap"] == 1)
+	b.result["trace_commit_flush_share"] = round(m["xtrace_trace_commit_flush_share"], 3)
+	b.result["trace_commits_overlap"] = m["xtrace_trace_commits_overlap"]
 	b.result["traces"] = n
 	b.result["trace_copy_per_s"] = round(n/copyTook.Seconds(), 0)
 	b.result["traces_per_s"] = round(n/pushTook.Seconds(), 0)
@@ -193,7 +198,7 @@ func writeAlone(ctx context.Context, st *store.Store, requests [][]traces.Upsert
 		writes <- store.PrepareTraceWrite(ups)
 	}
 	close(writes)
-	queue := batching.New(app.TraceQueueOptions(0, nil), func(ctx context.Context, ws []*store.TraceWrite) error {
+	queue := batching.New(app.TraceQueueOptions(0, nil, st.TraceCommitsMayOverlap), func(ctx context.Context, ws []*store.TraceWrite) error {
 		return st.WriteTraces(ctx, "default", ws)
 	})
 	defer queue.Close(ctx)

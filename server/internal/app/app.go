@@ -65,16 +65,18 @@ const DefaultShutdownDelay = 2 * time.Second
 // TraceQueueOptions are the trace writer's: how submissions of
 // /v1/l/batch and the other trace endpoints are grouped into commits.
 //
-// One trace writer: its groups are twice as large as two writers' under
-// the same load, and two transactions inserting at the right edge of the
-// same time-ordered indexes contend. Measured with 8 gateway clients:
-// -40 % PostgreSQL and -25 % xtrace CPU per trace, 5-8 % more traces/s.
-// Tried again later: when the cores are the limit, two writers keep them
-// busier (about 10 % more traces/s), but when fsync is slow (a loaded
-// disk, the day-long bench) one writer's larger groups share each flush
-// and gave 20-40 % more; the loss is the larger one, so one writer.
-func TraceQueueOptions(maxQueuedItems int, obs ingest.Observer) ingest.Options {
-	return ingest.Options{Name: "traces", Workers: 1, MaxGroupItems: 2000, MaxDelay: time.Millisecond, MaxQueuedItems: maxQueuedItems, Observer: obs}
+// Up to two groups commit at once, the second only while overlap says so
+// (store.TraceCommitsMayOverlap). With 8 gateway clients in lockstep, one
+// writer leaves a core idle while PostgreSQL commits a group; two writers
+// keep the cores busier (about a tenth more traces per second when they are
+// the limit). But when the flush to disk is most of a commit (a loaded
+// disk), one writer's larger groups share each flush, and two writers gave
+// 20-40% fewer traces per second. Two transactions inserting at the right
+// edge of the same time-ordered indexes also cost PostgreSQL more CPU per
+// trace, so two writers only pay when the cores, not the disk, are the limit.
+func TraceQueueOptions(maxQueuedItems int, obs ingest.Observer, overlap func() bool) ingest.Options {
+	return ingest.Options{Name: "traces", Workers: 2, Overlap: overlap, MaxGroupItems: 2000, MaxDelay: time.Millisecond,
+		MaxQueuedItems: maxQueuedItems, Observer: obs}
 }
 
 // New opens the pool (lazily: the database may still be starting) and builds the API.
@@ -87,12 +89,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	tel := telemetry.New()
 	tel.ObservePools(st.PoolStats)
+	tel.ObserveTraceCommits(st.TraceFlushShare, st.TraceCommitsMayOverlap)
 	tel.QueueDepth("metrics", 0) // exposed from the start, not only after the first push
 	project := cfg.DefaultProjectID
 	points := ingest.New(ingest.Options{Name: "metrics", Workers: 2, MaxGroupItems: 20000, MaxQueuedItems: opts.MaxQueuedItems, Observer: tel},
 		func(ctx context.Context, pts []metrics.Point) error { return st.WritePoints(ctx, project, pts) })
 	tel.QueueDepth("traces", 0)
-	traceQueue := ingest.New(TraceQueueOptions(opts.MaxQueuedItems, tel),
+	traceQueue := ingest.New(TraceQueueOptions(opts.MaxQueuedItems, tel, st.TraceCommitsMayOverlap),
 		func(ctx context.Context, writes []*store.TraceWrite) error {
 			return st.WriteTraces(ctx, project, writes)
 		})

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -70,7 +71,11 @@ func (s *Store) WriteTraces(ctx context.Context, project string, writes []*Trace
 	}
 	defer conn.Release()
 	if s.traceConflictGroups.Load() <= 0 {
+		began := time.Now()
 		_, err := insertNew(ctx, conn, project, g, rows, "")
+		if err == nil {
+			s.observeTraceCommit(ctx, conn, time.Since(began))
+		}
 		if err == nil || !isUniqueViolation(err) {
 			return classify(err)
 		}

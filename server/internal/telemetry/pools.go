@@ -62,3 +62,20 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// ObserveTraceCommits exposes how the trace writer commits: the flush's
+// share of a group's commit and whether two groups commit at once.
+func (m *Metrics) ObserveTraceCommits(flushShare func() float64, overlap func() bool) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrace_trace_commit_flush_share",
+			Help: "Moving average of the share of a trace group's commit spent waiting for the flush to disk."}, flushShare),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrace_trace_commits_overlap",
+			Help: "1 while two trace groups may commit at once (the flush is a small share of a commit), 0 while one at a time."},
+			func() float64 {
+				if overlap() {
+					return 1
+				}
+				return 0
+			}),
+	)
+}
