@@ -235,8 +235,8 @@ func TestThreeProcessesOnOneDatabase(t *testing.T) {
 	// Every process serves every query, with the same answer. Not always at
 	// the first asking: compaction goes on, and a PostgreSQL session may
 	// for a moment read a partitioned table without a partition another
-	// session attached just before (rows moved into it or written to it
-	// are then missed), so each query is asked until the answers agree.
+	// session attached just before (store.renewPartitionViews), so each
+	// query is asked until the answers agree.
 	f.mu.Lock()
 	live := append([]*member(nil), f.procs...)
 	f.mu.Unlock()
