@@ -16,8 +16,8 @@ import (
 // days, each with a point, while other sessions read the table without a
 // pause; at the end every session must count every point. Without a second
 // invalidation after each ATTACH, a session sometimes kept a view of the
-// table without the newest partition for good: about one run in twenty of
-// a reproduction with 6 sessions and 100 days; this shorter one rarely
+// table without the newest partition for good: 5 runs in about 170 of a
+// reproduction with 6 sessions and 100 days; this shorter one rarely
 // catches it (12 runs without the fix passed). The statistics target that
 // sends that invalidation must be left as it was: that part always fails
 // when it is not.
