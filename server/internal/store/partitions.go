@@ -226,8 +226,8 @@ func (s *Store) createPartitions(ctx context.Context, p partitioning, runs []tim
 	return err
 }
 
-// renewPartitionViews makes every session read parent's partitions afresh.
-// A session that builds its view of a table's partitions while an ATTACH
+// renewPartitionViews makes every session read parent's partitions afresh;
+// it follows every ATTACH the store commits. A session that builds its view of a table's partitions while an ATTACH
 // commits can keep a view without the new partition until the table
 // changes again (PostgreSQL 15: in a reproduction with readers on other
 // sessions, one kept missing the newest partition's rows in 5 runs of about
@@ -438,7 +438,9 @@ func (s *Store) dropPartition(ctx context.Context, p Partition, ifEmpty bool) (d
 		// partition (attached again) for the next compaction.
 		if rows, err := hasRows(); err != nil || rows {
 			if err == nil {
-				_, err = conn.Exec(ctx, attachSQL(parent, table, p.Start, p.End))
+				if _, err = conn.Exec(ctx, attachSQL(parent, table, p.Start, p.End)); err == nil {
+					s.renewPartitionViews(ctx, parent)
+				}
 			}
 			return false, classify(err)
 		}
