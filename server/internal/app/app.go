@@ -65,15 +65,8 @@ const DefaultShutdownDelay = 2 * time.Second
 // TraceQueueOptions are the trace writer's: how submissions of
 // /v1/l/batch and the other trace endpoints are grouped into commits.
 //
-// Up to two groups commit at once, the second only while overlap says so
-// (store.TraceCommitsMayOverlap). With 8 gateway clients in lockstep, one
-// writer leaves a core idle while PostgreSQL commits a group; two writers
-// keep the cores busier (about a tenth more traces per second when they are
-// the limit). But when the flush to disk is most of a commit (a loaded
-// disk), one writer's larger groups share each flush, and two writers gave
-// 20-40% fewer traces per second. Two transactions inserting at the right
-// edge of the same time-ordered indexes also cost PostgreSQL more CPU per
-// trace, so two writers only pay when the cores, not the disk, are the limit.
+// Up to two groups commit at once, the second only while overlap says so:
+// store.TraceCommitsMayOverlap, whose gauge says why and when.
 func TraceQueueOptions(maxQueuedItems int, obs ingest.Observer, overlap func() bool) ingest.Options {
 	return ingest.Options{Name: "traces", Workers: 2, Overlap: overlap, MaxGroupItems: 2000, MaxDelay: time.Millisecond,
 		MaxQueuedItems: maxQueuedItems, Observer: obs}
