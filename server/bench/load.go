@@ -1,11 +1,13 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"sync"
@@ -82,8 +84,6 @@ func postAll(url string, bodies [][]byte, clients, okStatus int, headers ...stri
 		queue <- b
 	}
 	close(queue)
-	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	defer client.CloseIdleConnections()
 	latency := make([][]float64, clients)
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -93,27 +93,27 @@ func postAll(url string, bodies [][]byte, clients, okStatus int, headers ...stri
 		wg.Add(1)
 		go func(c int) {
 			defer wg.Done()
+			client, err := newPoster(url, headers...)
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			defer client.close()
 			for body := range queue {
 				start := time.Now()
 				for attempt := 0; ; attempt++ {
-					req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-					for i := 0; i+1 < len(headers); i += 2 {
-						req.Header.Set(headers[i], headers[i+1])
-					}
-					resp, err := client.Do(req)
+					status, err := client.post(body)
 					if err == nil {
-						_, _ = io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-						if resp.StatusCode == okStatus {
+						if status == okStatus {
 							latency[c] = append(latency[c], float64(time.Since(start).Microseconds())/1000)
 							break
 						}
-						if resp.StatusCode == http.StatusTooManyRequests && attempt < 100 {
+						if status == http.StatusTooManyRequests && attempt < 100 {
 							retries.Add(1)
 							time.Sleep(50 * time.Millisecond)
 							continue
 						}
-						err = fmt.Errorf("%s answered %d", url, resp.StatusCode)
+						err = fmt.Errorf("%s answered %d", url, status)
 					}
 					firstErr.CompareAndSwap(nil, err)
 					return
@@ -126,6 +126,70 @@ func postAll(url string, bodies [][]byte, clients, okStatus int, headers ...stri
 		return posted{}, err
 	}
 	return posted{took: time.Since(began), retries: retries.Load(), latency: latency}, nil
+}
+
+// poster is one load client's keep-alive HTTP/1.1 connection: it writes a
+// prepared request head and the body, and reads the answer with net/http's
+// parser. net/http's client hands each request between three goroutines
+// (the caller's, the connection's writer and reader), which cost about
+// 120 µs of CPU per small request here: CPU the server under test would
+// otherwise have, on the same cores.
+type poster struct {
+	addr string
+	head []byte // request line and headers up to Content-Length's value
+	conn net.Conn
+	r    *bufio.Reader
+	buf  []byte
+}
+
+func newPoster(rawURL string, headers ...string) (*poster, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("poster speaks plain http, not %q", u.Scheme)
+	}
+	head := "POST " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\n"
+	for i := 0; i+1 < len(headers); i += 2 {
+		head += headers[i] + ": " + headers[i+1] + "\r\n"
+	}
+	return &poster{addr: u.Host, head: []byte(head + "Content-Length: ")}, nil
+}
+
+// post sends body and returns the answer's status, its body read and discarded.
+func (p *poster) post(body []byte) (int, error) {
+	if p.conn == nil {
+		conn, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			return 0, err
+		}
+		p.conn, p.r = conn, bufio.NewReader(conn)
+	}
+	p.buf = append(append(p.buf[:0], p.head...), strconv.Itoa(len(body))...)
+	p.buf = append(append(p.buf, "\r\n\r\n"...), body...)
+	if _, err := p.conn.Write(p.buf); err != nil {
+		p.close()
+		return 0, err
+	}
+	resp, err := http.ReadResponse(p.r, nil)
+	if err != nil {
+		p.close()
+		return 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.Close {
+		p.close() // the next post dials again
+	}
+	return resp.StatusCode, err
+}
+
+func (p *poster) close() {
+	if p.conn != nil {
+		p.conn.Close()
+		p.conn = nil
+	}
 }
 
 // send does one request of a load loop; an answer other than 200 is an error.
