@@ -94,16 +94,18 @@ func (b *bench) traces(ctx context.Context) error {
 	}
 	defer writerStore.Close()
 	var copyTook, pushTook, writerTook time.Duration
-	var pgCPU, srvCPU, clientCPU float64
+	var pgCPU, srvCPU, clientCPU, copyPgCPU float64
 	var lat [][]float64
 	commits0, commitSeconds0 := commitStats(b.base, "traces")
 	for r := 0; r < traceRounds; r++ {
 		bodies, ups, copies := load.round(r)
+		copyPg0 := treeCPU(b.cluster.Pid())
 		took, err := copyTraces(ctx, copyStore, copies, b.o.clients)
 		if err != nil {
 			return fmt.Errorf("raw COPY: %w", err)
 		}
 		copyTook += took
+		copyPgCPU += treeCPU(b.cluster.Pid()) - copyPg0
 		if took, err = writeAlone(ctx, writerStore, ups, b.o.clients); err != nil {
 			return fmt.Errorf("trace writer alone: %w", err)
 		}
@@ -128,7 +130,7 @@ func (b *bench) traces(ctx context.Context) error {
 		}
 	}
 	n := float64(b.o.traces)
-	fmt.Printf("raw COPY of the trace rows: %d requests in %s\n", b.o.traces, copyTook.Round(time.Millisecond))
+	fmt.Printf("raw COPY of the trace rows: %d requests in %s; postgres used %.1f CPU-s\n", b.o.traces, copyTook.Round(time.Millisecond), copyPgCPU)
 	fmt.Printf("the trace writer alone (requests parsed before the clock, %d lockstep submitters, the server's grouping): %d requests in %s\n",
 		b.o.clients, b.o.traces, writerTook.Round(time.Millisecond))
 	b.result["trace_writer_ratio"] = round(copyTook.Seconds()/writerTook.Seconds(), 3)
@@ -157,6 +159,7 @@ func (b *bench) traces(ctx context.Context) error {
 	b.result["trace_ingest_ratio"] = round(copyTook.Seconds()/pushTook.Seconds(), 3)
 	b.result["trace_ingest_postgres_cpu_s"], b.result["trace_ingest_xtrace_cpu_s"] = round(pgCPU, 2), round(srvCPU, 2)
 	b.result["trace_ingest_client_cpu_s"] = round(clientCPU, 2)
+	b.result["trace_copy_postgres_cpu_s"] = round(copyPgCPU, 2)
 	// The ratio is bounded twice: by the lockstep clients' latency (a
 	// request waits for its group's commit) and by CPU. What the CPU each
 	// request took would allow with every core busy says which bound holds:
