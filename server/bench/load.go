@@ -142,6 +142,9 @@ type poster struct {
 	buf  []byte
 }
 
+// postTimeout bounds one request and its answer.
+const postTimeout = 60 * time.Second
+
 func newPoster(rawURL string, headers ...string) (*poster, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -165,6 +168,11 @@ func (p *poster) post(body []byte) (int, error) {
 			return 0, err
 		}
 		p.conn, p.r = conn, bufio.NewReader(conn)
+	}
+	// A server that stops answering fails the run rather than hanging it.
+	if err := p.conn.SetDeadline(time.Now().Add(postTimeout)); err != nil {
+		p.close()
+		return 0, err
 	}
 	p.buf = append(append(p.buf[:0], p.head...), strconv.Itoa(len(body))...)
 	p.buf = append(append(p.buf, "\r\n\r\n"...), body...)
