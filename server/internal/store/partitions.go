@@ -227,14 +227,15 @@ func (s *Store) createPartitions(ctx context.Context, p partitioning, runs []tim
 }
 
 // renewPartitionViews makes every session read parent's partitions afresh;
-// it follows every ATTACH the store commits. A session that builds its view of a table's partitions while an ATTACH
-// commits can keep a view without the new partition until the table
-// changes again (PostgreSQL 15: in a reproduction with readers on other
-// sessions, one kept missing the newest partition's rows in 5 runs of about
-// 170; one more invalidation healed it). Setting a column's
-// statistics target to its own value changes nothing but sends that
-// invalidation; it takes the same lock as ATTACH. A failure is logged, not
-// returned: the partitions exist, and the next one made renews the views.
+// it follows every ATTACH the store commits. A session that builds its view
+// of a table's partitions while an ATTACH commits can keep a view without
+// the new partition until the table changes again (PostgreSQL 15: in a
+// reproduction with readers on other sessions, one kept missing the newest
+// partition's rows in 5 runs of about 170; one more invalidation healed it).
+// Setting a column's statistics target to its own value changes nothing but
+// sends that invalidation; it takes the same lock as ATTACH. A failure is
+// logged, not returned: the partitions exist, and the next one made renews
+// the views.
 func (s *Store) renewPartitionViews(ctx context.Context, parent string) {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
