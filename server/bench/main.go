@@ -212,7 +212,7 @@ func (b *bench) rawCopy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pgCPU0 := treeCPU(b.cluster.Pid())
+	pgCPU0, stolen0 := treeCPU(b.cluster.Pid()), stolenCPU()
 	began := time.Now()
 	// The same order and chunking the server sees: by time step, in chunks of one COPY each.
 	const chunk = 100000
@@ -234,7 +234,9 @@ func (b *bench) rawCopy(ctx context.Context) error {
 		return err
 	}
 	took := time.Since(began)
-	fmt.Printf("raw COPY: %d points in %s; postgres used %.1f CPU-s\n", b.points(), took.Round(time.Millisecond), treeCPU(b.cluster.Pid())-pgCPU0)
+	b.result["copy_steal_share"] = stealShare(stolenCPU()-stolen0, took)
+	fmt.Printf("raw COPY: %d points in %s; postgres used %.1f CPU-s; the host took %.0f%% of the cores (steal)\n",
+		b.points(), took.Round(time.Millisecond), treeCPU(b.cluster.Pid())-pgCPU0, 100*b.result["copy_steal_share"])
 	b.result["copy_points_per_s"] = round(float64(b.points())/took.Seconds(), 0)
 	return nil
 }
@@ -320,13 +322,16 @@ func stopServer(cmd *exec.Cmd) {
 }
 
 func (b *bench) ingest(_ context.Context) error {
-	pgCPU0, srvCPU0 := treeCPU(b.cluster.Pid()), treeCPU(b.server.Process.Pid)
+	pgCPU0, srvCPU0, stolen0 := treeCPU(b.cluster.Pid()), treeCPU(b.server.Process.Pid), stolenCPU()
+	began := time.Now()
 	rate, err := ingest(b.base, benchToken, b.fleet, b.o, b.start)
 	if err != nil {
 		return err
 	}
+	b.result["ingest_steal_share"] = stealShare(stolenCPU()-stolen0, time.Since(began))
 	pgCPU, srvCPU := treeCPU(b.cluster.Pid())-pgCPU0, treeCPU(b.server.Process.Pid)-srvCPU0
-	fmt.Printf("ingest: postgres used %.1f CPU-s, xtrace %.1f CPU-s\n", pgCPU, srvCPU)
+	fmt.Printf("ingest: postgres used %.1f CPU-s, xtrace %.1f CPU-s; the host took %.0f%% of the cores (steal)\n",
+		pgCPU, srvCPU, 100*b.result["ingest_steal_share"])
 	b.result["ingest_postgres_cpu_s"], b.result["ingest_xtrace_cpu_s"] = round(pgCPU, 2), round(srvCPU, 2)
 	if commits, seconds := commitStats(b.base, "metrics"); commits > 0 {
 		fmt.Printf("server: %d group commits, %.0f points per commit, %.1f ms per commit on average\n",

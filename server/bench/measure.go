@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -166,6 +168,37 @@ func (b *bench) settle(ctx context.Context) error {
 		fmt.Printf("postgres settled (checkpoint written and on disk, autovacuum idle) in %s\n", took.Round(time.Millisecond))
 	}
 	return err
+}
+
+// stolenCPU is the CPU-seconds the host has taken from this machine's cores
+// so far (steal in /proc/stat: time a core had work but the host ran another
+// guest). On a shared host it comes in bursts, up to half the cores for a
+// second or more, that a phase of a few seconds meets or misses: a ratio of
+// two phases moves with it, so the bench reports each timed phase's share.
+func stolenCPU() float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return 0
+	}
+	ticks, err := strconv.ParseFloat(fields[8], 64)
+	if err != nil {
+		return 0
+	}
+	return ticks / userHZ
+}
+
+// userHZ is the unit of /proc/stat's times (USER_HZ, 100 on Linux).
+const userHZ = 100
+
+// stealShare is the share of the cores' time over took that the host took
+// (stolen: the difference of two stolenCPU readings).
+func stealShare(stolen float64, took time.Duration) float64 {
+	return round(stolen/(float64(runtime.NumCPU())*took.Seconds()), 3)
 }
 
 // selfCPU is the CPU-seconds this process (the bench's clients) has used.

@@ -94,23 +94,24 @@ func (b *bench) traces(ctx context.Context) error {
 	}
 	defer writerStore.Close()
 	var copyTook, pushTook, writerTook time.Duration
-	var pgCPU, srvCPU, clientCPU, copyPgCPU float64
+	var pgCPU, srvCPU, clientCPU, copyPgCPU, copyStolen, pushStolen float64
 	var lat [][]float64
 	commits0, commitSeconds0 := commitStats(b.base, "traces")
 	for r := 0; r < traceRounds; r++ {
 		bodies, ups, copies := load.round(r)
-		copyPg0 := treeCPU(b.cluster.Pid())
+		copyPg0, stolen0 := treeCPU(b.cluster.Pid()), stolenCPU()
 		took, err := copyTraces(ctx, copyStore, copies, b.o.clients)
 		if err != nil {
 			return fmt.Errorf("raw COPY: %w", err)
 		}
 		copyTook += took
 		copyPgCPU += treeCPU(b.cluster.Pid()) - copyPg0
+		copyStolen += stolenCPU() - stolen0
 		if took, err = writeAlone(ctx, writerStore, ups, b.o.clients); err != nil {
 			return fmt.Errorf("trace writer alone: %w", err)
 		}
 		writerTook += took
-		pg0, srv0, self0 := treeCPU(b.cluster.Pid()), treeCPU(b.server.Process.Pid), selfCPU()
+		pg0, srv0, self0, stolen0 := treeCPU(b.cluster.Pid()), treeCPU(b.server.Process.Pid), selfCPU(), stolenCPU()
 		p, err := postAll(b.base+"/v1/l/batch", bodies, b.o.clients, http.StatusOK,
 			"Authorization", "Bearer "+benchToken, "Content-Type", "application/json")
 		if err != nil {
@@ -120,6 +121,7 @@ func (b *bench) traces(ctx context.Context) error {
 		pgCPU += treeCPU(b.cluster.Pid()) - pg0
 		srvCPU += treeCPU(b.server.Process.Pid) - srv0
 		clientCPU += selfCPU() - self0
+		pushStolen += stolenCPU() - stolen0
 		lat = append(lat, p.latency...)
 	}
 	// The copy database's leftovers are cleared here, untimed, so that what
@@ -130,12 +132,15 @@ func (b *bench) traces(ctx context.Context) error {
 		}
 	}
 	n := float64(b.o.traces)
-	fmt.Printf("raw COPY of the trace rows: %d requests in %s; postgres used %.1f CPU-s\n", b.o.traces, copyTook.Round(time.Millisecond), copyPgCPU)
+	b.result["trace_copy_steal_share"] = stealShare(copyStolen, copyTook)
+	b.result["trace_ingest_steal_share"] = stealShare(pushStolen, pushTook)
+	fmt.Printf("raw COPY of the trace rows: %d requests in %s; postgres used %.1f CPU-s; the host took %.0f%% of the cores (steal)\n",
+		b.o.traces, copyTook.Round(time.Millisecond), copyPgCPU, 100*b.result["trace_copy_steal_share"])
 	fmt.Printf("the trace writer alone (requests parsed before the clock, %d lockstep submitters, the server's grouping): %d requests in %s\n",
 		b.o.clients, b.o.traces, writerTook.Round(time.Millisecond))
 	b.result["trace_writer_ratio"] = round(copyTook.Seconds()/writerTook.Seconds(), 3)
-	fmt.Printf("trace ingest: %d requests in %s; postgres used %.1f CPU-s, xtrace %.1f CPU-s, the clients %.1f CPU-s\n",
-		b.o.traces, pushTook.Round(time.Millisecond), pgCPU, srvCPU, clientCPU)
+	fmt.Printf("trace ingest: %d requests in %s; postgres used %.1f CPU-s, xtrace %.1f CPU-s, the clients %.1f CPU-s; the host took %.0f%% of the cores (steal)\n",
+		b.o.traces, pushTook.Round(time.Millisecond), pgCPU, srvCPU, clientCPU, 100*b.result["trace_ingest_steal_share"])
 	commits, commitSeconds := commitStats(b.base, "traces")
 	if commits -= commits0; commits > 0 {
 		// A round of the lockstep clients is their requests' parsing, on
@@ -167,7 +172,7 @@ func (b *bench) traces(ctx context.Context) error {
 	cores, cpu := float64(runtime.NumCPU()), pgCPU+srvCPU+clientCPU
 	cpuBound := cores / (cpu / n) / (n / copyTook.Seconds())
 	idle := max(1-cpu/(cores*pushTook.Seconds()), 0)
-	fmt.Printf("trace ingest used %.0f µs of CPU per request (all processes); with all %d cores busy the ratio could reach %.3f; %.0f%% of the cores' time went unused during the push\n",
+	fmt.Printf("trace ingest used %.0f µs of CPU per request (all processes); with all %d cores busy the ratio could reach %.3f; %.0f%% of the cores' time went unused during the push (the host's steal is part of it)\n",
 		cpu/n*1e6, int(cores), cpuBound, 100*idle)
 	b.result["trace_cpu_bound_ratio"] = round(cpuBound, 3)
 	b.result["trace_ingest_idle_share"] = round(idle, 3)
