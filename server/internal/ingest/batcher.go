@@ -62,6 +62,8 @@ type Batcher[T any] struct {
 	queued   atomic.Int64
 	clients  *clients
 	complete chan struct{} // a group has every submission it expects
+	busy     chan struct{} // a group has begun to commit (see Options.Overlap)
+	stopped  chan struct{} // closed by Close
 
 	mu      sync.RWMutex // guards closed against Submit racing Close
 	closed  bool
@@ -86,7 +88,8 @@ func New[T any](opts Options, commit CommitFunc[T]) *Batcher[T] {
 		opts.CommitTimeout = 10 * time.Second
 	}
 	b := &Batcher[T]{opts: opts, commit: commit, queue: make(chan *job[T], 4096),
-		clients: newClients(10 * opts.MaxDelay), complete: make(chan struct{}, 1)}
+		clients: newClients(10 * opts.MaxDelay), complete: make(chan struct{}, 1),
+		busy: make(chan struct{}, 1), stopped: make(chan struct{})}
 	for i := 0; i < opts.Workers; i++ {
 		b.workers.Add(1)
 		go b.work(i)
@@ -148,6 +151,7 @@ func (b *Batcher[T]) Close(ctx context.Context) error {
 	if !b.closed {
 		b.closed = true
 		close(b.queue)
+		close(b.stopped)
 	}
 	b.mu.Unlock()
 	done := make(chan struct{})
@@ -175,15 +179,18 @@ func (b *Batcher[T]) observeDepth() {
 	}
 }
 
-// overlapRecheck is how often a worker held back by Options.Overlap asks again.
-const overlapRecheck = 5 * time.Millisecond
-
 func (b *Batcher[T]) work(worker int) {
 	defer b.workers.Done()
 	for {
-		if worker > 0 && b.opts.Overlap != nil && !b.opts.Overlap() && !b.isClosed() {
-			time.Sleep(overlapRecheck)
-			continue
+		// Workers beyond the first take a group only while Options.Overlap
+		// allows it; held back, they ask again when a group begins to commit
+		// (overlap matters only then), so an idle server wakes no one.
+		if worker > 0 && b.opts.Overlap != nil && !b.opts.Overlap() {
+			select {
+			case <-b.busy:
+				continue
+			case <-b.stopped: // Close: help commit what is queued
+			}
 		}
 		first, ok := <-b.queue
 		if !ok {
@@ -264,6 +271,10 @@ func (b *Batcher[T]) commitJobs(group []*job[T], size int) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.CommitTimeout)
 	defer cancel()
+	select {
+	case b.busy <- struct{}{}:
+	default:
+	}
 	start := time.Now()
 	err := b.commit(ctx, items)
 	if b.opts.Observer != nil {
