@@ -164,12 +164,6 @@ func (b *Batcher[T]) Close(ctx context.Context) error {
 	}
 }
 
-func (b *Batcher[T]) isClosed() bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.closed
-}
-
 // Queued returns the item units waiting or being committed.
 func (b *Batcher[T]) Queued() int { return int(b.queued.Load()) }
 

@@ -216,28 +216,26 @@ func TestOverlapDecidesWhetherASecondGroupCommits(t *testing.T) {
 // Options.Overlap holds back asks again when a group begins to commit, not
 // on a timer, so an idle server wakes no one.
 func TestAHeldBackWorkerAsksAgainOnlyWhenAGroupCommits(t *testing.T) {
-	var asked atomic.Int32
+	asked := make(chan struct{}, 100)
 	b := New(Options{Workers: 2, MaxGroupItems: 1, MaxDelay: time.Millisecond,
-		Overlap: func() bool { asked.Add(1); return false }},
+		Overlap: func() bool { asked <- struct{}{}; return false }},
 		func(ctx context.Context, items []int) error { return nil })
 	defer b.Close(context.Background())
-	waitUntil(t, func() bool { return asked.Load() == 1 }) // its first question
-	time.Sleep(100 * time.Millisecond)                     // a negative: bounded by a wait
-	if n := asked.Load(); n != 1 {
-		t.Fatalf("an idle batcher asked Overlap %d times in 100 ms, want once", n)
+	<-asked // its first question
+	select {
+	case <-asked:
+		t.Fatal("an idle batcher asked Overlap again")
+	case <-time.After(100 * time.Millisecond): // a negative: bounded by a wait
 	}
 	if err := b.Submit(context.Background(), []int{1}, 1); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, func() bool { return asked.Load() == 2 }) // the group's commit woke it
+	<-asked // the group's commit woke it
 }
 
-// waitUntil polls cond until it holds, for at most 10 s.
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10 s")
-		}
-	}
+// isClosed says whether Close has begun.
+func (b *Batcher[T]) isClosed() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.closed
 }
