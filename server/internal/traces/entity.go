@@ -220,24 +220,24 @@ func (e Entity) Equal(o Entity) bool {
 	return true
 }
 
-// Str returns a string field, or nil when unset.
-func (e *Entity) Str(name string) *string {
-	if v, ok := e.Fields[name]; ok {
+// Str returns a string field; ok is false when it is unset.
+func (e *Entity) Str(name string) (s string, ok bool) {
+	if v, set := e.Fields[name]; set {
 		if s, err := DecodeString(v); err == nil {
-			return &s
+			return s, true
 		}
 	}
-	return nil
+	return "", false
 }
 
-// Time returns a time field, or nil when unset.
-func (e *Entity) Time(name string) *time.Time {
-	if s := e.Str(name); s != nil {
-		if t, err := time.Parse(time.RFC3339Nano, *s); err == nil {
-			return &t
+// Time returns a time field; ok is false when it is unset.
+func (e *Entity) Time(name string) (t time.Time, ok bool) {
+	if s, ok := e.Str(name); ok {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t, true
 		}
 	}
-	return nil
+	return time.Time{}, false
 }
 
 // Numbers returns an object field of numbers (e.g. usageDetails), or nil.
@@ -251,12 +251,10 @@ func (e *Entity) Numbers(field string) Numbers {
 // Numbers is an object of numbers, such as usageDetails.
 type Numbers map[string]float64
 
-// Get returns the number under key, or nil.
-func (n Numbers) Get(key string) *float64 {
-	if f, ok := n[key]; ok {
-		return &f
-	}
-	return nil
+// Get returns the number under key; ok is false when there is none.
+func (n Numbers) Get(key string) (f float64, ok bool) {
+	f, ok = n[key]
+	return f, ok
 }
 
 // Strings returns a string-array field.
