@@ -146,9 +146,7 @@ func TestCloseDrainsQueuedWork(t *testing.T) {
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close(context.Background()) }()
-	for !b.isClosed() {
-		time.Sleep(time.Millisecond)
-	}
+	<-b.stopped // Close has begun: Submit refuses from here on
 	if err := b.Submit(context.Background(), []int{1}, 1); !errors.Is(err, ErrClosed) || !errors.Is(err, errs.ErrUnavailable) {
 		t.Fatalf("submit after Close: %v", err)
 	}
@@ -231,11 +229,4 @@ func TestAHeldBackWorkerAsksAgainOnlyWhenAGroupCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-asked // the group's commit woke it
-}
-
-// isClosed says whether Close has begun.
-func (b *Batcher[T]) isClosed() bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.closed
 }
