@@ -83,7 +83,13 @@ func (s *Store) WriteTraces(ctx context.Context, project string, writes []*Trace
 	} else {
 		s.traceConflictGroups.Add(-1)
 	}
+	// These groups feed the flush gauge too: a client that updates what it
+	// sent keeps the writer on this path, and the gauge must follow it.
+	began := time.Now()
 	allNew, err := insertNew(ctx, conn, project, g, rows, onConflictDoNothing)
+	if err == nil {
+		s.observeTraceCommit(ctx, conn, time.Since(began))
+	}
 	if err != nil || allNew {
 		return classify(err)
 	}

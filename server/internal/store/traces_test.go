@@ -202,7 +202,8 @@ func TestGroupsLargerThanOneInsert(t *testing.T) {
 // TestAConflictFallsBackToTheMerge: a group is first inserted without ON
 // CONFLICT. One holding an existing entity fails as a whole, is written by
 // the merge path (the new entity inserted, the existing one merged), and
-// the next groups go straight to ON CONFLICT DO NOTHING.
+// the next groups go straight to ON CONFLICT DO NOTHING. Every group feeds
+// the flush gauge.
 func TestAConflictFallsBackToTheMerge(t *testing.T) {
 	t.Parallel()
 	s := migrated(t)
@@ -237,6 +238,10 @@ func TestAConflictFallsBackToTheMerge(t *testing.T) {
 	write(trace("fb-3", "later", t0))
 	if n := s.traceConflictGroups.Load(); n != conflictBackoffGroups-1 {
 		t.Fatalf("one group later %d groups are to skip the plain insert, want %d", n, conflictBackoffGroups-1)
+	}
+	// Each of the three groups fed the flush gauge, whichever path it took.
+	if n := s.traceFlush.groups; n != 3 {
+		t.Errorf("the flush gauge measured %d groups, want 3", n)
 	}
 	stored, err := loadEntities(ctx, s.pool, traces.KindTrace, "default", []string{"fb-1", "fb-2", "fb-3"})
 	if err != nil {
