@@ -142,7 +142,7 @@ func writePoolSize(maxConns int32) int32 {
 	if maxConns < 2 {
 		return 0
 	}
-	return min(4, maxConns/2)
+	return max(1, min(4, maxConns/2))
 }
 
 // setSessionParams sets what every connection of the server runs with.
