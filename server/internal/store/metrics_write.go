@@ -65,7 +65,7 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 		order := seriesOrder(points, ids)
 		err = s.copyPoints(ctx, pointsCopy(points, ids, order))
 		if err != nil && isUniqueViolation(err) {
-			err = pgx.BeginFunc(ctx, s.writes, func(tx pgx.Tx) error {
+			err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 				return upsertPoints(ctx, tx, dedupe(points, ids, order))
 			})
 		}
@@ -76,7 +76,7 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 		return nil
 	}
 	today := dayOf(time.Now())
-	err = pgx.BeginFunc(ctx, s.writes, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if late {
 			// The compactor drops closed raw partitions it has emptied; it
 			// holds this lock exclusively while it checks and detaches one,
@@ -119,7 +119,7 @@ const noPartitionAttempts = 3
 
 // copyPoints runs a COPY of points on a connection of its own (atomic by itself).
 func (s *Store) copyPoints(ctx context.Context, body *pointCopy) error {
-	return s.writes.AcquireFunc(ctx, func(c *pgxpool.Conn) error { return body.send(ctx, c.Conn().PgConn()) })
+	return s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error { return body.send(ctx, c.Conn().PgConn()) })
 }
 
 // lateMargin is how long before the compactor may close a raw window (its
