@@ -640,6 +640,7 @@ func TestOverlappingCompactionsLoseNothing(t *testing.T) {
 	acked := make([]map[string]float64, writers) // per writer (each writes its own series): "series ts" -> value
 	var stop atomic.Bool
 	var failed atomic.Int64
+	var firstFailure atomic.Value
 	var wg sync.WaitGroup
 	compactions := make([]int, 2)
 	stores := make([]*Store, len(compactions)+writers) // opened here: t.Fatal must not run in the goroutines
@@ -682,7 +683,9 @@ func TestOverlappingCompactionsLoseNothing(t *testing.T) {
 					names = append(names, name)
 				}
 				if err := st.WritePoints(ctx, "default", pts); err != nil {
-					failed.Add(1) // not acknowledged: nothing is owed
+					if failed.Add(1) == 1 { // not acknowledged: nothing is owed
+						firstFailure.Store(err.Error())
+					}
 					continue
 				}
 				for i, p := range pts {
@@ -695,7 +698,7 @@ func TestOverlappingCompactionsLoseNothing(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	if n := failed.Load(); n > writers*rounds/10 {
-		t.Errorf("%d of %d writes failed", n, writers*rounds)
+		t.Errorf("%d of %d writes failed, the first with: %v", n, writers*rounds, firstFailure.Load())
 	}
 	if compactions[0] == 0 || compactions[1] == 0 {
 		t.Errorf("passes that completed: %v; both compactors must have run", compactions)

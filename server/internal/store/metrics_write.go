@@ -29,14 +29,16 @@ func (s *Store) WritePoints(ctx context.Context, project string, points []metric
 	if len(points) == 0 {
 		return nil
 	}
-	err := s.writePoints(ctx, project, points)
+	err := s.writePoints(ctx, project, points, false)
 	for attempt := 1; attempt < noPartitionAttempts && isNoPartition(err); attempt++ {
 		// A retention pass elsewhere (the CronJob) dropped a day this replica
 		// believed existed, or a compaction pass dropped an emptied raw
 		// partition between its creation and this write: forget what this
-		// replica knew of those windows and try again.
+		// replica knew of those windows and try again, this time making the
+		// partitions in the write's own transaction, so that none can go
+		// before the points are in.
 		s.forgetPartitions(pointWindows(points))
-		err = s.writePoints(ctx, project, points)
+		err = s.writePoints(ctx, project, points, true)
 	}
 	return classify(err)
 }
@@ -49,8 +51,16 @@ func (s *Store) PreparePartitions(ctx context.Context, points []metrics.Point) e
 	return s.EnsurePartitions(ctx, pointWindows(points)...)
 }
 
-func (s *Store) writePoints(ctx context.Context, project string, points []metrics.Point) error {
-	if err := s.EnsurePartitions(ctx, pointWindows(points)...); err != nil {
+// writePoints writes points in one transaction (or one COPY). With
+// makePartitions, the transaction itself creates the raw partitions the
+// points need, under lockPartitions held exclusively until commit: a
+// compaction drops an emptied partition under the same lock, so it cannot
+// drop one made for this write between its creation and the write, as it
+// can when they are made beforehand (a compactor that keeps passing over
+// closed time can do that to every retry).
+func (s *Store) writePoints(ctx context.Context, project string, points []metrics.Point, makePartitions bool) error {
+	windows := pointWindows(points)
+	if err := s.EnsurePartitions(ctx, windows...); err != nil {
 		return err
 	}
 	ids, missing, err := s.cachedSeriesIDs(ctx, project, points)
@@ -58,7 +68,7 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 		return err
 	}
 	late := hasLatePoints(points, s.now())
-	if len(missing.names) == 0 && !late {
+	if len(missing.names) == 0 && !late && !makePartitions {
 		// Fast path: one COPY, atomic on its own (no explicit transaction,
 		// fewer round trips). It fails as a whole when the group repeats an
 		// existing (series, ts); then upsert.
@@ -76,8 +86,29 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 		return nil
 	}
 	today := dayOf(time.Now())
+	var made []timeRange
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if late {
+		switch {
+		case makePartitions:
+			leave, err := s.lockPartitionDDL(ctx, tx)
+			if err != nil {
+				return err
+			}
+			defer leave()
+			starts := slices.SortedFunc(slices.Values(windows), time.Time.Compare)
+			runs := partitionRuns(rawPartitions, starts, narrowWindowsPerWrite, ClosedBefore(s.now()))
+			attached, err := coverRuns(ctx, tx, rawPartitions, runs)
+			if err != nil {
+				return fmt.Errorf("create partitions of %s: %w", rawPartitions.parent, err)
+			}
+			if attached {
+				made = runs
+			}
+			// The points wait for locks as long as any write does.
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = DEFAULT"); err != nil {
+				return err
+			}
+		case late:
 			// The compactor drops closed raw partitions it has emptied; it
 			// holds this lock exclusively while it checks and detaches one,
 			// so no late point can land in a partition on its way out.
@@ -104,6 +135,10 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 	})
 	if err != nil {
 		return err
+	}
+	if made != nil {
+		s.rememberPartitions(rawPartitions, made)
+		s.renewPartitionViews(ctx, rawPartitions.parent)
 	}
 	s.latest.add(points, ids)
 	for j := range missing.names { // only committed series enter the cache

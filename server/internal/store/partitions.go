@@ -133,6 +133,23 @@ func (s *Store) ensurePartitions(ctx context.Context, p partitioning, times []ti
 			return err
 		}
 	}
+	runs := partitionRuns(p, missing, narrow, closed)
+	for len(runs) > 0 {
+		n := min(len(runs), partitionsPerTransaction)
+		if err := s.createPartitions(ctx, p, runs[:n]); err != nil {
+			return classify(fmt.Errorf("create partitions of %s: %w", p.parent, err))
+		}
+		s.rememberPartitions(p, runs[:n])
+		runs = runs[n:]
+	}
+	return nil
+}
+
+// partitionRuns plans the partitions that cover the missing windows of p
+// (window starts, sorted): one per window, one per chunk window when more
+// than narrow are missing (a back-fill), and windows before closed (zero:
+// none) a ClosedTimeWindow at a time, never past closed.
+func partitionRuns(p partitioning, missing []time.Time, narrow int, closed time.Time) []timeRange {
 	var runs []timeRange
 	for i := 0; i < len(missing); {
 		run := timeRange{missing[i], missing[i].Add(p.width)}
@@ -154,19 +171,17 @@ func (s *Store) ensurePartitions(ctx context.Context, p partitioning, times []ti
 		}
 		runs = append(runs, run)
 	}
-	for len(runs) > 0 {
-		n := min(len(runs), partitionsPerTransaction)
-		if err := s.createPartitions(ctx, p, runs[:n]); err != nil {
-			return classify(fmt.Errorf("create partitions of %s: %w", p.parent, err))
+	return runs
+}
+
+// rememberPartitions notes that the runs of p are covered, so writes into
+// them skip the DDL.
+func (s *Store) rememberPartitions(p partitioning, runs []timeRange) {
+	for _, run := range runs {
+		for w := run.from; w.Before(run.to); w = w.Add(p.width) {
+			s.partitions.Store(partitionKey{p.parent, w}, struct{}{})
 		}
-		for _, run := range runs[:n] {
-			for w := run.from; w.Before(run.to); w = w.Add(p.width) {
-				s.partitions.Store(partitionKey{p.parent, w}, struct{}{})
-			}
-		}
-		runs = runs[n:]
 	}
-	return nil
 }
 
 // timeRange is [from, to).
@@ -178,52 +193,71 @@ type timeRange struct{ from, to time.Time }
 // seconds; each new table holds a few locks until commit, so not all at once.
 const partitionsPerTransaction = 32
 
-// createPartitions covers each run with partitions of p, in one transaction:
-// every stretch of windows no partition holds yet (ours, another replica's,
-// or a legacy daily one) gets one.
+// createPartitions covers each run with partitions of p, in one transaction.
 func (s *Store) createPartitions(ctx context.Context, p partitioning, runs []timeRange) error {
 	attached := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
-			return err
-		}
-		if err := lockTx(ctx, tx, lockPartitions); err != nil {
-			return err
-		}
-		defer s.exclusiveSection(ctx, lockPartitions)() // the lock lasts until commit, after this
-		parts, err := listPartitions(ctx, tx, p.parent)
+		leave, err := s.lockPartitionDDL(ctx, tx)
 		if err != nil {
 			return err
 		}
-		for _, run := range runs {
-			for from := run.from; from.Before(run.to); {
-				start, end := uncoveredRun(parts, p.width, from, run.to)
-				if !start.Before(end) {
-					break
-				}
-				name := p.name(start, end)
-				table := pgx.Identifier{name}.Sanitize()
-				create := "CREATE TABLE IF NOT EXISTS " + table + " (LIKE " + p.parent + " INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"
-				if p.with != "" {
-					create += " WITH (" + p.with + ")"
-				}
-				if _, err := tx.Exec(ctx, create); err != nil {
-					return fmt.Errorf("%s: %w", name, err)
-				}
-				if _, err := tx.Exec(ctx, attachSQL(p.parent, table, start, end)); err != nil {
-					return fmt.Errorf("%s: %w", name, err)
-				}
-				parts = append(parts, Partition{Name: name, Start: start, End: end, parent: p.parent})
-				attached = true
-				from = end
-			}
-		}
-		return nil
+		defer leave() // the lock lasts until commit, after this
+		attached, err = coverRuns(ctx, tx, p, runs)
+		return err
 	})
 	if err == nil && attached {
 		s.renewPartitionViews(ctx, p.parent)
 	}
 	return err
+}
+
+// lockPartitionDDL takes lockPartitions exclusively for tx, waiting (like
+// the DDL that follows) at most partitionLockTimeout for each lock, so that
+// partition DDL never holds up readers and writers behind it for long.
+// leave logs the end of the exclusive section.
+func (s *Store) lockPartitionDDL(ctx context.Context, tx pgx.Tx) (leave func(), err error) {
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
+		return nil, err
+	}
+	if err := lockTx(ctx, tx, lockPartitions); err != nil {
+		return nil, err
+	}
+	return s.exclusiveSection(ctx, lockPartitions), nil
+}
+
+// coverRuns creates and attaches, in tx, a partition of p for every stretch
+// of the runs that none covers yet (ours, another replica's, or a legacy
+// daily one); attached says whether it made any. The caller holds
+// lockPartitionDDL.
+func coverRuns(ctx context.Context, tx pgx.Tx, p partitioning, runs []timeRange) (attached bool, err error) {
+	parts, err := listPartitions(ctx, tx, p.parent)
+	if err != nil {
+		return false, err
+	}
+	for _, run := range runs {
+		for from := run.from; from.Before(run.to); {
+			start, end := uncoveredRun(parts, p.width, from, run.to)
+			if !start.Before(end) {
+				break
+			}
+			name := p.name(start, end)
+			table := pgx.Identifier{name}.Sanitize()
+			create := "CREATE TABLE IF NOT EXISTS " + table + " (LIKE " + p.parent + " INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"
+			if p.with != "" {
+				create += " WITH (" + p.with + ")"
+			}
+			if _, err := tx.Exec(ctx, create); err != nil {
+				return false, fmt.Errorf("%s: %w", name, err)
+			}
+			if _, err := tx.Exec(ctx, attachSQL(p.parent, table, start, end)); err != nil {
+				return false, fmt.Errorf("%s: %w", name, err)
+			}
+			parts = append(parts, Partition{Name: name, Start: start, End: end, parent: p.parent})
+			attached = true
+			from = end
+		}
+	}
+	return attached, nil
 }
 
 // renewPartitionViews makes every session read parent's partitions afresh;
