@@ -697,7 +697,10 @@ func TestOverlappingCompactionsLoseNothing(t *testing.T) {
 	writing.Wait()
 	stop.Store(true)
 	wg.Wait()
-	if n := failed.Load(); n > writers*rounds/10 {
+	// A write whose partition a pass drops retries with the partition made
+	// in its own transaction (TestALatePartitionDroppedBeforeItsWriteIsMadeAgainWithIt);
+	// what may still fail is a lock wait past partitionLockTimeout on a loaded machine.
+	if n := failed.Load(); n > 2 {
 		t.Errorf("%d of %d writes failed, the first with: %v", n, writers*rounds, firstFailure.Load())
 	}
 	if compactions[0] == 0 || compactions[1] == 0 {

@@ -63,6 +63,9 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 	if err := s.EnsurePartitions(ctx, windows...); err != nil {
 		return err
 	}
+	if s.afterPartitions != nil {
+		s.afterPartitions()
+	}
 	ids, missing, err := s.cachedSeriesIDs(ctx, project, points)
 	if err != nil {
 		return err

@@ -68,6 +68,10 @@ type Store struct {
 	// now is the clock writes judge which raw windows are closed by (tests
 	// set it to push "live" at dates of their choosing).
 	now func() time.Time
+	// afterPartitions, when set, runs between a metric write's making of
+	// its partitions and its transaction (tests drop them there, as a
+	// compaction pass can).
+	afterPartitions func()
 }
 
 // Open creates the pool. It does not wait for the database: the server starts

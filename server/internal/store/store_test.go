@@ -254,6 +254,48 @@ func TestClosedTimeSharesPartitions(t *testing.T) {
 	}
 }
 
+// TestALatePartitionDroppedBeforeItsWriteIsMadeAgainWithIt: a compaction
+// pass that drops a closed, empty raw partition between its creation for a
+// late write and that write's commit (every time: a compactor can keep
+// passing over closed time) costs the write a retry, not the write.
+func TestALatePartitionDroppedBeforeItsWriteIsMadeAgainWithIt(t *testing.T) {
+	t.Parallel()
+	s := migrated(t)
+	ctx := context.Background()
+	now := time.Date(2026, 2, 14, 10, 7, 30, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	late := now.Add(-time.Hour) // closed
+	drops := 0
+	s.afterPartitions = func() {
+		parts, err := s.ListPartitions(ctx)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for _, p := range parts {
+			if dropped, err := s.dropPartition(ctx, p, true); err != nil {
+				t.Error(err)
+			} else if dropped {
+				drops++
+			}
+		}
+	}
+	points := []metrics.Point{pt("x", nil, 1, late), pt("x", nil, 2, late.Add(time.Second))}
+	if err := s.WritePoints(ctx, "default", points); err != nil {
+		t.Fatalf("write: %v (partitions dropped before it: %d)", err, drops)
+	}
+	if drops < 2 {
+		t.Fatalf("the partition was dropped %d times; the test needs the first try and the retry to lose it", drops)
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_points WHERE ts >= $1", late).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(points) {
+		t.Fatalf("%d points stored, want %d", n, len(points))
+	}
+}
+
 // TestFiveMinutePartitionsOfEarlierVersions: raw partitions made when the
 // raw window was 5 minutes wide are read with their real range, compacted
 // and dropped.
