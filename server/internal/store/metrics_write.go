@@ -78,7 +78,7 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 		order := seriesOrder(points, ids)
 		err = s.copyPoints(ctx, pointsCopy(points, ids, order))
 		if err != nil && isUniqueViolation(err) {
-			err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			err = pgx.BeginFunc(ctx, s.writes, func(tx pgx.Tx) error {
 				return upsertPoints(ctx, tx, dedupe(points, ids, order))
 			})
 		}
@@ -90,7 +90,7 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 	}
 	today := dayOf(time.Now())
 	var made []timeRange
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.writes, func(tx pgx.Tx) error {
 		switch {
 		case makePartitions:
 			leave, err := s.lockPartitionDDL(ctx, tx)
@@ -157,7 +157,7 @@ const noPartitionAttempts = 3
 
 // copyPoints runs a COPY of points on a connection of its own (atomic by itself).
 func (s *Store) copyPoints(ctx context.Context, body *pointCopy) error {
-	return s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error { return body.send(ctx, c.Conn().PgConn()) })
+	return s.writes.AcquireFunc(ctx, func(c *pgxpool.Conn) error { return body.send(ctx, c.Conn().PgConn()) })
 }
 
 // lateMargin is how long before the compactor may close a raw window (its

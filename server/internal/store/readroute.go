@@ -8,6 +8,9 @@ import (
 // PrimaryPool names the primary's pool in ReadRoute.Served, PoolStats and logs.
 const PrimaryPool = "primary"
 
+// PrimaryWritePool names the primary's pool for ingest writes in PoolStats.
+const PrimaryWritePool = "primary-writes"
+
 // ReadConsistency says which servers may answer a request's reads.
 type ReadConsistency int
 

@@ -65,7 +65,7 @@ func (s *Store) WriteTraces(ctx context.Context, project string, writes []*Trace
 	if len(g.fresh) == 0 {
 		return nil
 	}
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.writes.Acquire(ctx)
 	if err != nil {
 		return classify(err)
 	}
