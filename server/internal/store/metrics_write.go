@@ -151,8 +151,9 @@ func (s *Store) writePoints(ctx context.Context, project string, points []metric
 }
 
 // noPartitionAttempts bounds the writes of one group that find a partition
-// gone. A pass drops only the partitions that existed when it began, so a
-// partition made again is not dropped again by the same pass.
+// gone. A retry makes its partitions itself, so no pass can take them away
+// before it writes; the third try is for a session whose view of the
+// partitions missed one attached a moment before (see renewPartitionViews).
 const noPartitionAttempts = 3
 
 // copyPoints runs a COPY of points on a connection of its own (atomic by itself).
