@@ -60,7 +60,15 @@ func (s *Store) PreparePartitions(ctx context.Context, points []metrics.Point) e
 // closed time can do that to every retry).
 func (s *Store) writePoints(ctx context.Context, project string, points []metrics.Point, makePartitions bool) error {
 	windows := pointWindows(points)
-	if err := s.EnsurePartitions(ctx, windows...); err != nil {
+	var err error
+	if makePartitions {
+		// The transaction makes the raw partitions; only their days' chunk
+		// partitions are made beforehand (see ensurePartitions).
+		err = s.ensurePartitions(ctx, chunkPartitions, windows, len(windows), time.Time{})
+	} else {
+		err = s.EnsurePartitions(ctx, windows...)
+	}
+	if err != nil {
 		return err
 	}
 	if s.afterPartitions != nil {

@@ -284,8 +284,8 @@ func TestALatePartitionDroppedBeforeItsWriteIsMadeAgainWithIt(t *testing.T) {
 	if err := s.WritePoints(ctx, "default", points); err != nil {
 		t.Fatalf("write: %v (partitions dropped before it: %d)", err, drops)
 	}
-	if drops < 2 {
-		t.Fatalf("the partition was dropped %d times; the test needs the first try and the retry to lose it", drops)
+	if drops < 1 {
+		t.Fatal("the partition was never dropped; the test needs the first try to lose it")
 	}
 	var n int
 	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM metric_points WHERE ts >= $1", late).Scan(&n); err != nil {
