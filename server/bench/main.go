@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -38,6 +39,7 @@ type options struct {
 	reps     int
 	out      string
 	traces   int
+	procs    int // GOMAXPROCS of the xtrace servers; 0: Go's default
 
 	peers           bool          // also load Prometheus and VictoriaMetrics (peers.go)
 	replica         bool          // also measure a streaming read replica (replica.go)
@@ -58,6 +60,8 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 300, "timed repetitions of each query (≥ 50; a slow query stops after 30 s, see timedBudget)")
 	flag.StringVar(&o.out, "out", "bench-result.json", "JSON result file")
 	flag.IntVar(&o.traces, "traces", 20000, "gateway requests to push to /v1/l/batch (one trace + 2 observations each)")
+	flag.IntVar(&o.procs, "server-procs", max(1, runtime.NumCPU()/2),
+		"GOMAXPROCS of the xtrace servers the bench starts (0: Go's default, every core); see serverProcsDoc")
 	flag.BoolVar(&o.peers, "peers", false, "also push the same data to prometheus and victoria-metrics (when on PATH) by remote-write and time the same PromQL queries there")
 	flag.BoolVar(&o.replica, "replica", false, "also measure a streaming read replica: router queries/s it serves, and how far behind the primary its answers are under live ingest")
 	flag.DurationVar(&o.replicaDuration, "replica-duration", 20*time.Second, "length of each read-replica measurement")
@@ -103,6 +107,8 @@ func run(o options) error {
 	b := &bench{o: o, fleet: fleet(), result: map[string]float64{}, peers: map[string]map[string]float64{}, latency: map[string][3]float64{}}
 	b.end = time.Now().UTC().Truncate(o.interval)
 	b.start = b.end.Add(-time.Duration(o.steps-1) * o.interval)
+	fmt.Printf("xtrace servers run with GOMAXPROCS=%s of this host's %d cores: %s\n", procsText(o.procs), runtime.NumCPU(), serverProcsDoc)
+	b.result["server_gomaxprocs"] = float64(o.procs)
 	fmt.Printf("fleet profile: %d series × %d steps at %s = %d points (%s … %s)\n%s\n",
 		len(b.fleet), o.steps, o.interval, b.points(), b.start.Format(time.RFC3339), b.end.Format(time.RFC3339), valueModelDoc)
 	defer b.close()
@@ -308,8 +314,29 @@ func (b *bench) stopServer() {
 // runServer starts the xtrace binary on the server database with env added.
 func (b *bench) runServer(env ...string) error {
 	var err error
-	b.server, b.base, err = launchServer(b.o.server, b.cluster.URL(serverDB), env...)
+	b.server, b.base, err = b.startXtrace(b.cluster.URL(serverDB), env...)
 	return err
+}
+
+// serverProcsDoc says why the bench caps the servers' GOMAXPROCS.
+const serverProcsDoc = "this one host plays the clients, the server and PostgreSQL, which in a deployment do not share cores " +
+	"(the server in a pod whose CPU limit sets its GOMAXPROCS, PostgreSQL on its own). A server allowed every core here takes them " +
+	"from PostgreSQL: its idle threads wake to look for work on each of a request's hand-offs"
+
+func procsText(procs int) string {
+	if procs <= 0 {
+		return "Go's default (" + strconv.Itoa(runtime.NumCPU()) + ")"
+	}
+	return strconv.Itoa(procs)
+}
+
+// startXtrace launches the benchmarked binary on a database with the
+// run's GOMAXPROCS (see serverProcsDoc) and env added.
+func (b *bench) startXtrace(dbURL string, env ...string) (*exec.Cmd, string, error) {
+	if b.o.procs > 0 {
+		env = append([]string{"GOMAXPROCS=" + strconv.Itoa(b.o.procs)}, env...)
+	}
+	return launchServer(b.o.server, dbURL, env...)
 }
 
 // launchServer starts the xtrace binary on a database and waits until it is ready.

@@ -18,7 +18,7 @@ import (
 // writers) into a second server on a database of its own, so the figure is
 // comparable with the native push and with raw COPY of the same run.
 func (b *bench) remoteWriteIngest(ctx context.Context) error {
-	server, base, err := launchServer(b.o.server, b.cluster.URL(rwDB))
+	server, base, err := b.startXtrace(b.cluster.URL(rwDB))
 	if err != nil {
 		return err
 	}
