@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -81,7 +82,8 @@ func serve(ctx context.Context) error {
 	log := newLogger(cfg, os.Stderr)
 	limit, source := memlimit.Apply(os.Getenv, memlimit.CgroupRoot)
 	gcPercent, gcSource := memlimit.ApplyGCPercent(os.Getenv)
-	log.Info("runtime memory limit", "soft_limit_bytes", limit, "source", source, "gc_percent", gcPercent, "gc_percent_source", gcSource)
+	log.Info("runtime memory limit", "soft_limit_bytes", limit, "source", source, "gc_percent", gcPercent, "gc_percent_source", gcSource,
+		"gomaxprocs", runtime.GOMAXPROCS(0))
 	srv, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {
 		return err
