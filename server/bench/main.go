@@ -40,6 +40,7 @@ type options struct {
 	out      string
 	traces   int
 	procs    int // GOMAXPROCS of the xtrace servers; 0: Go's default
+	ownProcs int // GOMAXPROCS of the bench itself (its clients and in-process writers); 0: Go's default
 
 	peers           bool          // also load Prometheus and VictoriaMetrics (peers.go)
 	replica         bool          // also measure a streaming read replica (replica.go)
@@ -61,7 +62,9 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench-result.json", "JSON result file")
 	flag.IntVar(&o.traces, "traces", 20000, "gateway requests to push to /v1/l/batch (one trace + 2 observations each)")
 	flag.IntVar(&o.procs, "server-procs", max(1, runtime.NumCPU()/2),
-		"GOMAXPROCS of the xtrace servers the bench starts (0: Go's default, every core); see serverProcsDoc")
+		"GOMAXPROCS of the xtrace servers the bench starts (0: Go's default, every core); the first line of the output says why")
+	flag.IntVar(&o.ownProcs, "client-procs", max(1, runtime.NumCPU()/2),
+		"GOMAXPROCS of the bench itself: its load clients and the trace writer it runs in-process (0: Go's default); the first line of the output says why")
 	flag.BoolVar(&o.peers, "peers", false, "also push the same data to prometheus and victoria-metrics (when on PATH) by remote-write and time the same PromQL queries there")
 	flag.BoolVar(&o.replica, "replica", false, "also measure a streaming read replica: router queries/s it serves, and how far behind the primary its answers are under live ingest")
 	flag.DurationVar(&o.replicaDuration, "replica-duration", 20*time.Second, "length of each read-replica measurement")
@@ -69,6 +72,9 @@ func main() {
 	flag.Parse()
 	if o.reps < 50 {
 		o.reps = 50
+	}
+	if o.ownProcs > 0 {
+		runtime.GOMAXPROCS(o.ownProcs)
 	}
 	if err := run(o); err != nil {
 		log.Fatalf("bench: %v", err)
@@ -107,8 +113,9 @@ func run(o options) error {
 	b := &bench{o: o, fleet: fleet(), result: map[string]float64{}, peers: map[string]map[string]float64{}, latency: map[string][3]float64{}}
 	b.end = time.Now().UTC().Truncate(o.interval)
 	b.start = b.end.Add(-time.Duration(o.steps-1) * o.interval)
-	fmt.Printf("xtrace servers run with GOMAXPROCS=%s of this host's %d cores: %s\n", procsText(o.procs), runtime.NumCPU(), serverProcsDoc)
-	b.result["server_gomaxprocs"] = float64(o.procs)
+	fmt.Printf("xtrace servers run with GOMAXPROCS=%s of this host's %d cores, the bench's own clients with %s: %s\n",
+		procsText(o.procs), runtime.NumCPU(), procsText(o.ownProcs), procsDoc)
+	b.result["server_gomaxprocs"], b.result["client_gomaxprocs"] = float64(o.procs), float64(o.ownProcs)
 	fmt.Printf("fleet profile: %d series × %d steps at %s = %d points (%s … %s)\n%s\n",
 		len(b.fleet), o.steps, o.interval, b.points(), b.start.Format(time.RFC3339), b.end.Format(time.RFC3339), valueModelDoc)
 	defer b.close()
@@ -318,10 +325,11 @@ func (b *bench) runServer(env ...string) error {
 	return err
 }
 
-// serverProcsDoc says why the bench caps the servers' GOMAXPROCS.
-const serverProcsDoc = "this one host plays the clients, the server and PostgreSQL, which in a deployment do not share cores " +
+// procsDoc says why the bench caps the servers' GOMAXPROCS and its own.
+const procsDoc = "this one host plays the clients, the server and PostgreSQL, which in a deployment do not share cores " +
 	"(the server in a pod whose CPU limit sets its GOMAXPROCS, PostgreSQL on its own). A server allowed every core here takes them " +
-	"from PostgreSQL: its idle threads wake to look for work on each of a request's hand-offs"
+	"from PostgreSQL: its idle threads wake to look for work on each of a request's hand-offs. The bench's own clients " +
+	"(gateways and agents elsewhere in a deployment) and the trace writer it runs in-process are capped the same way (-client-procs)"
 
 func procsText(procs int) string {
 	if procs <= 0 {
@@ -331,7 +339,7 @@ func procsText(procs int) string {
 }
 
 // startXtrace launches the benchmarked binary on a database with the
-// run's GOMAXPROCS (see serverProcsDoc) and env added.
+// run's GOMAXPROCS (see procsDoc) and env added.
 func (b *bench) startXtrace(dbURL string, env ...string) (*exec.Cmd, string, error) {
 	if b.o.procs > 0 {
 		env = append([]string{"GOMAXPROCS=" + strconv.Itoa(b.o.procs)}, env...)
