@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,59 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 )
-
-// ingest pushes every point over HTTP with several clients.
-func ingest(base, token string, fl []series, o options, start time.Time) (float64, error) {
-	// Bodies are encoded before the clock starts: the load generator's JSON
-	// encoding would otherwise compete with the server for the same 2 cores.
-	labels := make([][]byte, len(fl))
-	for i, s := range fl {
-		labels[i], _ = json.Marshal(s.labels)
-	}
-	model := newValueModel(fl)
-	var encoded [][]byte
-	body := make([]byte, 0, o.batch*110)
-	n := 0
-	emit := func() {
-		body = append(body, "]}"...)
-		encoded = append(encoded, body)
-		body, n = make([]byte, 0, o.batch*110), 0
-	}
-	for step := 0; step < o.steps; step++ {
-		ts := start.Add(time.Duration(step) * o.interval).Format(time.RFC3339)
-		for si, s := range fl {
-			if n == 0 {
-				body = append(body, `{"metrics":[`...)
-			} else {
-				body = append(body, ',')
-			}
-			body = append(body, `{"name":"`...)
-			body = append(body, s.name...)
-			body = append(body, `","labels":`...)
-			body = append(body, labels[si]...)
-			body = append(body, `,"value":`...)
-			body = strconv.AppendFloat(body, model.value(si), 'g', -1, 64)
-			body = append(body, `,"timestamp":"`...)
-			body = append(body, ts...)
-			body = append(body, `"}`...)
-			if n++; n == o.batch {
-				emit()
-			}
-		}
-	}
-	if n > 0 {
-		emit()
-	}
-	p, err := postAll(base+"/v1/metrics/batch", encoded, o.clients, http.StatusOK,
-		"Authorization", "Bearer "+token, "Content-Type", "application/json")
-	if err != nil {
-		return 0, err
-	}
-	total := len(fl) * o.steps
-	fmt.Printf("ingest over HTTP: %d points in %s (%d clients, %d points per request, %d retries after 429)\n",
-		total, p.took.Round(time.Millisecond), o.clients, o.batch, p.retries)
-	return float64(total) / p.took.Seconds(), nil
-}
 
 // posted is what postAll measured.
 type posted struct {

@@ -26,7 +26,6 @@ import (
 
 	"github.com/xtrace-dev/xtrace-operator/internal/devproc"
 	"github.com/xtrace-dev/xtrace-operator/internal/pgtest"
-	"github.com/xtrace-dev/xtrace-operator/server/internal/metrics"
 	"github.com/xtrace-dev/xtrace-operator/server/internal/store"
 )
 
@@ -122,7 +121,6 @@ func run(o options) error {
 	b.closeOnSignal()
 	phases := []phase{
 		{"start postgres", b.startPostgres},
-		{"raw copy", b.alone("raw_copy", copyDB, b.rawCopy)},
 		{"start server", b.startServer},
 		{"ingest", b.alone("ingest", serverDB, b.ingest)},
 		{"compact", b.alone("compaction", serverDB, b.compact)},
@@ -221,58 +219,6 @@ func openStore(ctx context.Context, dbURL string, conns int32) (*store.Store, er
 		return nil, err
 	}
 	return st, nil
-}
-
-// rawCopy times COPY of every point into the points table of a second
-// database with the same schema (series and partitions created first, untimed).
-func (b *bench) rawCopy(ctx context.Context) error {
-	st, err := openStore(ctx, b.cluster.URL(copyDB), 4)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	// One raw window at a time, as the server's pushes create them (one
-	// call for all would be a back-fill: a partition per chunk window).
-	for w := b.start; !w.After(b.end.Add(time.Hour)); w = w.Add(store.RawWindow) {
-		if err := st.EnsurePartitions(ctx, w); err != nil {
-			return err
-		}
-	}
-	probe := make([]metrics.Point, len(b.fleet))
-	for i, s := range b.fleet {
-		probe[i] = metrics.Point{Name: s.name, LabelsJSON: metrics.CanonicalLabels(s.labels)}
-	}
-	ids, err := st.SeriesIDs(ctx, "default", probe)
-	if err != nil {
-		return err
-	}
-	pgCPU0, stolen0 := treeCPU(b.cluster.Pid()), stolenCPU()
-	began := time.Now()
-	// The same order and chunking the server sees: by time step, in chunks of one COPY each.
-	const chunk = 100000
-	rows := make([]store.RawPoint, 0, chunk)
-	model := newValueModel(b.fleet)
-	for step := 0; step < b.o.steps; step++ {
-		ts := b.start.Add(time.Duration(step) * b.o.interval)
-		for si := range b.fleet {
-			rows = append(rows, store.RawPoint{SeriesID: ids[si], Time: ts, Value: model.value(si)})
-			if len(rows) == chunk {
-				if err := st.CopyRawPoints(ctx, rows); err != nil {
-					return err
-				}
-				rows = rows[:0]
-			}
-		}
-	}
-	if err := st.CopyRawPoints(ctx, rows); err != nil {
-		return err
-	}
-	took := time.Since(began)
-	b.result["copy_steal_share"] = stealShare(stolenCPU()-stolen0, took)
-	fmt.Printf("raw COPY: %d points in %s; postgres used %.1f CPU-s; the host took %.0f%% of the cores (steal)\n",
-		b.points(), took.Round(time.Millisecond), treeCPU(b.cluster.Pid())-pgCPU0, 100*b.result["copy_steal_share"])
-	b.result["copy_points_per_s"] = round(float64(b.points())/took.Seconds(), 0)
-	return nil
 }
 
 // alone runs a timed write phase with autovacuum paused, then does untimed
@@ -375,27 +321,6 @@ func launchServer(binary, dbURL string, env ...string) (*exec.Cmd, string, error
 func stopServer(cmd *exec.Cmd) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_ = cmd.Wait()
-}
-
-func (b *bench) ingest(_ context.Context) error {
-	pgCPU0, srvCPU0, stolen0 := treeCPU(b.cluster.Pid()), treeCPU(b.server.Process.Pid), stolenCPU()
-	began := time.Now()
-	rate, err := ingest(b.base, benchToken, b.fleet, b.o, b.start)
-	if err != nil {
-		return err
-	}
-	b.result["ingest_steal_share"] = stealShare(stolenCPU()-stolen0, time.Since(began))
-	pgCPU, srvCPU := treeCPU(b.cluster.Pid())-pgCPU0, treeCPU(b.server.Process.Pid)-srvCPU0
-	fmt.Printf("ingest: postgres used %.1f CPU-s, xtrace %.1f CPU-s; the host took %.0f%% of the cores (steal)\n",
-		pgCPU, srvCPU, 100*b.result["ingest_steal_share"])
-	b.result["ingest_postgres_cpu_s"], b.result["ingest_xtrace_cpu_s"] = round(pgCPU, 2), round(srvCPU, 2)
-	if commits, seconds := commitStats(b.base, "metrics"); commits > 0 {
-		fmt.Printf("server: %d group commits, %.0f points per commit, %.1f ms per commit on average\n",
-			int(commits), float64(b.points())/commits, seconds/commits*1000)
-	}
-	b.result["ingest_points_per_s"] = round(rate, 0)
-	b.result["ingest_ratio"] = round(rate/b.result["copy_points_per_s"], 3)
-	return nil
 }
 
 // storage measures bytes per point (tables + indexes) of the server's database.
