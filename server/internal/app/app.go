@@ -66,7 +66,7 @@ const DefaultShutdownDelay = 2 * time.Second
 // /v1/l/batch and the other trace endpoints are grouped into commits.
 //
 // Up to two groups commit at once, the second only while overlap says so:
-// store.TraceCommitsMayOverlap, whose gauge says why and when.
+// store.TraceCommitsMayOverlap, whose trials say why and when.
 func TraceQueueOptions(maxQueuedItems int, obs ingest.Observer, overlap func() bool) ingest.Options {
 	return ingest.Options{Name: "traces", Workers: 2, Overlap: overlap, MaxGroupItems: 2000, MaxDelay: time.Millisecond,
 		MaxQueuedItems: maxQueuedItems, Observer: obs}

@@ -73,8 +73,10 @@ type Store struct {
 	// traceConflictGroups counts down the trace groups still to insert with
 	// ON CONFLICT DO NOTHING after one found an existing entity (WriteTraces).
 	traceConflictGroups atomic.Int64
-	// traceFlush says whether trace groups may commit two at a time.
+	// traceFlush measures the flush's share of a trace group's commit.
 	traceFlush flushGauge
+	// traceOverlap says whether trace groups may commit two at a time.
+	traceOverlap overlapTrials
 	// now is the clock writes judge which raw windows are closed by (tests
 	// set it to push "live" at dates of their choosing).
 	now func() time.Time

@@ -1,43 +1,29 @@
 package store
 
 import (
+	"math"
 	"testing"
 	"time"
 )
 
-// TestFlushGaugeAllowsOverlapOnlyWhileTheFlushIsSmall: one group at a time
-// until flushWarmup groups were measured, two once a commit of nothing is a
-// small share of a group's commit, one again when it grows past overlapOff,
-// and no flapping in between.
-func TestFlushGaugeAllowsOverlapOnlyWhileTheFlushIsSmall(t *testing.T) {
+// TestFlushGaugeSharesAMovingAverage: the probe's share of a group's commit
+// follows both moving averages, and a probe is due every probeEvery groups.
+func TestFlushGaugeSharesAMovingAverage(t *testing.T) {
 	var g flushGauge
-	const commit = 10 * time.Millisecond
-	groups := func(probeShare float64, n int) {
-		for i := 0; i < n; i++ {
-			if g.observe(commit) {
-				g.observeProbe(time.Duration(probeShare * float64(commit)))
-			}
+	if g.share() != 0 {
+		t.Fatalf("share before any commit = %v, want 0", g.share())
+	}
+	probes := 0
+	for i := 0; i < 10*probeEvery; i++ {
+		if g.observe(10 * time.Millisecond) {
+			probes++
+			g.observeProbe(2 * time.Millisecond)
 		}
 	}
-	groups(0.1, flushWarmup-1)
-	if g.overlap.Load() {
-		t.Fatal("overlap allowed before the warm-up")
+	if probes != 10 {
+		t.Fatalf("%d probes in %d groups, want 10", probes, 10*probeEvery)
 	}
-	groups(0.1, probeEvery+1)
-	if !g.overlap.Load() {
-		t.Fatalf("probe share %.2f: overlap not allowed", g.share())
-	}
-	between := (overlapOn + overlapOff) / 2
-	groups(between, 50*probeEvery)
-	if !g.overlap.Load() {
-		t.Fatalf("probe share %.2f, between the thresholds: overlap withdrawn", g.share())
-	}
-	groups(0.9, 50*probeEvery)
-	if g.overlap.Load() {
-		t.Fatalf("probe share %.2f: overlap still allowed", g.share())
-	}
-	groups(between, 50*probeEvery)
-	if g.overlap.Load() {
-		t.Fatalf("probe share %.2f, between the thresholds: overlap allowed again", g.share())
+	if got := g.share(); math.Abs(got-0.2) > 1e-9 {
+		t.Fatalf("share = %v, want 0.2", got)
 	}
 }

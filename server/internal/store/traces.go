@@ -74,7 +74,7 @@ func (s *Store) WriteTraces(ctx context.Context, project string, writes []*Trace
 		began := time.Now()
 		_, err := insertNew(ctx, conn, project, g, rows, "")
 		if err == nil {
-			s.observeTraceCommit(ctx, conn, time.Since(began))
+			s.observeTraceCommit(ctx, conn, time.Since(began), len(g.fresh))
 		}
 		if err == nil || !isUniqueViolation(err) {
 			return classify(err)
@@ -88,7 +88,7 @@ func (s *Store) WriteTraces(ctx context.Context, project string, writes []*Trace
 	began := time.Now()
 	allNew, err := insertNew(ctx, conn, project, g, rows, onConflictDoNothing)
 	if err == nil {
-		s.observeTraceCommit(ctx, conn, time.Since(began))
+		s.observeTraceCommit(ctx, conn, time.Since(began), len(g.fresh))
 	}
 	if err != nil || allNew {
 		return classify(err)

@@ -70,7 +70,7 @@ func (m *Metrics) ObserveTraceCommits(flushShare func() float64, overlap func() 
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrace_trace_commit_flush_share",
 			Help: "Moving average of how long a transaction that only commits takes, as a share of a trace group's commit: near 1 when the flush to disk is the limit."}, flushShare),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrace_trace_commits_overlap",
-			Help: "1 while two trace groups may commit at once (the flush is a small share of a commit), 0 while one at a time."},
+			Help: "1 while two trace groups may commit at once (that way committed more rows per second in the last trial), 0 while one at a time."},
 			func() float64 {
 				if overlap() {
 					return 1
