@@ -68,13 +68,13 @@ func (g *flushGauge) share() float64 {
 // xid, so its commit writes a record and waits for the flush). A failed
 // probe is left out.
 func (s *Store) observeTraceCommit(ctx context.Context, conn *pgxpool.Conn, took time.Duration, rows int) {
-	if switched, trial, around := s.traceOverlap.observe(time.Now(), rows); switched {
+	if v := s.traceOverlap.observe(time.Now(), rows); v != nil {
 		way := "one group at a time"
-		if s.TraceCommitsMayOverlap() {
+		if v.overlap {
 			way = "two groups at a time"
 		}
 		s.log.InfoContext(ctx, "trace writer now commits "+way+": it committed more rows per second that way in a trial",
-			"trial_rows_per_s", int(trial), "other_rows_per_s", int(around))
+			"trial_rows_per_s", int(v.trial), "other_rows_per_s", int(v.around))
 	}
 	if !s.traceFlush.observe(took) {
 		return

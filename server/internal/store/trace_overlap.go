@@ -53,10 +53,17 @@ const (
 	trialRows   = 500
 )
 
-// observe records rows committed by a group that ended at now. When that
-// ends a trial which changed the way kept, it says so, with the rows per
-// second of the trial and of the windows around it.
-func (o *overlapTrials) observe(now time.Time, rows int) (switched bool, trial, around float64) {
+// trialVerdict is the end of a trial that changed the way kept: overlap is
+// the new way, with the rows per second of the trial and of the windows
+// around it.
+type trialVerdict struct {
+	overlap       bool
+	trial, around float64
+}
+
+// observe records rows committed by a group that ended at now, and returns
+// the verdict of a trial that this ended and that changed the way kept.
+func (o *overlapTrials) observe(now time.Time, rows int) *trialVerdict {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.start.IsZero() {
@@ -65,7 +72,7 @@ func (o *overlapTrials) observe(now time.Time, rows int) (switched bool, trial, 
 	o.rows += rows
 	elapsed := now.Sub(o.start)
 	if elapsed < trialWindow {
-		return false, 0, 0
+		return nil
 	}
 	rate := 0.0
 	if o.rows >= trialRows && elapsed < 2*trialWindow {
@@ -87,13 +94,13 @@ func (o *overlapTrials) observe(now time.Time, rows int) (switched bool, trial, 
 		o.phase = returning
 		o.overlap.Store(o.mode)
 	case returning:
-		around = (o.before + rate) / 2
-		if o.before > 0 && o.trial > 0 && rate > 0 && o.trial > (1+trialMargin)*around {
-			o.mode, switched = !o.mode, true
-			o.overlap.Store(o.mode)
-		}
 		o.phase, o.traffic = steady, 0
-		return switched, o.trial, around
+		around := (o.before + rate) / 2
+		if o.before > 0 && o.trial > 0 && rate > 0 && o.trial > (1+trialMargin)*around {
+			o.mode = !o.mode
+			o.overlap.Store(o.mode)
+			return &trialVerdict{overlap: o.mode, trial: o.trial, around: around}
+		}
 	}
-	return false, 0, 0
+	return nil
 }

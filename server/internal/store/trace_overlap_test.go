@@ -30,8 +30,9 @@ func commitLoad(t *testing.T, o *overlapTrials, from time.Time, d time.Duration,
 		rows := int(owed)
 		owed -= float64(rows)
 		kept := o.mode
-		if switched, _, _ := o.observe(now, rows); switched != (o.mode != kept) {
-			t.Fatalf("at %v: observe reported switched=%v, but the way kept went from %v to %v", now, switched, kept, o.mode)
+		v := o.observe(now, rows)
+		if (v != nil) != (o.mode != kept) || (v != nil && (v.overlap != o.mode || v.trial <= v.around)) {
+			t.Fatalf("at %v: observe returned %+v, but the way kept went from %v to %v", now, v, kept, o.mode)
 		}
 	}
 	return now, overlapped
