@@ -82,10 +82,10 @@ func (o *overlapTrials) observe(now time.Time, rows int) *trialVerdict {
 	switch o.phase {
 	case steady:
 		o.before = rate
-		if rate > 0 {
-			o.traffic += elapsed
+		if rate == 0 {
+			break
 		}
-		if rate > 0 && o.traffic >= trialEvery {
+		if o.traffic += elapsed; o.traffic >= trialEvery {
 			o.phase = trying
 			o.overlap.Store(!o.mode)
 		}
